@@ -7,7 +7,7 @@ range 422; and the KPI table never mixing a running total with a flow."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,11 @@ from test_analytics_routes import wait_for_run
 
 from business.analytics.fakes import FAKES, FakeSources
 from business.analytics.kpis import KPIS
+from business.analytics.services import services
 from business.analytics.sources import SOURCES
+from business.analytics.sources.records import Identity, Point
 from business.analytics.store import RUNNING_TOTALS
-from dawserver.plugins import install, load_plugins
+from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 
 TODAY = date(2024, 6, 30)
 
@@ -137,3 +139,40 @@ async def test_kpis_of_a_track_across_platforms_over_http(tmp_path: Path) -> Non
             missing = await client.get("/api/analytics/kpis", headers=viewer)
             assert missing.status == 422
             await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_platform_reporting_a_day_late_still_counts_in_followers(
+        tmp_path: Path) -> None:
+    config = {"data_dir": tmp_path / "data",
+              "database_url": f"sqlite://{tmp_path / 'k.sqlite3'}",
+              "plugins": {"analytics": {"schedule_check_s": 3600}}}
+    app = web.Application()
+    install(app, config, manager=load_plugins(config), identify=header_principal)
+    async with TestClient(TestServer(app)) as client:
+        module = services(app[PLUGIN_CONTEXT_KEY])
+        await module.catalog.resolve("acct", [Identity("tiktok", "artist", "tt1", "Ada"),
+                                              Identity("instagram", "artist", "ig1", "Ada")])
+        [artist] = await module.catalog.entities("acct", "artist")
+        points = []
+        for back in range(10):
+            at = datetime.combine(TODAY - timedelta(days=back), time(), UTC)
+            points.append(Point("tiktok", "artist", "tt1", "followers_count", at, 10_000))
+            if back >= 1:  # Instagram's insights arrive a day later
+                points.append(Point("instagram", "artist", "ig1", "follower_count", at,
+                                    5_000 - 100 * back))
+        await module.store.upsert("acct", points)
+        answer = await client.get("/api/analytics/kpis", headers=who("acct", "vi", "viewer"),
+                                  params={"entity": artist.entity_id,
+                                          "from": (TODAY - timedelta(days=6)).isoformat(),
+                                          "to": TODAY.isoformat()})
+        followers = (await answer.json())["kpis"]["followers"]
+        assert answer.status == 200, followers
+        # Instagram's reading of yesterday is carried to today, in the value and growth
+        assert followers["value"] == 10_000 + 4_900
+        week = followers["growth"]["7d"]
+        assert (week["current"], week["previous"]) == (10_000 + 4_900, 10_000 + 4_300)
+        # the per-platform series stay what each platform reported
+        assert len(followers["sources"]["instagram"]) == 6
+        assert len(followers["sources"]["tiktok"]) == 7

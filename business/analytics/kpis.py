@@ -86,18 +86,37 @@ def summed(per_source: dict[str, list[SeriesPoint]]) -> list[SeriesPoint]:
     return [SeriesPoint(at, v) for at, v in sorted(total.items())]
 
 
+def carried_forward(per_source: dict[str, list[SeriesPoint]]) -> dict[str, list[SeriesPoint]]:
+    """Running totals made comparable across platforms: at every time any platform
+    reported, each platform's latest reading on or before it (none before its first), so
+    a platform that reports a day late still counts in the sum."""
+    times = sorted({p.at for points in per_source.values() for p in points})
+    out: dict[str, list[SeriesPoint]] = {}
+    for source, points in per_source.items():
+        readings = sorted(points, key=lambda p: p.at)
+        filled, latest, i = [], None, 0
+        for at in times:
+            while i < len(readings) and readings[i].at <= at:
+                latest, i = readings[i].value, i + 1
+            if latest is not None:
+                filled.append(SeriesPoint(at, latest))
+        out[source] = filled
+    return out
+
+
 async def entity_kpis(store: PointStore, account_id: str, entity_id: str, start: date,
                       end: date) -> dict[str, Any]:
     """Every KPI of catalogue entity ``entity_id`` over ``[start, end]`` (days, inclusive):
     ``{kpi: {"title", "running_total", "value", "growth", "sources": {source: [[at, v]]},
     "days": n}}``; ``value`` is the reading on the last day holding one (a running total)
-    or the sum over the range (a flow), None without points."""
+    or the sum over the range (a flow), None without points. A running total's value and
+    growth sum each platform's latest reading (:func:`carried_forward`)."""
     first = min(start, end - timedelta(days=LOOKBACK_DAYS))
     low, high = epoch(start), epoch(end) + 86399
     out: dict[str, Any] = {}
     for kpi in KPIS:
         per_source = await kpi_sources(store, account_id, entity_id, kpi, first, end)
-        series = summed(per_source)
+        series = summed(carried_forward(per_source) if kpi.running_total else per_source)
         in_range = [p for p in series if low <= p.at <= high]
         if not in_range:
             value = None
