@@ -10,7 +10,7 @@ import contextlib
 import json
 import random
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from business.analytics.milestone_book import MILESTONE_EVENT
 from business.analytics.runs import INGEST_JOB
 from business.analytics.services import services
 from business.analytics.sources.base import Credentials
+from business.analytics.sources.records import Point
 from business.analytics.sources.spec import RateLimit
 from dawserver.account_mail import QUEUE as MAIL_QUEUE
 from dawserver.account_mail import MailSender
@@ -327,3 +328,27 @@ async def test_milestone_routes_are_scoped_to_the_account(tmp_path: Path) -> Non
                                  json={"kinds": ["sunspots"]})
         assert wrong.status == 422 and "unknown milestone kinds" in await wrong.text()
         assert await (await client.get("/api/analytics/milestones", headers=viewer)).json() == []
+
+
+def test_audience_breakdowns_without_a_total_find_no_milestones(db_url: str,
+                                                                 tmp_path: Path) -> None:
+    async def go() -> None:
+        async with migrated(db_url) as db:
+            module = services(await plugin_context(db, tmp_path))
+            try:
+                rows = (("country", "DE"), ("country", "US"), ("city", "Berlin"),
+                        ("city", "New York"), ("age", "18-24"), ("age", "25-34"),
+                        ("gender", "female"), ("gender", "male"))
+                # each of four breakdowns adds up to the day's listeners, which reach 10k;
+                # a breakdown need not cover everyone, so no milestone is read from it
+                points = [Point("spotify", "artist", "sp1", "audience_listeners",
+                                datetime.combine(START + timedelta(days=i), time(), UTC),
+                                listeners / 2, (pair,))
+                          for i, listeners in enumerate((9_000, 9_600, 10_400))
+                          for pair in rows]
+                await module.store.upsert("acct", points)
+                assert await module.milestones.detect("acct", points) == []
+                assert await module.milestones.list("acct") == []
+            finally:
+                await module.close()
+    run(go())

@@ -257,3 +257,31 @@ def test_a_series_totals_a_breakdown_only_where_the_source_gives_no_total(
             assert [p.value for p in spotify["total"]] == [100, 101]
 
     run(go())
+
+
+def spotify_audience(first: date, listeners: tuple[int, ...]) -> list[Point]:
+    """Spotify's audience as it comes: each of four breakdowns adds up to the listeners."""
+    rows = (("country", "DE"), ("country", "US"), ("city", "Berlin"), ("city", "New York"),
+            ("age", "18-24"), ("age", "25-34"), ("gender", "female"), ("gender", "male"))
+    return [Point("spotify", "artist", "sp1", "audience_listeners",
+                  day(first + timedelta(days=i)), n / 2, (pair,))
+            for i, n in enumerate(listeners) for pair in rows]
+
+
+def test_a_series_of_several_breakdowns_without_a_total_sums_only_one(db_url: str) -> None:
+    async def go() -> None:
+        async with migrated(db_url) as db:
+            store, catalog = PointStore(db), Catalog(db)
+            links = await catalog.resolve("acct", [Identity("spotify", "artist", "sp1", "Ada")])
+            entity = links[("spotify", "artist", "sp1")].entity_id
+            await store.upsert("acct", spotify_audience(date(2024, 5, 1),
+                                                        (2_000, 2_600, 3_000)))
+            one = await store.series("acct", metric="audience_listeners",
+                                     platform=("spotify", "artist", "sp1"))
+            assert [p.value for p in one["total"]] == [2_000, 2_600, 3_000]
+            linked = await store.series("acct", metric="audience_listeners",
+                                        entity_id=entity, by_source=True)
+            assert [p.value for p in linked["total"]] == [2_000, 2_600, 3_000]
+            assert [p.value for p in linked["spotify"]] == [2_000, 2_600, 3_000]
+
+    run(go())

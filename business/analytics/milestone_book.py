@@ -112,6 +112,12 @@ _SELECT = ("SELECT milestone_id, milestone_key, kind, source, entity_kind, platf
            "FROM analytics_milestones")
 
 
+#: Audience metrics (``audience_listeners``, ...) arrive as breakdowns by country, city,
+#: age or gender that need not cover everyone (YouTube's top 250 countries): a breakdown
+#: row is not read for milestones, only a total row is.
+AUDIENCE_PREFIX = "audience_"
+
+
 class MilestoneBook:
     """Milestones and thresholds of every account (always scoped by account)."""
 
@@ -204,6 +210,8 @@ class MilestoneBook:
         for p in points:
             if p.metric in SPARSE_METRICS:
                 continue  # a place on a playlist is no count; playlists: see playlists.py
+            if p.dimensions and p.metric.startswith(AUDIENCE_PREFIX):
+                continue  # only a breakdown (listeners by country, ...): not a count to trust
             day = p.at.astimezone(UTC).date() if isinstance(p.at, datetime) else p.at
             touched.setdefault((p.source, p.entity_kind, p.entity_id, p.metric), []).append(day)
         thresholds = await self.thresholds(account_id)

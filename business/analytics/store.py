@@ -33,12 +33,14 @@ RUNNING_TOTALS = frozenset({
 BATCH = 500
 _COLUMNS = ("account_id, source, entity_kind, entity_id, metric, grain, dimensions, at, "
             "value, fetched_at, stored_at")
-#: A series' totals: its total row, or where a source reports only a breakdown (Shazam
-#: by country), the sum of its breakdown rows.
+#: A series' totals: its total row, or where a source reports only breakdowns (Shazam
+#: by country), its breakdown rows (:func:`one_breakdown` keeps one dimension's).
 _TOTALS = ("(p.dimensions = '' OR NOT EXISTS (SELECT 1 FROM analytics_points t WHERE "
            "t.account_id = p.account_id AND t.source = p.source AND t.entity_kind = "
            "p.entity_kind AND t.entity_id = p.entity_id AND t.metric = p.metric AND "
            "t.grain = p.grain AND t.dimensions = '' AND t.at = p.at))")
+_ROW = ("p.source AS source, p.entity_kind AS entity_kind, p.entity_id AS entity_id, "
+        "p.dimensions AS dimensions, p.at AS at, p.value AS value")
 UPSERT = (f"INSERT INTO analytics_points ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
           "ON CONFLICT (account_id, source, entity_kind, entity_id, metric, grain, dimensions, "
           "at) DO UPDATE SET value = excluded.value, fetched_at = excluded.fetched_at, "
@@ -63,6 +65,24 @@ def epoch(moment: datetime | date) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
+
+
+def one_breakdown(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of series totals (``source``, ``entity_kind``, ``entity_id``, ``at``,
+    ``dimensions``): a total row as it is; where a platform id has only breakdown rows at
+    a time, those of its first dimension by name only, since each breakdown adds up to the
+    same figure (Spotify's listeners by age, city, country and gender)."""
+    names: dict[str, tuple[str, ...]] = {}
+    first: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    for row in rows:
+        if row["dimensions"]:
+            text = row["dimensions"]
+            if text not in names:
+                names[text] = tuple(name for name, _ in decode_dimensions(text))
+            key = (row["source"], row["entity_kind"], row["entity_id"], row["at"])
+            first[key] = min(first.get(key, names[text]), names[text])
+    return [row for row in rows if not row["dimensions"] or names[row["dimensions"]]
+            == first[(row["source"], row["entity_kind"], row["entity_id"], row["at"])]]
 
 
 @dataclass(frozen=True)
@@ -155,8 +175,8 @@ class PointStore:
                      by_source: bool = False) -> dict[str, list[SeriesPoint]]:
         """One metric's series of a catalogue entity (``entity_id``: every platform id
         linked to it, summed per time) or of one ``platform`` id (source, kind, id);
-        totals (a source's total rows, or the sum of its breakdown where it gives only
-        one). ``{"total": [...]}``, plus one per source."""
+        totals (a source's total rows, or where it gives only breakdowns, the sum of one
+        of them: :func:`one_breakdown`). ``{"total": [...]}``, plus one per source."""
         if (entity_id is None) == (platform is None):
             raise ValueError("name either a catalogue entity or a platform id")
         low = epoch(start) if start is not None else 0
@@ -168,30 +188,31 @@ class PointStore:
             # links first (SQLite keeps a CROSS JOIN's order): an entity's few platform
             # ids, then each one's points by the primary key (``+p.at``: not by the
             # account's time index, which would read every series of the account)
-            sql = ("SELECT p.source AS source, p.at AS at, SUM(p.value) AS value "
-                   "FROM analytics_links l CROSS JOIN analytics_points p WHERE l.account_id = "
+            sql = (f"SELECT {_ROW} FROM analytics_links l CROSS JOIN analytics_points p "
+                   "WHERE l.account_id = "
                    "p.account_id AND l.source = p.source AND l.platform_kind = p.entity_kind "
                    "AND l.platform_id = p.entity_id AND p.account_id = ? AND p.metric = ? "
                    f"AND p.grain = ? AND {_TOTALS} AND +p.at >= ? AND +p.at <= ? "
-                   "AND l.entity_id = ? GROUP BY p.source, p.at ORDER BY p.at")
+                   "AND l.entity_id = ? ORDER BY p.at")
             args.append(entity_id)
         else:
-            sql = ("SELECT p.source AS source, p.at AS at, SUM(p.value) AS value "
-                   "FROM analytics_points p WHERE p.account_id = ? AND p.metric = ? AND "
+            sql = (f"SELECT {_ROW} FROM analytics_points p WHERE p.account_id = ? AND "
+                   "p.metric = ? AND "
                    f"p.grain = ? AND {_TOTALS} AND +p.at >= ? AND +p.at <= ? AND p.source = ? "
-                   "AND p.entity_kind = ? AND p.entity_id = ? GROUP BY p.source, p.at "
-                   "ORDER BY p.at")
+                   "AND p.entity_kind = ? AND p.entity_id = ? ORDER BY p.at")
             args.extend(platform)  # type: ignore[arg-type]
-        rows = await self.db.fetch(sql, *args)
+        rows = one_breakdown(await self.db.fetch(sql, *args))
         total: dict[int, float] = {}
-        per_source: dict[str, list[SeriesPoint]] = {}
+        per_source: dict[str, dict[int, float]] = {}
         for row in rows:
             at, value = int(row["at"]), float(row["value"])
             total[at] = total.get(at, 0.0) + value
-            per_source.setdefault(row["source"], []).append(SeriesPoint(at, value))
+            mine = per_source.setdefault(row["source"], {})
+            mine[at] = mine.get(at, 0.0) + value
         out = {"total": [SeriesPoint(at, v) for at, v in sorted(total.items())]}
         if by_source:
-            out.update(per_source)
+            out.update({source: [SeriesPoint(at, v) for at, v in sorted(values.items())]
+                        for source, values in per_source.items()})
         return out
 
 
