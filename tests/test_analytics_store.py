@@ -157,6 +157,19 @@ def test_growth_compares_periods_for_flows_and_readings_for_running_totals() -> 
     assert out["90d"] == {"current": 1000, "previous": None, "change": None}
 
 
+def test_growth_of_an_hourly_series_takes_whole_utc_days() -> None:
+    until = date(2024, 5, 14)
+    hours = [day(date(2024, 5, 1)) + timedelta(hours=h) for h in range(14 * 24)]
+    flow = [SeriesPoint(epoch(at), 10) for at in hours]   # 240 streams a day
+    out = growth("streams", flow, until)
+    assert out["7d"] == {"current": 7 * 240, "previous": 7 * 240, "change": 0.0}
+    # a running total: each day's last reading (one more follower every hour)
+    followers = [SeriesPoint(epoch(at), 1000 + n) for n, at in enumerate(hours)]
+    out = growth("followers", followers, until)
+    assert out["7d"] == {"current": 1000 + 14 * 24 - 1, "previous": 1000 + 7 * 24 - 1,
+                         "change": pytest.approx(168 / 1167)}
+
+
 async def _two_accounts(db, months: int = 3, tracks: int = 4) -> None:  # noqa: ANN001
     store, catalog = PointStore(db), Catalog(db)
     for account, base in (("acct", 100), ("rival", 50_000)):

@@ -223,8 +223,16 @@ def growth(metric: str, points: Sequence[SeriesPoint], until: date,
     A running total compares its reading on ``until`` with the one ``n`` days before; a
     flow compares the sum of the last ``n`` days with the ``n`` days before them.
     ``change`` is the relative change (None when the earlier figure is 0 or missing).
+    Points finer than a day (hourly grain) are taken per UTC day: a flow's hours summed,
+    a running total's last reading of the day.
     """
-    by_day = {datetime.fromtimestamp(p.at, UTC).date(): p.value for p in points}
+    by_day: dict[date, float] = {}
+    for p in sorted(points, key=lambda p: p.at):
+        day = datetime.fromtimestamp(p.at, UTC).date()
+        if metric in RUNNING_TOTALS:
+            by_day[day] = p.value
+        else:
+            by_day[day] = by_day.get(day, 0.0) + p.value
     out: dict[str, dict[str, float | None]] = {}
     for n in windows:
         if metric in RUNNING_TOTALS:
