@@ -220,6 +220,32 @@ def test_retry_after_reschedules_the_job_instead_of_sleeping(db_url: str,
     run(go())
 
 
+def test_a_run_rescheduled_mid_chunk_counts_each_stored_point_once(db_url: str,
+                                                                    tmp_path: Path) -> None:
+    async def go() -> None:
+        async with analytics(db_url, tmp_path, "spotify") as (context, server, jobs):
+            module = services(context)
+            source = await connect(context, "spotify")
+            run_, _ = await module.runs.start(context, "acct", source.source_id, "backfill",
+                                              START, END, "throttled")
+            server["spotify"].fail("rate_limited", retry_after=120,
+                                   after=into_second_chunk(server["spotify"]))
+            await jobs.run_once(INGEST_JOB)
+            waiting = await module.runs.get("acct", run_.run_id)
+            assert waiting.state == "waiting"
+            # the second chunk was cut short: its days fetched so far are stored, and
+            # fetched (and counted) again by the next attempt
+            assert await module.store.count("acct") > waiting.points
+            await context.database().execute("UPDATE jobs SET run_at = 0 WHERE id = ?",
+                                             waiting.job_id)
+            assert await jobs.run_once(INGEST_JOB) == 1
+            done = await module.runs.get("acct", run_.run_id)
+            assert done.state == "done"
+            assert done.points == await module.store.count("acct")
+
+    run(go())
+
+
 def test_a_spent_quota_reschedules_the_job_for_its_reset(db_url: str, tmp_path: Path) -> None:
     async def go() -> None:
         async with analytics(db_url, tmp_path, "youtube") as (context, server, jobs):

@@ -54,7 +54,7 @@ from business.analytics.runs import DONE, FAILED, RUNNING, STOPPED, WAITING, Run
 from business.analytics.sources import connector_for, spec_of
 from business.analytics.sources.base import Connector
 from business.analytics.sources.records import Entity, Fetched, Identity
-from business.analytics.store import PointStore
+from business.analytics.store import PointStore, epoch
 from dawserver.plugin_api import JobContext, Permanent, Retry
 
 log = logging.getLogger(__name__)
@@ -189,8 +189,10 @@ class Ingestor:
                 done.complete_through, "gaps": done.gaps}
 
     async def _keep(self, connection: Connection, run_id: str, fetched: Fetched,
-                    through: date | None) -> None:
-        """Store a chunk: identities into the catalogue, points upserted, progress."""
+                    through: date | None, cut_short: bool = False) -> None:
+        """Store a chunk: identities into the catalogue, points upserted, progress. A chunk
+        ``cut_short`` counts only its points up to ``through``: the next attempt fetches
+        the days after again and counts them then."""
         account_id = connection.account_id
         identities = list(fetched.identities.values())
         named = {(i.entity_kind, i.entity_id) for i in identities}
@@ -208,7 +210,12 @@ class Ingestor:
                                     fetched_at=time.time())
             if self.on_stored is not None:
                 await self.on_stored(account_id, fetched.points, grain)
-        changes: dict[str, Any] = {"points": len(fetched.points), "pages": fetched.pages,
+        counted = len(fetched.points)
+        if cut_short:
+            counted = 0 if through is None else sum(
+                1 for p in fetched.points
+                if datetime.fromtimestamp(epoch(p.at), UTC).date() <= through)
+        changes: dict[str, Any] = {"points": counted, "pages": fetched.pages,
                                    "gaps": len(fetched.gaps)}
         if through is not None:
             changes["complete_through"] = through.isoformat()
@@ -220,7 +227,7 @@ class Ingestor:
         progress = exc.progress
         if progress is not None and progress.fetched is not None:
             await self._keep(connection, run.run_id, progress.fetched,
-                             progress.complete_through)
+                             progress.complete_through, cut_short=_resumed(exc))
         await self._save_rotated(connection, connector)
         account_id, run_id = connection.account_id, run.run_id
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
@@ -255,3 +262,15 @@ class Ingestor:
         before = self.connections.credentials(connection)
         if connector.credentials.refresh_token != before.refresh_token:
             await self.connections.save_credentials(connection, connector.credentials)
+
+
+def _resumed(exc: SourceError) -> bool:
+    """Whether a run stopped by ``exc`` runs again from its ``complete_through`` (a wait,
+    a spent quota, a retryable failure), rather than ending (see ``Ingestor._stopped``)."""
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        return True
+    if isinstance(exc, QuotaExhausted):
+        return True
+    if isinstance(exc, TokenRevoked | SchemaChanged | DuplicatePage | NoHistory):
+        return False
+    return exc.retryable
