@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NoReturn
 
 from .errors import MalformedMessage
 
@@ -228,16 +229,29 @@ class AwarenessEntry:
     state: dict | None
 
 
+#: The largest integer stock clients read from a varint (lib0: Number.MAX_SAFE_INTEGER).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is no JSON value (JSON.parse refuses it)")
+
+
 def decode_awareness(update: bytes) -> list[AwarenessEntry]:
-    """Decode an awareness update or raise :class:`MalformedMessage`."""
+    """Decode an awareness update or raise :class:`MalformedMessage`: only what stock
+    y-protocols clients read back (JSON that ``JSON.parse`` takes, so no ``NaN`` or
+    ``Infinity``; ids and clocks up to :data:`MAX_SAFE_INTEGER`)."""
     reader = Reader(update)
     entries = []
     for _ in range(reader.var_uint()):
         client_id, clock = reader.var_uint(), reader.var_uint()
+        if max(client_id, clock) > MAX_SAFE_INTEGER:
+            raise MalformedMessage(f"awareness client id {client_id} or clock {clock} is past "
+                                   f"2^53 - 1, which stock clients cannot read")
         text = reader.var_string()
         try:
-            state = json.loads(text) if text else None
-        except json.JSONDecodeError as exc:
+            state = json.loads(text, parse_constant=_no_constant) if text else None
+        except (ValueError, RecursionError) as exc:  # bad JSON, NaN, huge ints, deep nesting
             raise MalformedMessage(f"awareness state is not JSON: {exc}") from None
         if state is not None and not isinstance(state, dict):
             raise MalformedMessage("awareness state must be a JSON object or null")

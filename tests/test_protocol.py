@@ -69,6 +69,29 @@ def test_awareness_round_trip_and_bad_json() -> None:
         p.decode_awareness(bad)
 
 
+@pytest.mark.parametrize("state", [b'{"x":NaN}', b'{"x":-Infinity}', b'{"n":' + b"9" * 5000
+                                   + b"}", b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
+                         ids=["nan", "infinity", "5000-digits", "deep"])
+def test_awareness_json_that_stock_clients_refuse_is_malformed(state: bytes) -> None:
+    """What JSON.parse refuses (NaN, Infinity), an integer past Python's digit limit and
+    nesting past its recursion limit are malformed messages (4400), not stored states
+    relayed to browsers that throw on them, nor errors that escape the room."""
+    update = p.write_var_uint(1) + p.write_var_uint(7) + p.write_var_uint(1) + \
+        p.write_var_uint(len(state)) + state
+    with pytest.raises(MalformedMessage, match="not JSON"):
+        p.decode_awareness(update)
+
+
+def test_awareness_ids_and_clocks_past_2_53_are_malformed() -> None:
+    """lib0 refuses varints past Number.MAX_SAFE_INTEGER: a stock client would throw."""
+    fine = p.AwarenessEntry(p.MAX_SAFE_INTEGER, p.MAX_SAFE_INTEGER, {"user": "ana"})
+    assert p.decode_awareness(p.encode_awareness([fine])) == [fine]
+    for client_id, clock in ((2**53, 1), (1, 2**60)):
+        update = p.encode_awareness([p.AwarenessEntry(client_id, clock, {"u": 1})])
+        with pytest.raises(MalformedMessage, match="2\\^53"):
+            p.decode_awareness(update)
+
+
 def test_close_codes_are_application_codes_with_reasons() -> None:
     for code in p.CloseCode:
         assert 4000 <= code <= 4999
