@@ -676,7 +676,10 @@ class Room:
             self._trial.follow(update)
 
     async def _drain(self) -> None:
-        if self._queue and self._flusher is not None and not self._flusher.done():
+        """Wait until the flusher has stored what is queued and the batch it holds (taken
+        off the queue, its edits' waiters not yet told): a stop that cancelled it then
+        would leave a server edit waiting for good."""
+        if self._flusher is not None and not self._flusher.done():
             done = asyncio.get_running_loop().create_future()
             self._enqueue("notify", None, done)
             with contextlib.suppress(StoreError):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
-from pycrdt import Doc
+from pycrdt import Doc, Map
 from room_helpers import Client, MemoryChannel, project_room, state_of, wait_for
 
 from collab import protocol as p
@@ -49,6 +49,27 @@ class GatedStore:
         await self.gate.wait()
         await self.inner.append(project_id, first_seq, updates)
         self.appended.extend(updates)
+
+
+async def test_a_stop_waits_for_the_batch_being_stored_and_its_edit_returns(store) -> None:
+    """A room stopped (unloaded, moved, shut down) while the flusher stores a server
+    edit's batch lets that batch finish: the edit returns and its change is stored."""
+    gated = GatedStore(store)
+    room = project_room("song", gated)
+    await room.start()
+    edit = asyncio.create_task(room.edit(lambda d: d.rename("New name")))
+    await wait_for(lambda: gated.held)  # the batch is off the queue, being stored
+    stopping = asyncio.create_task(room.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # waits for the batch, rather than cancel it
+    gated.gate.set()
+    async with asyncio.timeout(10):
+        await stopping
+        await edit
+    assert gated.appended == gated.held
+    again = project_room("song", store)
+    async with again:
+        assert again.document.doc.get("meta", type=Map)["name"] == "New name"
 
 
 async def test_an_update_is_relayed_only_after_it_is_durable(store) -> None:
