@@ -2,7 +2,9 @@
 
 A room never awaits a client: it :meth:`Peer.push`-es messages and each peer's
 own writer task sends them, so one slow connection cannot hold up the others.
-A peer that falls :attr:`Peer.max_outbox` messages behind is dropped (4408).
+A peer that falls :attr:`Peer.max_outbox` messages, or :attr:`Peer.max_outbox_bytes`
+bytes, behind is dropped (4408): a client that asks for the whole document again and
+again without reading it cannot make the server hold copies of it without end.
 A peer the server :meth:`Peer.refuse`-s (revoked, malformed input) is closed
 too, and its updates still queued in the room are dropped instead of stored.
 """
@@ -44,6 +46,9 @@ class Peer:
     closing: tuple[int, str] | None = None
     refused: bool = False
     max_outbox: int = 10_000
+    max_outbox_bytes: int = 64 * 1024 * 1024
+    #: The bytes of the messages in :attr:`outbox`.
+    outbox_bytes: int = 0
     #: Messages of this peer waiting in the room's queue (its sync step 1 waits behind them).
     queued: int = 0
 
@@ -51,14 +56,19 @@ class Peer:
         """Queue ``message`` for this peer's writer task (a peer too far behind is dropped)."""
         if self.closing is not None and self.closing[0] == p.CloseCode.TOO_SLOW:
             return
-        if len(self.outbox) >= self.max_outbox:
+        # one message is always let through, however big (a large document's step 2)
+        if len(self.outbox) >= self.max_outbox or (
+                self.outbox and self.outbox_bytes + len(message) > self.max_outbox_bytes):
             if self.closing is None:
-                log.info("dropping %s: %d messages unread", self.grant.user, len(self.outbox))
+                log.info("dropping %s: %d messages (%d bytes) unread", self.grant.user,
+                         len(self.outbox), self.outbox_bytes)
                 self.outbox.clear()
+                self.outbox_bytes = 0
                 self.closing = (p.CloseCode.TOO_SLOW, p.CloseCode.TOO_SLOW.reason)
                 asyncio.get_running_loop().create_task(self.channel.close(*self.closing))
             return
         self.outbox.append(message)
+        self.outbox_bytes += len(message)
         self.wake.set()
 
     def close_soon(self, code: int, reason: str) -> None:
@@ -83,7 +93,7 @@ class Peer:
                 await self.wake.wait()
                 self.wake.clear()
                 while self.outbox:
-                    batch, self.outbox = self.outbox, []
+                    batch, self.outbox, self.outbox_bytes = self.outbox, [], 0
                     for message in batch:
                         await self.channel.send(message)
                 if self.closing is not None:

@@ -124,6 +124,8 @@ class RoomLimits:
     compact_every: int = 10_000
     compact_min_bytes: int = 1024 * 1024
     max_outbox: int = 10_000
+    #: The bytes a peer may fall behind (besides the batch its writer is sending).
+    max_outbox_bytes: int = 64 * 1024 * 1024
     #: Top-level awareness state fields only the server may set (its announcements'):
     #: a peer's state is relayed without them.
     server_fields: frozenset[str] = frozenset()
@@ -338,6 +340,7 @@ class Room:
             await peer.channel.close(1011, "the document is being reloaded; reconnect")
             return
         peer.max_outbox = self.limits.max_outbox
+        peer.max_outbox_bytes = self.limits.max_outbox_bytes
         writer = asyncio.create_task(peer.write_loop(), name="collab writer")
         self.peers.add(peer)
         peer.push(p.sync_step1(self.doc.get_state()))

@@ -60,3 +60,21 @@ async def test_a_peer_that_does_not_read_is_closed_as_too_slow() -> None:
     assert channel.closed == (p.CloseCode.TOO_SLOW, p.CloseCode.TOO_SLOW.reason)
     assert peer.outbox == []
     writer.cancel()
+
+
+async def test_a_peer_that_does_not_read_is_closed_once_its_queue_is_too_big() -> None:
+    """Bytes count as well as messages: a viewer asking for the whole document again and
+    again without reading cannot make the server hold a copy per request (4408). One
+    message bigger than the limit still goes to a peer that is keeping up."""
+    channel = Recorder(block=True)
+    peer = a_peer(channel, max_outbox_bytes=1000)
+    peer.push(b"x" * 5000)  # alone in the queue: let through
+    assert peer.closing is None and peer.outbox_bytes == 5000
+    writer = asyncio.create_task(peer.write_loop())
+    await asyncio.sleep(0.01)  # the writer took it and blocks sending it
+    for _ in range(3):
+        peer.push(b"y" * 400)
+    await asyncio.sleep(0.01)
+    assert channel.closed == (p.CloseCode.TOO_SLOW, p.CloseCode.TOO_SLOW.reason)
+    assert peer.outbox == [] and peer.outbox_bytes == 0
+    writer.cancel()

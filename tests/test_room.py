@@ -587,6 +587,27 @@ async def test_a_peer_that_stops_reading_is_dropped_and_the_others_continue(stor
         await ana.leave()
 
 
+async def test_a_viewer_asking_for_the_document_again_without_reading_is_dropped(
+        store) -> None:
+    """Each sync step 1 is answered with the whole document: a viewer that keeps asking
+    and never reads is dropped once its answers outweigh the byte limit, long before
+    10,000 copies of the document are held for it."""
+    whole = len(ProjectDocument.from_session(a_session()).doc.get_update())
+    async with project_room("song", store, RoomLimits(max_outbox_bytes=4 * whole)) as room:
+        ana = Client(room)
+        await ana.sync()
+        viewer = Client(room, Role.VIEWER, "mallory")
+        viewer.channel.__class__ = StuckChannel
+        for _ in range(50):
+            viewer.send(p.sync_step1(Doc().get_state()))
+            await asyncio.sleep(0)
+        await wait_for(lambda: viewer.channel.closed is not None)
+        assert viewer.channel.closed[0] == p.CloseCode.TOO_SLOW
+        assert viewer.peer.outbox_bytes == 0 and ana.channel.closed is None
+        await asyncio.wait_for(viewer.task, 5)
+        await ana.leave()
+
+
 async def test_compaction_is_amortised_against_the_snapshot_size() -> None:
     limits = RoomLimits(compact_every=100, compact_min_bytes=1000)
     assert not limits.should_compact(0, 0, 0)
