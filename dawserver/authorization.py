@@ -40,6 +40,13 @@ PROJECT_PARAMETER = "project_id"
 #: The query parameter with which an administrator names the account.
 ACCOUNT_PARAMETER = "account"
 ADMIN_PROJECT = "*"
+#: The permission of routes acting on the signed-in person's own account
+#: (:data:`dawserver.permissions.ACCOUNT_SELF`; named here, as that module imports this one).
+OWN_ACCOUNT = "account.self"
+ORG_KEY_OWN_ACCOUNT = (
+    "an organisation's API key acts for the organisation, not for the person who made it: "
+    "{permission} routes (one's own password, sessions, two-step sign-in, projects, data "
+    "export, erasure) take that person's own key or a signed-in session")
 
 
 def project_account(project_id: str) -> str:
@@ -116,6 +123,9 @@ def check_permission(context: PluginContext, principal: Principal, permission: P
     if principal.scopes is not None and permission.name not in principal.scopes:
         raise Forbidden(KEY_SCOPE.format(permission=permission.name,
                                          scopes=", ".join(principal.scopes) or "none"))
+    if permission.name == OWN_ACCOUNT and principal.via == "key" and \
+            principal.account_id != principal.user:  # an organisation's key, not its maker's
+        raise Forbidden(ORG_KEY_OWN_ACCOUNT.format(permission=permission.name))
     refusal = _refusal(context, principal, permission)
     if refusal:
         raise Forbidden(refusal)

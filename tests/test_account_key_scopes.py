@@ -129,3 +129,32 @@ async def test_an_organisation_key_is_refused_once_its_maker_is_no_admin(
         finally:
             await ada.close()
             await bo.close()
+
+
+async def test_an_organisation_key_never_acts_on_its_makers_own_account(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """``account.self`` routes act on the person the key names as its maker: an
+    organisation's key holding that scope is refused there (403), so whoever holds the
+    label's key cannot export, list or end its maker's own data and sessions. The
+    maker's personal key keeps them."""
+    async with accounts_server(tmp_path, smtp_server) as (_app, config), \
+            aiohttp.ClientSession() as http:
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in()
+            _, org, _ = await ada.call("POST", "/accounts", {"name": "Label"})
+            label = await org_key(ada, org["id"], ["account.self", "account.read"], http)
+            for method, path in (("GET", "/me/projects"), ("GET", "/me/sessions"),
+                                 ("POST", "/me/export"), ("DELETE", "/me/sessions")):
+                status, body, _ = await label.call(method, path)
+                assert status == 403 and "organisation's API key" in body["error"], (path, body)
+            status, _, _ = await label.call("GET", f"/accounts/{org['id']}/members")
+            assert status == 200  # the organisation's own routes still answer it
+            _, own, _ = await ada.call("POST", f"/accounts/{ada.id}/keys",
+                                       {"name": "mine", "scopes": ["account.self"]})
+            mine = Caller(config.base_url, own["key"], ada.id, http)
+            status, body, _ = await mine.call("GET", "/me/projects")
+            assert status == 200, body
+            assert (await ada.call("GET", "/me"))[0] == 200  # her session still stands
+        finally:
+            await ada.close()
