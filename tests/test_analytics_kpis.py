@@ -18,11 +18,12 @@ from social_helpers import header_principal, who
 from test_analytics_routes import wait_for_run
 
 from business.analytics.fakes import FAKES, FakeSources
-from business.analytics.kpis import KPIS
+from business.analytics.kpis import KPI_BY_NAME, KPIS
 from business.analytics.services import services
 from business.analytics.sources import SOURCES
 from business.analytics.sources.records import Identity, Point
-from business.analytics.store import RUNNING_TOTALS
+from business.analytics.store import RUNNING_TOTALS, SeriesPoint
+from business.analytics.v1_routes import _days
 from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 
 TODAY = date(2024, 6, 30)
@@ -176,3 +177,21 @@ async def test_a_platform_reporting_a_day_late_still_counts_in_followers(
         # the per-platform series stay what each platform reported
         assert len(followers["sources"]["instagram"]) == 6
         assert len(followers["sources"]["tiktok"]) == 7
+
+
+def test_v1_metrics_carry_a_late_platforms_reading_into_each_day() -> None:
+    """GET /api/v1/analytics/artists/{id}/metrics sums running totals as the KPI route
+    does: a platform that has not reported today counts with its latest reading, read
+    from before the range; flows are summed as reported."""
+    def at(day: int) -> int:
+        return int(datetime(2024, 5, day, tzinfo=UTC).timestamp())
+
+    per_source = {"tiktok": [SeriesPoint(at(d), 10_000) for d in (3, 4, 5)],
+                  "instagram": [SeriesPoint(at(2), 5_000), SeriesPoint(at(4), 5_100)]}
+    days = _days(KPI_BY_NAME["followers"], per_source, date(2024, 5, 3))
+    assert [(d.date, d.value) for d in days] == [
+        ("2024-05-03", 15_000), ("2024-05-04", 15_100), ("2024-05-05", 15_100)]
+    assert days[2].sources == {"instagram": 5_100, "tiktok": 10_000}
+    flows = _days(KPI_BY_NAME["streams"], per_source, date(2024, 5, 3))
+    assert [(d.date, d.value) for d in flows] == [
+        ("2024-05-03", 10_000), ("2024-05-04", 15_100), ("2024-05-05", 10_000)]

@@ -8,7 +8,7 @@ dashboard charts them. The key scope is ``analytics.read``; another account's id
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
 
@@ -16,7 +16,7 @@ from business.analytics import kpis
 from business.analytics.catalog import Entity, EntityNotFound
 from business.analytics.permissions import READ
 from business.analytics.services import Services, services
-from business.analytics.store import SeriesPoint
+from business.analytics.store import SeriesPoint, epoch
 from business.analytics.v1_resources import (
     Artist,
     ArtistFilter,
@@ -60,7 +60,13 @@ def _day(at: int) -> str:
     return datetime.fromtimestamp(at, UTC).date().isoformat()
 
 
-def _days(kpi: kpis.Kpi, per_source: dict[str, list[SeriesPoint]]) -> list[ArtistMetric]:
+def _days(kpi: kpis.Kpi, per_source: dict[str, list[SeriesPoint]],
+          start: date) -> list[ArtistMetric]:
+    """The KPI's days from ``start``; a running total sums each platform's latest reading
+    (:func:`~business.analytics.kpis.carried_forward`, read from before ``start``)."""
+    if kpi.running_total:
+        per_source = kpis.carried_forward(per_source)
+    low = epoch(start)
     parts: dict[int, dict[str, float]] = {}
     for source, points in per_source.items():
         for p in points:
@@ -68,7 +74,7 @@ def _days(kpi: kpis.Kpi, per_source: dict[str, list[SeriesPoint]]) -> list[Artis
     return [ArtistMetric(id=f"{kpi.name}:{_day(p.at)}", metric=kpi.name, date=_day(p.at),
                          value=p.value, running_total=kpi.running_total,
                          sources=dict(sorted(parts[p.at].items())))
-            for p in kpis.summed(per_source)]
+            for p in kpis.summed(per_source) if p.at >= low]
 
 
 @_api
@@ -103,8 +109,10 @@ async def list_metrics(request: Request) -> web.Response:
     found: list[ArtistMetric] = []
     for kpi in kpis.KPIS:
         if query.metric in (None, kpi.name):
+            first = start - timedelta(days=kpis.LOOKBACK_DAYS) if kpi.running_total \
+                else start
             found += _days(kpi, await kpis.kpi_sources(module.store, request.account_id,
-                                                       entity_id, kpi, start, end))
+                                                       entity_id, kpi, first, end), start)
     order = {k.name: n for n, k in enumerate(kpis.KPIS)}
     return answer_page(request, ArtistMetricPage, found,
                        lambda m: (order[m.metric], m.date))
