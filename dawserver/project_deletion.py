@@ -41,7 +41,7 @@ from aiohttp import web
 from jobs import QUEUED, RETRYING, RUNNING, UnknownJob
 from transcription.registry import ModelRegistry
 
-from . import asset_objects, plugins
+from . import asset_objects, derived_audio, plugins
 from .assets import REGION_ASSETS
 from .authorization import project_account
 from .bounces import bounce_prefix
@@ -107,6 +107,8 @@ async def delete_project(app: web.Application, project_id: str, *, actor: str,
     deleted.files = await asyncio.to_thread(_delete_files, assets.forget_project, bounces,
                                             project_id)
     deleted.files += await _delete_objects(app, region, project_id)
+    # its stretch renders (full processed copies of its audio), unless another plays them
+    deleted.files += len(await derived_audio.prune(assets, project_id, in_use=()))
     # 6. plug-ins; 7. the security log, then ownership and roles
     deleted.plugins = await plugins.emit_project_deleted(app, owner, project_id)
     if accounts is not None:

@@ -16,10 +16,12 @@ from loopback import free_port
 from nodepeer import running_server
 
 from collab.tokens import Role
+from dawserver import clip_renders
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
+from dsp_core.audio_io import load_source
 from dsp_core.session import Clip, Session, Track
 
 pytestmark = pytest.mark.asyncio
@@ -186,3 +188,28 @@ async def test_clip_sources_download_and_have_peaks_only_as_project_assets(api: 
         assert response.status == 404, route
     response, _ = await api.get("/audio", source=theirs.path)  # its store path: the same
     assert response.status == 404
+
+
+async def test_deleting_a_project_deletes_its_stretch_renders(api) -> None:
+    """A stretched clip's render is a processed copy of the project's audio: deleting
+    the project (or erasing its owner) deletes it and the marks of its use."""
+    audio = (0.3 * np.sin(np.arange(48000) / 10)).astype(np.float32)[None]
+    assert (await api.upload(wav_bytes(audio), name="voice.wav")).status == 201
+    asset_id = (await (await api.http.get(api.url("/assets"), params={
+        "token": api.token()})).json())[0]["id"]
+    clip = Clip(asset_id, 0, 96000, id="c1", stretch=2.0)
+    store = api.app[ASSETS]
+    path = store.asset(asset_id).path
+    render = await clip_renders.obtain(
+        clip, Session(name="x", tracks=[Track("t1", clips=[clip])]), 48000, store=store,
+        project_id=api.project_id, load=lambda _source, rate: load_source(path, rate))
+    assert render is not None and render.found == "rendered"
+
+    def derived() -> list[Path]:
+        return [p for p in store.root.rglob("*") if p.is_file() and "derived" in str(p)]
+
+    assert len(derived()) >= 3  # the render, its project's mark and its use's mark
+    async with api.http.delete(f"{api.base}/projects/{api.project_id}", headers={
+            "Authorization": f"Bearer {api.token(Role.OWNER)}"}) as answer:
+        assert answer.status == 200, await answer.text()
+    assert derived() == []
