@@ -41,6 +41,9 @@ BIT_DEPTHS = {"32f": "FLOAT", "24": "PCM_24", "16": "PCM_16"}
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
 RESAMPLE_QUALITY = "VHQ"
 READ_BLOCK = 1 << 16
+#: The frames a read makes room for before any is decoded (about 87 s at 48 kHz); the
+#: array then doubles as the file proves it holds more.
+FIRST_FRAMES = 1 << 22
 DEFAULT_CACHE_BYTES = int(os.environ.get("DAW_SOURCE_CACHE_MB", "1024")) << 20
 
 _TRUNCATED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -83,6 +86,9 @@ def read_audio(path: str | os.PathLike[str],
         raise AudioFileError(f"{name}: not a readable WAV/FLAC/AIFF file ({exc})") from exc
     except OSError as exc:
         raise AudioFileError(f"{name}: cannot read the file ({exc})") from exc
+    except MemoryError:
+        raise AudioFileError(f"{name}: too long to decode into this server's memory; "
+                             "split it into shorter files") from None
     return data, rate
 
 
@@ -140,8 +146,12 @@ def _check_header(name: str, f: sf.SoundFile, max_channels: int) -> None:
 
 
 def _read_planar(name: str, f: sf.SoundFile) -> np.ndarray:
-    """Read block by block into a planar array, checking every sample is finite."""
-    data = np.empty((f.channels, f.frames), dtype=np.float32)
+    """Read block by block into a planar array, checking every sample is finite.
+
+    The array grows with what is decoded (doubling, never past the header's count):
+    a header may claim far more frames than the file holds (a FLAC's STREAMINFO saying
+    2^36 samples in a few kilobytes), and memory is not taken on its word."""
+    data = np.empty((f.channels, min(f.frames, FIRST_FRAMES)), dtype=np.float32)
     done, bad, first_bad = 0, 0, -1
     while done < f.frames:
         block = f.read(min(READ_BLOCK, f.frames - done), dtype="float32", always_2d=True)
@@ -152,6 +162,12 @@ def _read_planar(name: str, f: sf.SoundFile) -> np.ndarray:
             if first_bad < 0:
                 first_bad = done + int(np.argmin(finite))
             bad += int(np.count_nonzero(~np.isfinite(block)))
+        if done + len(block) > data.shape[1]:
+            grown = np.empty((f.channels, min(f.frames, max(2 * data.shape[1],
+                                                          done + len(block)))),
+                             dtype=np.float32)
+            grown[:, :done] = data[:, :done]
+            data = grown
         data[:, done : done + len(block)] = block.T
         done += len(block)
     if done < f.frames:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from dsp_core import audio_io
 from dsp_core.audio_io import (
     EXPORT_RATES,
     AudioWriter,
@@ -232,6 +233,31 @@ def test_truncated_file_is_refused(tmp_path: Path, suffix: str, keep: float) -> 
     path.write_bytes(content[: int(len(content) * keep)])
     with pytest.raises(AudioFileError, match=f"t\\{suffix}: "):
         read_audio(path)
+
+
+def test_a_flac_claiming_2_to_the_36_samples_is_refused_without_taking_the_memory(
+        tmp_path: Path) -> None:
+    """STREAMINFO's 36-bit sample count said 2^36 - 1 frames of a 1,000-frame file: the
+    read took 512 GiB on its word (a MemoryError, a 500 on upload). Memory now follows
+    what is decoded, and the lie ends as a refused file."""
+    path = write_source(tmp_path / "lie.flac", noise(2, 1000), 48000, "PCM_16")
+    data = bytearray(path.read_bytes())
+    fields = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, total
+    data[18:26] = ((fields & ~((1 << 36) - 1)) | ((1 << 36) - 1)).to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioFileError, match="lie.flac"):
+        read_audio(path)
+
+
+def test_a_source_longer_than_the_first_allocation_reads_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audio_io, "FIRST_FRAMES", 1000)
+    monkeypatch.setattr(audio_io, "READ_BLOCK", 700)
+    source = noise(2, 5_123)
+    path = write_source(tmp_path / "long.wav", source, 48000, "FLOAT")
+    data, rate = read_audio(path)
+    assert rate == 48000 and data.shape == (2, 5_123) and data.flags.c_contiguous
+    np.testing.assert_array_equal(data, source)
 
 
 def test_nan_samples_are_reported_with_count_and_first_frame(tmp_path: Path) -> None:
