@@ -58,6 +58,7 @@ from .plugin_api import (
     UnsupportedMediaType,
 )
 from .sample_service import QUEUE, SAMPLES
+from .sample_uploads import UploadRefused, store_upload
 from .storage import StorageError
 
 MAX_UPLOAD_BYTES = 64 << 20
@@ -242,9 +243,9 @@ async def _matched(request: Request, provider: str, sample: Sample, tempo: float
         made = await asyncio.to_thread(preview.render, audio, rate, ratio, shift)
     except BadQuery as exc:
         raise BadRequest(str(exc)) from None
-    except AudioFileError as exc:
-        raise NotFound(f"the sample's file is gone from the server ({exc}); index its "
-                       "folder again") from None
+    except AudioFileError:
+        raise NotFound(f"the file of sample {sample.id!r} is gone from the server or no "
+                       "longer reads as audio; index its folder again") from None
     return made.audio, made.sample_rate, made
 
 
@@ -262,13 +263,10 @@ async def upload_sample(request: Request) -> SampleInfo:
         raise UnsupportedMediaType(f"{name!r}: name the file with its type (.wav, .flac, "
                                    ".aiff or .ogg) in ?name=")
     folder = service.upload_folder(request.account_id)
-    target = folder / name
-    await asyncio.to_thread(target.write_bytes, request.body)
     try:
-        await asyncio.to_thread(read_audio, target)
-    except AudioFileError as exc:
-        target.unlink(missing_ok=True)
-        raise UnsupportedMediaType(str(exc).replace(str(target), name)) from None
+        target = await asyncio.to_thread(store_upload, folder, name, request.body)
+    except UploadRefused as exc:
+        raise UnsupportedMediaType(str(exc)) from None
     try:
         sample = await service.library.index_file(request.account_id, folder, target)
     except BadQuery as exc:

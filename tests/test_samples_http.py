@@ -107,6 +107,36 @@ async def test_bad_queries_and_uploads_say_what_to_do(clients) -> None:  # noqa:
     assert status == 403, body
 
 
+async def test_an_upload_never_replaces_the_file_of_a_sample_already_kept(
+        clients) -> None:  # noqa: ANN001
+    """Uploads are checked before they take a name: a corrupt upload under a kept
+    sample's name leaves its file whole, other audio under that name is kept beside it
+    as "name (2)", and the same bytes again are the same sample."""
+    a, _ = clients
+    kick = await a.upload("Kick.wav", audio.kick())
+
+    async def preview_frames(sample_id: str) -> int:
+        status, body, _ = await a.call("GET", f"/samples/{sample_id}/preview",
+                                       role=Role.VIEWER)
+        assert status == 200, body
+        return sf.read(io.BytesIO(body))[0].shape[0]
+
+    kept = await preview_frames(kick["id"])
+    assert kept == audio.kick().shape[-1]
+    status, body, _ = await a.call("POST", "/samples/uploads", params={"name": "Kick.wav"},
+                                   data=wav(audio.kick())[:60])
+    assert status == 415 and "Kick.wav" in body["error"], body
+    assert ".part" not in body["error"] and "/tmp" not in body["error"], body
+    chord = await a.upload("Kick.wav", audio.am_chord())
+    assert chord["id"] != kick["id"] and chord["name"].startswith("Kick (2)"), chord
+    assert await preview_frames(kick["id"]) == kept
+    again = await a.upload("Kick.wav", audio.kick())
+    assert again["id"] == kick["id"]
+    leftovers = [p.name for p in a.app[SAMPLES].upload_folder(a.project_id).iterdir()
+                 if p.name.startswith(".")]
+    assert leftovers == []
+
+
 async def test_pages_follow_cursors(clients) -> None:  # noqa: ANN001
     a, _ = clients
     for n in range(3):
