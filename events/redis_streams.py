@@ -17,8 +17,11 @@ deployment:
   stream ``maxbooster:{events}:dead`` with its subscriber and last error, and is
   acknowledged;
 - a relay that crashed between ``XADD`` and its commit may append an event
-  twice; each subscriber remembers the ids it handled (for :data:`SEEN_TTL_S`)
-  and skips a repeat.
+  twice; a delivery first claims the event's id for its subscriber (``SET NX``,
+  for :attr:`claim_s`), so only one copy runs the handler at a time: a copy that
+  finds the id claimed stays pending until reclaimed, one that finds it handled
+  is acknowledged unrun.  The claim becomes "handled" (kept :data:`SEEN_TTL_S`)
+  when the handler returns and is dropped when it raises.
 
 A new subscriber's group starts at the stream's end: it hears events relayed
 from its first start on.
@@ -30,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -50,14 +54,21 @@ PREFIX = "maxbooster:{events}"
 STREAM_MAXLEN = 100_000
 #: How long a subscriber remembers an event id it handled (seconds).
 SEEN_TTL_S = 7 * 24 * 3600
+#: What a subscriber's key of an event id holds while a delivery runs its handler, and
+#: once one succeeded.
+RUNNING, DONE = "running", "done"
 
 
 class RedisStreamsTransport:
     """Delivers events through Redis Streams consumer groups."""
 
     def __init__(self, url: str, *, consumer: str | None = None, reclaim_idle_s: float = 30.0,
-                 max_deliveries: int = 8, block_s: float = 1.0, batch: int = 50) -> None:
+                 max_deliveries: int = 8, block_s: float = 1.0, batch: int = 50,
+                 claim_s: float = 300.0) -> None:
         self.url = url
+        #: How long a delivery's claim on an event id lasts (seconds): a process that
+        #: dies while handling it holds the event back that long.
+        self.claim_s = claim_s
         self.consumer = consumer or f"node-{uuid.uuid4().hex[:12]}"
         self.reclaim_idle_s = reclaim_idle_s
         self.max_deliveries = max_deliveries
@@ -175,12 +186,22 @@ class RedisStreamsTransport:
             await self._bury(subscriber, stream, entry_id, fields, f"unreadable entry: {exc}")
             return
         seen = f"{PREFIX}:seen:{subscriber}:{event.id}"
-        if await self.client.exists(seen):
-            await self.client.xack(stream, subscriber, entry_id)
+        # claim the event id before running the handler, so two copies of one event
+        # (a relay that crashed between XADD and its commit) never run at once
+        if not await self.client.set(seen, RUNNING, nx=True,
+                                     ex=max(1, math.ceil(self.claim_s))):
+            if await self.client.get(seen) != RUNNING:  # handled: a repeat
+                await self.client.xack(stream, subscriber, entry_id)
+            # else another delivery runs it now: left pending, looked at again once
+            # reclaimed (acknowledged then if that run succeeded)
             return
         try:
             await self._bus.subscribers[subscriber][1](event)
-        except Exception as exc:
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # free the id for the next delivery
+                await self.client.delete(seen)
+            if not isinstance(exc, Exception):  # cancelled: this process is stopping
+                raise
             error = f"{type(exc).__name__}: {exc}"
             deliveries = await self._deliveries(subscriber, stream, entry_id)
             if deliveries >= self.max_deliveries:
@@ -191,7 +212,7 @@ class RedisStreamsTransport:
                             self.max_deliveries, self.reclaim_idle_s, error)
             return
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(seen, "1", ex=SEEN_TTL_S)
+            pipe.set(seen, DONE, ex=SEEN_TTL_S)
             pipe.xack(stream, subscriber, entry_id)
             await pipe.execute()
 

@@ -250,3 +250,51 @@ def test_a_dead_nodes_pending_events_are_reclaimed_and_hopeless_ones_buried(
             "track_id": "poison", "cents": 500}
 
     asyncio.run(go())
+
+
+def test_an_event_relayed_twice_runs_its_handler_once_across_nodes(
+        collab_database_url: str, fresh_redis: str) -> None:
+    """A relay that died between XADD and its commit appends an event again; the two
+    copies reach two nodes of one subscriber while the first is still being handled."""
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def ledger(event: Envelope) -> None:
+        calls.append(event.id)
+        await release.wait()
+
+    async def go() -> None:
+        async with asyncio.timeout(60), open_database(collab_database_url) as db:
+            nodes = [redis_bus(db, fresh_redis, f"node{i}") for i in range(2)]
+            await nodes[0].setup()
+            for bus in nodes:
+                bus.subscribe("ledger", ledger)
+                await bus.start()
+            transport = nodes[0].transport
+            assert isinstance(transport, RedisStreamsTransport)
+            stream = transport.stream("track.sold")
+            pending = {"count": -1}
+
+            async def count_pending() -> None:
+                pending["count"] = (await transport.client.xpending(stream, "ledger"))[
+                    "pending"]
+
+            try:
+                event = Envelope("evt-twice", "track.sold", "acct",
+                                 {"track_id": "t1", "cents": 500}, 0.0)
+                for _ in range(2):
+                    await transport.send(None, [event])  # type: ignore[arg-type]
+                while pending["count"] != 2:  # each node holds one copy
+                    await count_pending()
+                    await asyncio.sleep(0.02)
+                await until(lambda: bool(calls))
+                release.set()
+                while pending["count"] != 0:  # the repeat is acknowledged unrun
+                    await count_pending()
+                    await asyncio.sleep(0.02)
+            finally:
+                for bus in nodes:
+                    await bus.stop()
+        assert calls == ["evt-twice"]
+
+    asyncio.run(go())
