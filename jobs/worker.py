@@ -9,7 +9,8 @@ JSON); blocking work goes through :meth:`JobContext.run_in_thread`.
 
 What a handler's end means:
 
-- it returns: the job is ``done`` with the result;
+- it returns: the job is ``done`` with the result (a dead letter if the result is
+  not JSON);
 - it raises :class:`~jobs.errors.Permanent`: a dead letter now;
   :class:`~jobs.errors.Retry`: retried after its delay; anything else: retried
   with backoff, a dead letter after the last attempt;
@@ -29,7 +30,9 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -54,6 +57,10 @@ PROGRESS_INTERVAL_S = 0.5
 #: A running job's lease is renewed at least this often (seconds), so a cancel
 #: from another process is seen within it.
 MAX_BEAT_INTERVAL_S = 5.0
+#: A worker whose heartbeats fail stops its handler this share of ``lease_s`` (at most
+#: ``MAX_LEASE_MARGIN_S``) before the lease it last renewed runs out.
+LEASE_MARGIN = 0.1
+MAX_LEASE_MARGIN_S = 2.0
 #: How long stopping waits for cancelled handlers to end (seconds).
 STOP_GRACE_S = 30.0
 
@@ -70,8 +77,10 @@ class JobContext:
         #: The state this attempt left the job in (None: not recorded, e.g. lease lost).
         self.outcome: str | None = None
         self._beat = beat
+        #: When (``time.monotonic()``) the job was claimed: its lease holds from then.
+        self.claimed_at = time.monotonic()
         self._lock = threading.Lock()
-        self._progress: tuple[float, str | None] | None = None
+        self._progress: tuple[float | None, str | None] | None = None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -84,11 +93,18 @@ class JobContext:
         return self.job.attempts
 
     def progress(self, fraction: float, note: str | None = None) -> None:
-        """Report progress (0..1) and an optional note; safe from any thread."""
-        with self._lock:
-            self._progress = (fraction, note)
+        """Report progress (0..1) and an optional note; safe from any thread.
 
-    def take_progress(self) -> tuple[float, str | None] | None:
+        A fraction that is not a number (NaN, e.g. done/total of an empty total) keeps
+        the progress last reported; the note is still written.
+        """
+        value: float | None = float(fraction)
+        if math.isnan(value):
+            value = None
+        with self._lock:
+            self._progress = (value, note)
+
+    def take_progress(self) -> tuple[float | None, str | None] | None:
         """The progress reported since the last call (None: nothing new)."""
         with self._lock:
             progress, self._progress = self._progress, None
@@ -301,26 +317,38 @@ class JobWorker:
         job = ctx.job
         lease_s = self.queue.settings_for(job.queue).lease_s
         beat_every = min(lease_s / 3, MAX_BEAT_INTERVAL_S)
-        last_beat = time.monotonic()
+        # the lease surely holds until lease_s after the last beat that got through
+        # (the claim counts as one), less a margin for the time the beat took to land
+        holds_for = lease_s - min(lease_s * LEASE_MARGIN, MAX_LEASE_MARGIN_S)
+        last_beat = last_good_beat = ctx.claimed_at
+        failing = False  # the last heartbeat raised (an event loop that stalled has not)
         while not handler_task.done():
-            await asyncio.wait({handler_task}, timeout=PROGRESS_INTERVAL_S)
+            lease_left = last_good_beat + holds_for - time.monotonic()
+            await asyncio.wait({handler_task}, timeout=max(0.0, min(PROGRESS_INTERVAL_S,
+                                                                    lease_left)))
             if handler_task.done():
                 break
+            if failing and time.monotonic() - last_good_beat >= holds_for:
+                log.warning("job %s (%s): lease ran out while heartbeats failed; another "
+                            "worker may have it now", job.id, job.queue)
+                await _stop(handler_task)
+                return False
             progress = ctx.take_progress()
             if progress is None and time.monotonic() - last_beat < beat_every:
                 continue
+            sent = time.monotonic()
             try:
                 beat = await self.queue.heartbeat(job, *(progress or (None, None)))
-            except Exception as exc:  # keep running; the lease may still hold
+            except Exception as exc:  # keep running while the lease may still hold
                 log.warning("job %s: heartbeat failed: %s", job.id, exc)
+                failing = True
                 continue
-            last_beat = time.monotonic()
+            last_beat = last_good_beat = sent
+            failing = False
             if not beat.held:
                 log.warning("job %s (%s): lease lost; another worker has it now", job.id,
                             job.queue)
-                handler_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await handler_task
+                await _stop(handler_task)
                 return False
             if beat.cancel_requested and not ctx.cancel_requested:
                 cancel()
@@ -333,7 +361,14 @@ class JobWorker:
         else:
             outcome = handler_task.exception()
         if outcome is None:
-            if await self.queue.complete(job, handler_task.result()):
+            result = handler_task.result()
+            try:
+                json.dumps(result)
+            except (TypeError, ValueError) as exc:  # running it again returns the same
+                ctx.outcome = await self.queue.fail(job, f"result is not JSON: {exc}",
+                                                    permanent=True) or None
+                return
+            if await self.queue.complete(job, result):
                 ctx.outcome = DONE
         elif isinstance(outcome, JobCancelled) and ctx.shutting_down:
             if await self.queue.release(job):
@@ -350,6 +385,13 @@ class JobWorker:
             if not isinstance(outcome, JobCancelled | Exception):
                 log.error("job %s (%s): handler raised %r", job.id, job.queue, outcome)
             ctx.outcome = await self.queue.fail(job, _describe(outcome)) or None
+
+
+async def _stop(handler_task: asyncio.Task) -> None:
+    """Cancel a handler whose lease is gone and wait for it to end."""
+    handler_task.cancel()
+    with contextlib.suppress(BaseException):
+        await handler_task
 
 
 def _describe(exc: BaseException) -> str:
