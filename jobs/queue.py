@@ -26,6 +26,8 @@ payload, the account it belongs to (the distribution column) and its state::
   queue by that account returns the existing job instead of adding one.
 - **Cancellation.** A waiting job is cancelled at once; a running one is asked to
   stop (its worker sees it on the next heartbeat, at once in the same process).
+  Once asked, it never runs again: an attempt that then fails, a lease that then
+  expires and a job given back by a stopping worker all end ``cancelled``.
 - **Group commit.** Claims and finishes go through the database's
   :func:`database.group_commit`: on SQLite many of them at once share one commit
   (each in a savepoint of its own), which is what bounds a busy queue there.
@@ -48,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -350,26 +353,58 @@ class JobQueue:
         token = uuid.uuid4().hex
         lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
 
-        async def take(tx: Session) -> list[dict[str, Any]]:
-            return await tx.fetch(
+        async def take(tx: Session) -> list[JobRecord]:
+            # a due job someone asked to cancel (its worker died, failed or stopped
+            # after the ask) ends cancelled rather than running again
+            await tx.execute(
+                "UPDATE jobs SET state = 'cancelled', lease_until = 0, lease_token = NULL, "
+                "last_error = 'cancelled', finished_at = ?, updated_at = ? "
+                f"WHERE (account_id, id) IN (SELECT account_id, id FROM jobs WHERE {_DUE} "
+                f"AND cancel_requested = 1{lock})", now, now, queue, now, now)
+            rows = await tx.fetch(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, "
                 "lease_token = ?, worker = ?, heartbeat_at = ?, updated_at = ?, progress = 0, "
                 "note = '' "
                 f"WHERE (account_id, id) IN (SELECT account_id, id FROM jobs WHERE {_DUE} "
                 f"ORDER BY priority DESC, run_at, created_at LIMIT ?{lock}) RETURNING *",
                 lease, token, worker, now, now, queue, now, now, limit)
+            records = []
+            for row in rows:
+                try:
+                    records.append(JobRecord.from_row(row))
+                except (TypeError, ValueError) as exc:  # no handler can run it, ever
+                    await self._bury_unreadable(tx, row, f"{exc}", now)
+            return records
 
-        rows = await group_commit(self.db).run(take)  # shares a commit with finishes
-        return sorted((JobRecord.from_row(row) for row in rows),
-                      key=lambda r: (-r.priority, r.run_at, r.created_at))
+        records = await group_commit(self.db).run(take)  # shares a commit with finishes
+        return sorted(records, key=lambda r: (-r.priority, r.run_at, r.created_at))
+
+    async def _bury_unreadable(self, tx: Session, row: dict[str, Any], error: str,
+                               now: float) -> None:
+        """In the claim's transaction: make a claimed job whose stored JSON does not
+        decode a dead letter, so the jobs claimed with it still run."""
+        error = f"stored payload or result is not JSON: {error}"[:ERROR_CHARS]
+        await tx.execute(
+            "UPDATE jobs SET state = 'dead', last_error = ?, finished_at = ?, lease_until = 0, "
+            "lease_token = NULL, updated_at = ? WHERE account_id = ? AND id = ? "
+            "AND lease_token = ?", error, now, now, row["account_id"], row["id"],
+            row["lease_token"])
+        log.error("job %s (%s) of %s is a dead letter: %s", row["id"], row["queue"],
+                  row["account_id"], error)
+        if row["queue"] in self._watched_dead:
+            await self._notice_dead(tx, JobRecord.from_row(
+                {**row, "payload": "{}", "result": None}))
 
     async def heartbeat(self, job: JobRecord, progress: float | None = None,
                         note: str | None = None) -> Beat:
-        """Extend ``job``'s lease and record its progress; whether it is still held."""
+        """Extend ``job``'s lease and record its progress; whether it is still held.
+
+        Progress is clamped to 0..1; a NaN leaves the stored progress as it was.
+        """
         now = self._clock()
         sets, args = ["lease_until = ?", "heartbeat_at = ?", "updated_at = ?"], [
             now + self.settings_for(job.queue).lease_s, now, now]
-        if progress is not None:
+        if progress is not None and not math.isnan(progress):
             sets.append("progress = ?")
             args.append(min(max(float(progress), 0.0), 1.0))
         if note is not None:
@@ -397,11 +432,16 @@ class JobQueue:
                    retry_after: float | None = None) -> str:
         """Record a failed attempt: ``retrying`` after a backoff, or ``dead``; the new state.
 
-        ``""`` when the lease was lost (another worker holds the job now).
+        ``""`` when the lease was lost (another worker holds the job now).  A job
+        someone asked to cancel while it ran ends ``cancelled`` instead.
         """
         settings = self.settings_for(job.queue)
-        error = error[:ERROR_CHARS]
         now = self._clock()
+        if await self._finish(job, "state = 'cancelled', last_error = ?, finished_at = ?",
+                              f"cancelled; its last attempt failed: {error}"[:ERROR_CHARS],
+                              now, cancel_requested=True):
+            return CANCELLED
+        error = error[:ERROR_CHARS]
         if permanent or job.attempts >= job.max_attempts:
             notice = self._notice_dead if job.queue in self._watched_dead else None
             done = await self._finish(job, "state = 'dead', last_error = ?, finished_at = ?",
@@ -430,15 +470,19 @@ class JobQueue:
                                   "progress = 0, note = ''", self._clock())
 
     async def _finish(self, job: JobRecord, sets: str, *args: Any,
-                      then: Callable[[Session, JobRecord], Awaitable[Any]] | None = None
-                      ) -> bool:
+                      then: Callable[[Session, JobRecord], Awaitable[Any]] | None = None,
+                      cancel_requested: bool = False) -> bool:
         """End a held job; many jobs ending at once share one commit (group commit).
 
-        ``then(tx, job)`` runs in the same transaction once the job is ended."""
+        ``then(tx, job)`` runs in the same transaction once the job is ended; with
+        ``cancel_requested`` only a job someone asked to cancel is ended."""
+        only_cancelled = " AND cancel_requested = 1" if cancel_requested else ""
+
         async def finish(tx: Session) -> int:
             changed = await tx.execute(
                 f"UPDATE jobs SET {sets}, lease_until = 0, lease_token = NULL, updated_at = ? "
-                "WHERE account_id = ? AND id = ? AND lease_token = ? AND state = 'running'",
+                "WHERE account_id = ? AND id = ? AND lease_token = ? AND state = 'running'"
+                f"{only_cancelled}",
                 *args, self._clock(), job.account_id, job.id, job.lease_token)
             if changed and then is not None:
                 await then(tx, job)

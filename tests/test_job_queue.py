@@ -11,6 +11,7 @@ from database import open_database
 from jobs import (
     CANCELLED,
     DEAD,
+    DEAD_NOTICES,
     DONE,
     QUEUED,
     RETRYING,
@@ -259,3 +260,63 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 100  # jittered, not fixed
+
+
+def test_a_heartbeat_ignores_a_nan_progress_and_clamps_the_rest(
+        collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        job = await queue.enqueue("render", {}, account_id="a")
+        [held] = await queue.claim("render", "w1")
+        assert (await queue.heartbeat(held, 0.4)).held
+        assert (await queue.heartbeat(held, float("nan"), "no samples yet")).held
+        record = await queue.get("a", job.id)
+        assert (record.progress, record.note) == (0.4, "no samples yet")
+        assert (await queue.heartbeat(held, float("inf"))).held
+        assert (await queue.get("a", job.id)).progress == 1.0
+
+    run_with_queue(collab_database_url, body)
+
+
+def test_a_job_asked_to_cancel_while_running_never_runs_again(
+        collab_database_url: str) -> None:
+    """Its attempt fails after the ask, or its worker dies: it ends cancelled, not retried."""
+    clock = Clock()
+
+    async def body(queue: JobQueue) -> None:
+        failing = await queue.enqueue("render", {}, account_id="a")
+        [held] = await queue.claim("render", "w1")
+        await queue.cancel("a", failing.id)
+        assert await queue.fail(held, "upstream timeout") == CANCELLED
+        record = await queue.get("a", failing.id)
+        assert record.state == CANCELLED and "upstream timeout" in record.last_error
+
+        crashed = await queue.enqueue("render", {}, account_id="a")
+        [held] = await queue.claim("render", "w1")  # then w1 dies
+        await queue.cancel("a", crashed.id)
+        clock.now += 61  # past its lease
+        assert await queue.claim("render", "w2", 5) == []
+        assert (await queue.get("a", crashed.id)).state == CANCELLED
+        assert not await queue.complete(held, "late")
+
+    run_with_queue(collab_database_url, body, QueueSettings(lease_s=60), clock=clock)
+
+
+def test_a_job_whose_payload_does_not_decode_dies_and_the_rest_of_its_claim_runs(
+        collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        queue.watch_dead("render")
+        bad = await queue.enqueue("render", {"n": 0}, account_id="a", priority=1)
+        await queue.db.execute("UPDATE jobs SET payload = '{not json' WHERE id = ?", bad.id)
+        good = [await queue.enqueue("render", {"n": n}, account_id="a") for n in (1, 2)]
+        claimed = await queue.claim("render", "w", 3)
+        assert sorted(job.payload["n"] for job in claimed) == [1, 2]
+        assert {job.id for job in claimed} == {job.id for job in good}
+        dead = await queue.db.fetchrow(
+            "SELECT state, lease_token, last_error FROM jobs WHERE id = ?", bad.id)
+        assert (dead["state"], dead["lease_token"]) == (DEAD, None)
+        assert dead["last_error"].startswith("stored payload or result is not JSON")
+        [notice] = await queue.find(queue=DEAD_NOTICES)
+        assert notice.payload == {"queue": "render", "job_id": bad.id}
+        assert await queue.claim("render", "w", 3) == []
+
+    run_with_queue(collab_database_url, body)
