@@ -109,8 +109,8 @@ async def list_metrics(request: Request) -> web.Response:
     found: list[ArtistMetric] = []
     for kpi in kpis.KPIS:
         if query.metric in (None, kpi.name):
-            first = start - timedelta(days=kpis.LOOKBACK_DAYS) if kpi.running_total \
-                else start
+            back = min(kpis.LOOKBACK_DAYS, (start - date.min).days)  # not before year 1
+            first = start - timedelta(days=back) if kpi.running_total else start
             found += _days(kpi, await kpis.kpi_sources(module.store, request.account_id,
                                                        entity_id, kpi, first, end), start)
     order = {k.name: n for n, k in enumerate(kpis.KPIS)}
