@@ -18,6 +18,10 @@ from database.redis_client import cluster_nodes, is_cluster_url
 from tests.loopback import free_port
 
 
+class PortTaken(RuntimeError):
+    """A node of the cluster could not bind a port found free a moment before."""
+
+
 class RedisClusterServers:
     """A throw-away Redis Cluster on 127.0.0.1: ``masters`` masters with a replica each
     (``redis-server`` processes under ``root``, made with ``redis-cli --cluster create``)."""
@@ -32,13 +36,29 @@ class RedisClusterServers:
         """``redis+cluster://`` naming the first masters as startup nodes."""
         return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:3])
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the servers, make the cluster, wait until every node says it is ok."""
+    def start(self, timeout: float = 60.0, tries: int = 3) -> None:
+        """Start the servers, make the cluster, wait until every node says it is ok.
+
+        A port :func:`free_port` found free can be taken by another process before its
+        node binds it (the node then exits, and the port may even answer for someone
+        else): such a start is stopped and made again on fresh ports, ``tries`` times."""
+        for attempt in range(tries):
+            try:
+                self._start(timeout)
+                return
+            except PortTaken as exc:
+                self.stop()
+                if attempt == tries - 1:
+                    raise RuntimeError(f"no Redis Cluster after {tries} tries: {exc}") from None
+                self.ports = [free_port() for _ in range(2 * self.masters)]
+                self.procs = {}
+
+    def _start(self, timeout: float) -> None:
         server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
         if not server or not cli:
             raise RuntimeError("redis-server and redis-cli are not installed")
         for port in self.ports:
-            (self.root / str(port)).mkdir(exist_ok=True)
+            (self.root / str(port)).mkdir(exist_ok=True)  # a retry's ports are new
             self.procs[port] = subprocess.Popen(
                 [server, "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled",
                  "yes", "--cluster-port", str(free_port()), "--cluster-config-file",
@@ -48,6 +68,8 @@ class RedisClusterServers:
         deadline = time.monotonic() + timeout
         for port in self.ports:
             while True:
+                if self.procs[port].poll() is not None:  # could not bind its ports
+                    raise PortTaken(f"the Redis node for port {port} exited")
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                     break
@@ -55,6 +77,10 @@ class RedisClusterServers:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"Redis node on port {port} did not start") from None
                     time.sleep(0.05)
+        time.sleep(0.2)  # a node whose cluster bus port was taken exits just after binding
+        exited = [port for port in self.ports if self.procs[port].poll() is not None]
+        if exited:
+            raise PortTaken(f"the Redis nodes for ports {exited} exited")
         subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
                         "--cluster-replicas", "1", "--cluster-yes"],
                        check=True, capture_output=True, timeout=timeout)

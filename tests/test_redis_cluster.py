@@ -4,7 +4,9 @@ the keys and channels every component uses, checked for one slot per multi-key c
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -17,7 +19,7 @@ from collab.relay import RedisRelay
 from database.redis_client import cluster_nodes, is_cluster_url, redacted, redis_client
 from database.redis_pubsub import ShardedSubscriber, SlotMoved
 from events.redis_streams import RedisStreamsTransport
-from tests.redis_cluster_helpers import fail_over
+from tests.redis_cluster_helpers import RedisClusterServers, fail_over
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -193,3 +195,19 @@ async def test_a_failed_resubscription_keeps_every_channel_for_the_next_attempt(
             await subscriber.reconnect()
         assert subscriber.channels == {"maxbooster:{members}", "maxbooster:{room:p1}"}
     await client.aclose()
+
+
+def test_a_cluster_starts_on_fresh_ports_when_one_was_taken_meanwhile(tmp_path: Path) -> None:
+    """free_port's port can be taken before a node binds it (another test's server, a
+    connection's ephemeral port): the node exits, and the port may even answer for the
+    other process. The cluster is then made again on fresh ports, not left broken."""
+    cluster = RedisClusterServers(tmp_path)
+    taken = cluster.ports[2]
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", taken))
+        other.listen()
+        try:
+            cluster.start()
+            assert taken not in cluster.ports and cluster.ready()
+        finally:
+            cluster.stop()
