@@ -35,6 +35,7 @@ from social_helpers import database_url, social_app, who
 from business.social import metrics
 from business.social.approvals import Approvals
 from business.social.dispatch import PUBLISH, Dispatcher
+from business.social.errors import ConflictError
 from business.social.fakes import FAKES, FakeNetworks
 from business.social.networks import connector_for
 from business.social.privacy import erase_account, export_account
@@ -492,12 +493,14 @@ def test_the_sweeper_never_takes_a_post_out_of_approval(sqlite_url: str,
                 free: "scheduled", gated: "pending_approval"}
             assert h.fake("x").posts == [] and h.fake("bluesky").posts == []
             assert (await h.sweeper.sweep()).due == 0     # waiting on a person, not late
+            # approved only after its publish time: it expires, and nothing goes out late
             approvals = Approvals(h.store, h.events, role_in, dispatch=h.dispatcher)
-            await approvals.decide("acc", post.post_id, "p_bo", approve=True)
+            with pytest.raises(ConflictError, match="expired"):
+                await approvals.decide("acc", post.post_id, "p_bo", approve=True)
             async with h.worker():
-                await until(lambda: all_ended(h, [post.post_id]))
-            assert (await h.store.post("acc", post.post_id)).state == "published"
-            assert len(h.fake("x").posts) == 1 and len(h.fake("bluesky").posts) == 1
+                await until(lambda: no_live_jobs(h))
+            assert (await h.store.post("acc", post.post_id)).state == "expired"
+            assert h.fake("x").posts == [] and h.fake("bluesky").posts == []
 
     run(go())
 
