@@ -5,6 +5,8 @@ freshness and read-only SQL; roles and other accounts refused."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,10 @@ async def wait_for_run(client: TestClient, run_id: str, headers: dict[str, str])
             await asyncio.sleep(0.1)
 
 
-async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: Path) -> None:
+@asynccontextmanager
+async def shazam_app(tmp_path: Path) -> AsyncIterator[tuple[Any, web.Application, TestClient]]:
+    """The analytics plug-in on SQLite, its Shazam source pointed at a fake Shazam:
+    (the fake, the app, a client of it)."""
     fake = FAKES["shazam"](today=date.today())
     async with FakeSources([fake]) as server:
         config = {"data_dir": tmp_path / "data",
@@ -43,117 +48,114 @@ async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: 
         app = web.Application()
         install(app, config, manager=load_plugins(config), identify=header_principal)
         async with TestClient(TestServer(app)) as client:
-            owner, viewer = who("acct", "ada"), who("acct", "vi", "viewer")
-            body = {"source": "shazam", "entity_kind": "artist",
-                    "entity_id": fake.artist_id, "entity_name": "Ada",
-                    "client_secret": "s3cret-key", "api_key": "api-key"}
-            refused = await client.post("/api/analytics/sources", json=body, headers=viewer)
-            assert refused.status == 403
-            answer = await client.post("/api/analytics/sources", json=body, headers=owner)
-            source: dict[str, Any] = await answer.json()
-            assert answer.status == 201, source
-            assert "s3cret" not in await answer.text()
-            listed = await (await client.get("/api/analytics/sources", headers=viewer)).json()
-            assert [s["source_id"] for s in listed] == [source["source_id"]]
-            assert await (await client.get("/api/analytics/sources",
-                                           headers=who("other", "bo"))).json() == []
-            bad = await client.post(f"/api/analytics/sources/{source['source_id']}/backfill",
-                                    json={"from": "2024-05-10", "to": "2024-05-01"},
-                                    headers=owner)
-            assert bad.status == 422 and "swap" in await bad.text()
-            day = fake.today
-            first = (day - timedelta(days=20)).isoformat()
-            last = (day - timedelta(days=1)).isoformat()
-            started = await client.post(
-                f"/api/analytics/sources/{source['source_id']}/backfill",
-                json={"from": first, "to": last}, headers=owner)
-            run = await started.json()
-            assert started.status == 202, run
-            done = await wait_for_run(client, run["run_id"], viewer)
-            assert done["job_state"] == "done" and done["progress"] == 1.0
-            assert done["complete_through"] == last and done["points"] > 0
-            other = await client.get(f"/api/analytics/runs/{run['run_id']}",
-                                     headers=who("other", "bo"))
-            assert other.status == 404
+            yield fake, app, client
 
-            catalog = await (await client.get("/api/analytics/catalog?kind=recording",
-                                              headers=viewer)).json()
-            assert len(catalog) == len(fake.tracks) and all(e["isrc"] for e in catalog)
-            entity = catalog[0]["entity_id"]
-            series = await client.get("/api/analytics/series", headers=viewer, params={
-                "entity": entity, "metric": "shazams", "from": first, "to": last,
-                "by_source": "true"})
-            found = await series.json()
-            assert series.status == 200, found
-            assert len(found["total"]) == 20 and set(found["sources"]) == {"shazam"}
-            assert set(found["growth"]) == {"7d", "28d", "90d"}
-            assert found["growth"]["7d"]["current"] == sum(v for _, v in found["total"][-7:])
-            hidden = await client.get("/api/analytics/series", headers=who("other", "bo"),
-                                      params={"entity": entity, "metric": "shazams"})
-            assert hidden.status == 404
 
-            as_viewer = await client.post(f"/api/analytics/catalog/{entity}/merge",
-                                          json={"others": [catalog[1]["entity_id"]]},
-                                          headers=viewer)
-            assert as_viewer.status == 403
-            merged = await client.post(f"/api/analytics/catalog/{entity}/merge",
-                                       json={"others": [catalog[1]["entity_id"]]},
-                                       headers=who("acct", "ed", "editor"))
-            assert merged.status == 200 and len((await merged.json())["links"]) == 2
-            audit = await (await client.get("/api/analytics/audit", headers=viewer)).json()
-            assert [(a["action"], a["actor"]) for a in audit] == [("merge", "ed")]
+async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: Path) -> None:
+    async with shazam_app(tmp_path) as (fake, app, client):
+        owner, viewer = who("acct", "ada"), who("acct", "vi", "viewer")
+        body = {"source": "shazam", "entity_kind": "artist",
+                "entity_id": fake.artist_id, "entity_name": "Ada",
+                "client_secret": "s3cret-key", "api_key": "api-key"}
+        refused = await client.post("/api/analytics/sources", json=body, headers=viewer)
+        assert refused.status == 403
+        answer = await client.post("/api/analytics/sources", json=body, headers=owner)
+        source: dict[str, Any] = await answer.json()
+        assert answer.status == 201, source
+        assert "s3cret" not in await answer.text()
+        listed = await (await client.get("/api/analytics/sources", headers=viewer)).json()
+        assert [s["source_id"] for s in listed] == [source["source_id"]]
+        assert await (await client.get("/api/analytics/sources",
+                                       headers=who("other", "bo"))).json() == []
+        bad = await client.post(f"/api/analytics/sources/{source['source_id']}/backfill",
+                                json={"from": "2024-05-10", "to": "2024-05-01"},
+                                headers=owner)
+        assert bad.status == 422 and "swap" in await bad.text()
+        day = fake.today
+        first = (day - timedelta(days=20)).isoformat()
+        last = (day - timedelta(days=1)).isoformat()
+        started = await client.post(
+            f"/api/analytics/sources/{source['source_id']}/backfill",
+            json={"from": first, "to": last}, headers=owner)
+        run = await started.json()
+        assert started.status == 202, run
+        done = await wait_for_run(client, run["run_id"], viewer)
+        assert done["job_state"] == "done" and done["progress"] == 1.0
+        assert done["complete_through"] == last and done["points"] > 0
+        other = await client.get(f"/api/analytics/runs/{run['run_id']}",
+                                 headers=who("other", "bo"))
+        assert other.status == 404
 
-            fresh = await (await client.get("/api/analytics/freshness", headers=viewer)).json()
-            assert [f["source"] for f in fresh] == ["shazam"]
-            sql = await client.post("/api/analytics/sql", headers=viewer, json={
-                "sql": "SELECT count(*) AS n FROM points"})
-            assert sql.status == 200 and (await sql.json())["rows"] == [[done["points"]]]
-            files = await client.post("/api/analytics/sql", headers=viewer, json={
-                "sql": "SELECT * FROM read_csv('/etc/passwd')"})
-            assert files.status == 400 and "disabled" in await files.text()
-            gone = await client.delete(f"/api/analytics/sources/{source['source_id']}",
-                                       headers=owner)
-            assert gone.status == 200 and (await gone.json())["state"] == "disconnected"
+        catalog = await (await client.get("/api/analytics/catalog?kind=recording",
+                                          headers=viewer)).json()
+        assert len(catalog) == len(fake.tracks) and all(e["isrc"] for e in catalog)
+        entity = catalog[0]["entity_id"]
+        series = await client.get("/api/analytics/series", headers=viewer, params={
+            "entity": entity, "metric": "shazams", "from": first, "to": last,
+            "by_source": "true"})
+        found = await series.json()
+        assert series.status == 200, found
+        assert len(found["total"]) == 20 and set(found["sources"]) == {"shazam"}
+        assert set(found["growth"]) == {"7d", "28d", "90d"}
+        assert found["growth"]["7d"]["current"] == sum(v for _, v in found["total"][-7:])
+        hidden = await client.get("/api/analytics/series", headers=who("other", "bo"),
+                                  params={"entity": entity, "metric": "shazams"})
+        assert hidden.status == 404
+
+        as_viewer = await client.post(f"/api/analytics/catalog/{entity}/merge",
+                                      json={"others": [catalog[1]["entity_id"]]},
+                                      headers=viewer)
+        assert as_viewer.status == 403
+        merged = await client.post(f"/api/analytics/catalog/{entity}/merge",
+                                   json={"others": [catalog[1]["entity_id"]]},
+                                   headers=who("acct", "ed", "editor"))
+        assert merged.status == 200 and len((await merged.json())["links"]) == 2
+        audit = await (await client.get("/api/analytics/audit", headers=viewer)).json()
+        assert [(a["action"], a["actor"]) for a in audit] == [("merge", "ed")]
+
+        fresh = await (await client.get("/api/analytics/freshness", headers=viewer)).json()
+        assert [f["source"] for f in fresh] == ["shazam"]
+        sql = await client.post("/api/analytics/sql", headers=viewer, json={
+            "sql": "SELECT count(*) AS n FROM points"})
+        assert sql.status == 200 and (await sql.json())["rows"] == [[done["points"]]]
+        files = await client.post("/api/analytics/sql", headers=viewer, json={
+            "sql": "SELECT * FROM read_csv('/etc/passwd')"})
+        assert files.status == 400 and "disabled" in await files.text()
+        gone = await client.delete(f"/api/analytics/sources/{source['source_id']}",
+                                   headers=owner)
+        assert gone.status == 200 and (await gone.json())["state"] == "disconnected"
 
 
 async def test_runs_stay_readable_after_their_finished_jobs_are_purged(tmp_path: Path) -> None:
-    fake = FAKES["shazam"](today=date.today())
-    async with FakeSources([fake]) as server:
-        config = {"data_dir": tmp_path / "data",
-                  "database_url": f"sqlite://{tmp_path / 'r.sqlite3'}",
-                  "plugins": {"analytics": {"sources": {"shazam": {
-                      "base_url": server.base_url("shazam")}}, "schedule_check_s": 3600}}}
-        app = web.Application()
-        install(app, config, manager=load_plugins(config), identify=header_principal)
-        async with TestClient(TestServer(app)) as client:
-            owner = who("acct", "ada")
-            answer = await client.post("/api/analytics/sources", headers=owner, json={
-                "source": "shazam", "entity_kind": "artist", "entity_id": fake.artist_id,
-                "client_secret": "s3cret-key", "api_key": "api-key"})
-            source: dict[str, Any] = await answer.json()
-            assert answer.status == 201, source
-            last = fake.today - timedelta(days=1)
-            started = await client.post(
-                f"/api/analytics/sources/{source['source_id']}/backfill", headers=owner,
-                json={"from": (last - timedelta(days=6)).isoformat(), "to": last.isoformat()})
-            run = await started.json()
-            assert started.status == 202, run
-            done = await wait_for_run(client, run["run_id"], owner)
-            assert done["job_state"] == "done"
-            context = app[PLUGIN_CONTEXT_KEY]
-            # the job finished long ago: the purger deletes it, the run row stays
-            await context.database().execute(
-                "UPDATE jobs SET finished_at = 0 WHERE id = ?", done["job_id"])
-            assert await context.background.queue.purge(30 * 24 * 3600) == 1
-            one = await client.get(f"/api/analytics/runs/{run['run_id']}", headers=owner)
-            kept = await one.json()
-            assert one.status == 200, kept
-            assert (kept["state"], kept["job_state"], kept["progress"]) == ("done", "done", 1.0)
-            assert kept["points"] == done["points"]
-            listed = await client.get(f"/api/analytics/sources/{source['source_id']}/runs",
-                                      headers=owner)
-            assert listed.status == 200
-            assert [r["run_id"] for r in await listed.json()] == [run["run_id"]]
+    async with shazam_app(tmp_path) as (fake, app, client):
+        owner = who("acct", "ada")
+        answer = await client.post("/api/analytics/sources", headers=owner, json={
+            "source": "shazam", "entity_kind": "artist", "entity_id": fake.artist_id,
+            "client_secret": "s3cret-key", "api_key": "api-key"})
+        source: dict[str, Any] = await answer.json()
+        assert answer.status == 201, source
+        last = fake.today - timedelta(days=1)
+        started = await client.post(
+            f"/api/analytics/sources/{source['source_id']}/backfill", headers=owner,
+            json={"from": (last - timedelta(days=6)).isoformat(), "to": last.isoformat()})
+        run = await started.json()
+        assert started.status == 202, run
+        done = await wait_for_run(client, run["run_id"], owner)
+        assert done["job_state"] == "done"
+        context = app[PLUGIN_CONTEXT_KEY]
+        # the job finished long ago: the purger deletes it, the run row stays
+        await context.database().execute(
+            "UPDATE jobs SET finished_at = 0 WHERE id = ?", done["job_id"])
+        assert await context.background.queue.purge(30 * 24 * 3600) == 1
+        one = await client.get(f"/api/analytics/runs/{run['run_id']}", headers=owner)
+        kept = await one.json()
+        assert one.status == 200, kept
+        assert (kept["state"], kept["job_state"], kept["progress"]) == ("done", "done", 1.0)
+        assert kept["points"] == done["points"]
+        listed = await client.get(f"/api/analytics/sources/{source['source_id']}/runs",
+                                  headers=owner)
+        assert listed.status == 200
+        assert [r["run_id"] for r in await listed.json()] == [run["run_id"]]
 
 
 async def test_days_too_early_to_read_back_from_answer_422(tmp_path: Path) -> None:
