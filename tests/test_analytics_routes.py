@@ -71,6 +71,12 @@ async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: 
                                 json={"from": "2024-05-10", "to": "2024-05-01"},
                                 headers=owner)
         assert bad.status == 422 and "swap" in await bad.text()
+        for window, why in ((("9999-12-01", "9999-12-31"), "future"),
+                            (("0001-01-01", "0001-01-02"), "too early")):
+            bad = await client.post(f"/api/analytics/sources/{source['source_id']}/backfill",
+                                    json=dict(zip(("from", "to"), window, strict=True)),
+                                    headers=owner)
+            assert bad.status == 422 and why in await bad.text(), window
         day = fake.today
         first = (day - timedelta(days=20)).isoformat()
         last = (day - timedelta(days=1)).isoformat()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -74,6 +74,12 @@ class BackfillIn(Model):
             raise ValueError(f"'to' ({self.end}) is before 'from' ({self.start}); swap them")
         if (self.end - self.start).days > 3 * 366:
             raise ValueError("back-fill at most three years at a time")
+        check_range(self.start, self.end)
+        # a day still to come has no history to fetch (tomorrow in UTC is today somewhere)
+        latest = datetime.now(UTC).date() + timedelta(days=1)
+        if self.end > latest:
+            raise ValueError(f"'to' ({self.end}) is in the future: back-fill days up to "
+                             f"{latest}; later days are read daily on the schedule")
         return self
 
 
