@@ -210,6 +210,13 @@ def resample(data: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     else:
         out = soxr.resample(np.ascontiguousarray(data.T), from_rate, to_rate,
                             quality=RESAMPLE_QUALITY).T
+    # soxr rounds a length ending in .5 either way; clips are sized by resampled_length,
+    # so the result is held to it (a frame cut off or a silent one added at the end)
+    length = resampled_length(frames, from_rate, to_rate)
+    if out.shape[1] > length:
+        out = out[:, :length]
+    elif out.shape[1] < length:
+        out = np.pad(out, ((0, 0), (0, length - out.shape[1])))
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
