@@ -163,8 +163,8 @@ def dashboard(vertical: str) -> dict:
         panels.append((f"{slo.title} (SLI, objective {slo.objective:.4%})",
                        f"1 - slo:error_ratio:rate1h{{slo=\"{slo.name}\"}}"))
         panels.append((f"{slo.title}: burn rate (1 h)",
-                       f"slo:error_ratio:rate1h{{slo=\"{slo.name}\"}} / "
-                       f"(1 - on (slo) slo:objective:ratio{{slo=\"{slo.name}\"}})"))
+                       f"slo:error_ratio:rate1h{{slo=\"{slo.name}\"}} / on (slo) "
+                       f"(1 - slo:objective:ratio{{slo=\"{slo.name}\"}})"))
         panels += slo.panels
     return {"uid": f"maxbooster-{vertical}", "title": f"Max Booster: {vertical}",
             "tags": ["maxbooster", "slo"], "schemaVersion": 39, "version": 1,
