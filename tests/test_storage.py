@@ -87,6 +87,19 @@ async def test_a_large_streamed_upload_arrives_whole(store: ObjectStore, tmp_pat
     assert copy.read_bytes() == source.read_bytes()
 
 
+async def test_downloads_of_one_object_to_one_file_at_once_all_succeed(
+        store: ObjectStore, tmp_path: Path) -> None:
+    # two renders missing the same cache entry: they shared one '.part' file, so the first
+    # rename published a file the second was still writing and the others' renames failed
+    await store.put("big/take.bin", chunks(3 * MIB))
+    expected = await store.get("big/take.bin")
+    copy = tmp_path / "cache" / "take.bin"
+    sizes = await asyncio.gather(*(store.download("big/take.bin", copy) for _ in range(4)))
+    assert sizes == [len(expected)] * 4
+    assert copy.read_bytes() == expected
+    assert [p.name for p in copy.parent.iterdir()] == ["take.bin"]
+
+
 async def test_a_presigned_url_is_fetched_by_a_plain_client_until_it_expires(
         store: ObjectStore) -> None:
     await store.put("links/take.wav", b"RIFF-bytes")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
@@ -24,6 +26,16 @@ class StorageUnavailable(StorageError):
 
 class ObjectNotFound(StorageError):
     """No object under that key."""
+
+
+def part_file(path: Path) -> tuple[int, Path]:
+    """An open descriptor and the name of a new temporary file beside ``path``, to be
+    renamed over it once whole: a name of its own, so that two downloads of one file at
+    once (two renders missing the same cache entry) never write into each other's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.fchmod(handle, 0o644)  # as an open() would leave it: the cache is read by others
+    return handle, Path(name)
 
 
 def check_key(key: str) -> str:
@@ -86,11 +98,10 @@ class ObjectStore(ABC):
 
     async def download(self, key: str, path: Path) -> int:
         """Copy the object into the local file ``path`` (written atomically); its size."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
+        handle, tmp = part_file(path)
         size = 0
         try:
-            with open(tmp, "wb") as out:
+            with os.fdopen(handle, "wb") as out:
                 async for chunk in self.stream(key):
                     out.write(chunk)
                     size += len(chunk)

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from .base import CHUNK, ObjectNotFound, ObjectStore, check_key
+from .base import CHUNK, ObjectNotFound, ObjectStore, check_key, part_file
 
 #: The route that serves presigned local objects.
 ROUTE_PREFIX = "/storage/"
@@ -91,15 +91,15 @@ class LocalObjectStore(ObjectStore):
         source = self.path(key)
         if not source.is_file():
             raise ObjectNotFound(f"no object {key!r}")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
+        handle, tmp = part_file(Path(path))
+        os.close(handle)
         try:
             await asyncio.to_thread(shutil.copyfile, source, tmp)
+            size = tmp.stat().st_size
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
-        return path.stat().st_size
+        return size
 
     async def stream(self, key: str) -> AsyncIterator[bytes]:
         """The file's bytes in 1 MiB chunks."""
