@@ -100,6 +100,8 @@ def apply_text_edit(document: ProjectDocument, clip_id: str, order: Sequence[int
     piece_ids = {p.id for p in pieces}
     before = {c.id: c for c in ref.track.clips}
     with document.transaction():
+        if clip_id not in {c.id for c in clips}:  # no word left: the clip goes, and its
+            document.remove_clip(clip_id)          # transcript with it, as later clips close up
         for clip in clips:
             if clip.id in piece_ids and clip.id not in before:
                 document.add_clip(ref.track.id, clip)

@@ -23,7 +23,7 @@ from dsp_core.engine import render_session
 from dsp_core.session import Clip, Session, Track
 from transcription.engine import Transcriber
 from transcription.errors import EditError
-from transcription.transcript import Passage, Transcript
+from transcription.transcript import Passage, Segment, Transcript, Word
 
 RATE = 48000
 LEAD = 2400  # the clip starts 50 ms into its source: clip times differ from source times
@@ -147,3 +147,21 @@ def test_a_word_range_outside_the_transcript_is_refused(result: Transcript, spok
     store_transcript(document, "speech", result)
     with pytest.raises(EditError, match="outside"):
         delete_word_range(document, "speech", 3, 99, np.zeros((1, 10), np.float32))
+
+
+def test_deleting_every_word_removes_the_clip_and_its_transcript() -> None:
+    # the words fill the clip and its edges fall on zero crossings, so no piece is left:
+    # the clip used to stay, transcript and all, while the clip after it rippled over it
+    rate = 8000
+    audio = (0.5 * np.sin(2 * np.pi * 100 * np.arange(4 * rate) / rate)).astype(np.float32)
+    speech = Clip(source="x.wav", position=0, offset=rate, length=2 * rate, id="speech")
+    after = Clip(source="x.wav", position=3 * rate, length=rate, id="after")
+    document = ProjectDocument.from_session(
+        Session(sample_rate=rate, tracks=[Track(id="t", clips=[speech, after])]))
+    words = (Word("hello", 0.99, 2.0), Word("world", 2.0, 3.01))  # a little past the edges
+    store_transcript(document, "speech", Transcript("en", segments=(
+        Segment(1.0, 3.0, "hello world", words),)))
+    assert apply_text_edit(document, "speech", [], audio[np.newaxis]) == []
+    [track] = document.to_session().tracks
+    assert [(c.id, c.position) for c in track.clips] == [("after", rate)]
+    assert document.transcript("speech") is None
