@@ -271,6 +271,8 @@ async def get_transcript(request: Request) -> Reply:
             stored = room.document.transcript(clip_id)
     except (ProjectNotFound, EditError) as exc:
         raise NotFound(str(exc)) from None
+    except SchemaError as exc:  # an editor's client wrote it wrong; it says what to do
+        raise Conflict(str(exc)) from None
     if stored is None:
         raise NotFound(f"clip {clip_id!r} has no transcript yet: POST "
                        f"/projects/{project_id}/clips/{clip_id}/transcribe")

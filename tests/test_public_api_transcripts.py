@@ -15,7 +15,8 @@ import pytest
 import pytest_asyncio
 from loopback import free_port
 from nodepeer import running_server
-from test_transcription_api import _session
+from pycrdt import Array, Map
+from test_transcription_api import RATE, _session
 from transcript_seed import heard, queued_job
 from transcription_helpers import WORDS, spoken_words
 
@@ -26,9 +27,10 @@ from dawserver.keys import ACCOUNTS, BACKGROUND, ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.transcript_document import store_transcript
 from dawserver.transcription_events import DONE_NAME, announce_done
+from dsp_core.session import Clip
 from transcription.engine import Transcriber
 from transcription.jobs import TranscriptionRequest
-from transcription.transcript import Transcript
+from transcription.transcript import Segment, Transcript, Word
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
 
@@ -221,3 +223,35 @@ async def test_a_job_is_cancelled_and_words_edited_once_per_idempotency_key(serv
     _, page, _ = await v1.call("GET", "/transcripts", project, "viewer")
     texts = {t["id"]: t["text"] for t in page["data"]}
     assert " ".join(texts[c] for c in edited["clips"]) == "alpha gamma", texts
+
+
+async def test_a_malformed_transcript_is_a_conflict_and_hides_no_other(server) -> None:
+    # any editor's Yjs client may write the shared document; the room checks only that an
+    # update applies, so a transcript may hold a word time that is not a number
+    v1, project, _ = server
+    good = Transcript("en", segments=(Segment(0.0, 1.0, "hello", (Word("hello", 0.1, 0.5),)),))
+
+    def write(document: Any) -> None:
+        [track] = document.to_session().tracks
+        document.add_clip(track.id, Clip(source=track.clips[0].source, position=0,
+                                         length=RATE, id="retake"))
+        store_transcript(document, "speech", good)
+        document._roots["transcripts"]["retake"] = Map({  # noqa: SLF001
+            "clip": "retake", "language": "en", "language_probability": 1.0, "model": "",
+            "segments": Array([{"start": 0, "end": 1, "text": "x", "words": [
+                {"word": "x", "start": "soon", "end": 1}]}]),
+            "passages": Array([])})
+
+    async with v1.app[ROOMS].use(project) as room:
+        await room.edit(write)
+    status, page, _ = await v1.call("GET", "/transcripts", project, "viewer")
+    assert status == 200 and [t["id"] for t in page["data"]] == ["speech"]
+    status, problem, _ = await v1.call("GET", "/transcripts/retake", project, "viewer")
+    assert status == 409 and "malformed" in problem["detail"], problem
+    status, found, _ = await v1.call("GET", "/transcripts/speech", project, "viewer")
+    assert status == 200 and [w["text"] for w in found["words"]] == ["hello"]
+    token = v1.app[TOKENS].issue(project, "viewer", "eda")
+    async with v1.http.get(f"{v1.config.base_url}/projects/{project}/clips/retake/transcript",
+                           headers={"Authorization": f"Bearer {token}"}) as answer:
+        body = await answer.json()
+        assert answer.status == 409 and "transcribe the clip again" in body["error"], body

@@ -11,12 +11,13 @@ be undone and redone, last first (the room's undo history, as in the studio).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 from aiohttp import web
 from pydantic import Field
 
-from collab.errors import ProjectNotFound
+from collab.errors import ProjectNotFound, SchemaError
 from collab.schema import ProjectDocument
 from transcription.jobs import Job
 from transcription.transcript import Transcript as Spoken
@@ -33,6 +34,8 @@ from .respond import answer
 from .routes import PROJECT
 from .services import rfc3339
 from .state import api_state
+
+log = logging.getLogger(__name__)
 
 TRANSCRIPTS = f"{PROJECT}/transcripts"
 JOBS = f"{PROJECT}/transcription-jobs"
@@ -153,9 +156,18 @@ def transcript_view(clip_id: str, spoken: Spoken) -> Transcript:
 
 
 def document_transcripts(document: ProjectDocument) -> dict[str, Spoken]:
-    """The transcripts in a project document, by clip id (clips without one left out)."""
-    found = {clip_id: document.transcript(clip_id) for clip_id in document.clip_source_map()}
-    return {clip_id: spoken for clip_id, spoken in found.items() if spoken is not None}
+    """The transcripts in a project document, by clip id (clips without one left out, and
+    those an editor's client wrote malformed: one of them must not hide the others)."""
+    found = {}
+    for clip_id in document.clip_source_map():
+        try:
+            spoken = document.transcript(clip_id)
+        except SchemaError as exc:
+            log.warning("transcript left out of the listing: %s", exc)
+            continue
+        if spoken is not None:
+            found[clip_id] = spoken
+    return found
 
 
 async def project_transcripts(app: web.Application, project_id: str) -> dict[str, Spoken]:
@@ -208,10 +220,19 @@ async def list_transcripts(request: Request) -> web.Response:
 
 async def get_transcript(request: Request) -> web.Response:
     """One clip's transcript: every word with its start and end (seconds from the clip's
-    start) and confidence."""
+    start) and confidence. 409 when the transcript stored in the project is malformed (an
+    editor's client wrote it so): transcribe the clip again to replace it; the listing
+    leaves such a transcript out."""
     fields = parse_fields(request.query.fields, Transcript)
-    clip_id = request.params["clip_id"]
-    spoken = (await _transcripts(request)).get(clip_id)
+    project_id, clip_id = request.params["project_id"], request.params["clip_id"]
+    try:
+        async with request.app[ROOMS].use(project_id) as room:
+            known = clip_id in room.document.clip_source_map()
+            spoken = room.document.transcript(clip_id) if known else None
+    except ProjectNotFound:
+        raise NotFound(f"there is no project {project_id!r}") from None
+    except SchemaError as exc:  # an editor's client wrote it wrong; it says what to do
+        raise Conflict(str(exc)) from None
     if spoken is None:
         raise NotFound(f"clip {clip_id!r} has no transcript: POST "
                        f"{JOBS.format(project_id=request.params['project_id'])} "
