@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from dawserver.public_api.transcripts import summary_view
 from transcription.errors import TranscriptDataError
 from transcription.transcript import Passage, Segment, Transcript, Word
 
@@ -34,6 +35,21 @@ def test_a_span_keeps_the_words_whose_middle_lies_inside_and_cuts_passages() -> 
     assert part.passages == (Passage(2.5, 3.0, "music"),)
     assert part.duration == pytest.approx(1.85) and part.language == "en"
     assert TRANSCRIPT.within(5.0, 6.0).segments == ()
+
+
+def test_a_span_keeps_whole_segments_text_and_joins_words_as_the_language_writes() -> None:
+    assert TRANSCRIPT.within(0.0, 4.0).segments[0].text == "One, two"  # not "One two"
+    # Whisper's words of Chinese (and Japanese, Thai, ...) carry no spaces between them
+    words = (Word("今天", 0.0, 0.4), Word("天气", 0.4, 0.8), Word("很好", 0.8, 1.2),
+             Word("。", 1.2, 1.2))
+    chinese = Transcript("zh", segments=(Segment(0.0, 1.2, "今天天气很好。", words),),
+                         duration=2.0)
+    assert chinese.within(0.0, 2.0).text == "今天天气很好。"
+    assert chinese.within(0.4, 2.0).text == "天气很好。"
+    english = Transcript("en", segments=(Segment(0.0, 1.2, "x", words),), duration=2.0)
+    assert english.within(0.4, 2.0).text == "天气 很好 。"
+    assert summary_view("c", chinese).text == "今天天气很好。"  # the public API's text
+    assert summary_view("c", TRANSCRIPT).text == "one two three"
 
 
 def test_the_dict_form_round_trips_and_older_forms_read_with_defaults() -> None:

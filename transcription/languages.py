@@ -51,6 +51,16 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Languages written without spaces between words: Whisper's words of them join as they are.
+UNSPACED: frozenset[str] = frozenset({"zh", "yue", "ja", "th", "lo", "km", "my", "bo"})
+
+
+def joined_words(words: list[str] | tuple[str, ...], language: str | None) -> str:
+    """``words`` read as text in ``language``: with spaces between them, or, for a
+    language written without (:data:`UNSPACED`), none."""
+    return ("" if language in UNSPACED else " ").join(words)
+
+
 def foreign_characters(text: str, language: str, categories: str = "L") -> str:
     """The characters of ``text`` not written in ``language``'s script.
 

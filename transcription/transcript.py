@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import TranscriptDataError
+from .languages import joined_words
 
 #: What a gated-out passage may be.
 PASSAGE_KINDS = ("music", "silence")
@@ -158,16 +159,18 @@ class Transcript:
         """The part of this transcript that lies in ``[start, end)`` seconds, same clock.
 
         A word is kept when its middle lies inside; each segment keeps its kept
-        words, spans them and reads as them joined by spaces, and a segment left
-        with no words is dropped.  Passages are cut to the span.  ``duration``
-        becomes ``end - start``.
+        words and spans them, and a segment left with no words is dropped.  A segment
+        keeping every word keeps its text; one keeping some reads as them joined as
+        its language writes words (:func:`~transcription.languages.joined_words`).
+        Passages are cut to the span.  ``duration`` becomes ``end - start``.
         """
         segments = []
         for segment in self.segments:
             words = tuple(w for w in segment.words if start <= w.middle < end)
             if words:
-                segments.append(Segment(words[0].start, words[-1].end,
-                                        " ".join(w.word for w in words), words))
+                text = segment.text if words == segment.words else joined_words(
+                    [w.word for w in words], self.language)
+                segments.append(Segment(words[0].start, words[-1].end, text, words))
         passages = tuple(Passage(max(p.start, start), min(p.end, end), p.kind)
                          for p in self.passages if p.start < end and p.end > start)
         return replace(self, segments=tuple(segments), passages=passages,

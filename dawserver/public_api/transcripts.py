@@ -20,6 +20,7 @@ from pydantic import Field
 from collab.errors import ProjectNotFound, SchemaError
 from collab.schema import ProjectDocument
 from transcription.jobs import Job
+from transcription.languages import joined_words
 from transcription.transcript import Transcript as Spoken
 
 from .. import transcription_api as core
@@ -140,7 +141,7 @@ def _summary(clip_id: str, spoken: Spoken) -> dict[str, Any]:
     words = spoken.words
     return {"id": clip_id, "language": spoken.language, "model": spoken.model,
             "duration_s": round(spoken.duration, 6), "word_count": len(words),
-            "text": " ".join(w.word.strip() for w in words)}
+            "text": joined_words([w.word.strip() for w in words], spoken.language)}
 
 
 def summary_view(clip_id: str, spoken: Spoken) -> TranscriptSummary:
