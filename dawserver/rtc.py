@@ -121,6 +121,7 @@ class Connection:
     monitor: str = STEREO_MIX
     latency_ms: float = 0.0  # the round trip the client declared; takes start this early
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    deadline: asyncio.Task | None = None  # closes it unless it connects in time
 
     def declare_latency(self, latency_ms: float) -> None:
         """Place the takes its recorders finish from now on ``latency_ms`` earlier."""
@@ -134,11 +135,19 @@ def latency_frames(latency_ms: float, mix: LiveMix) -> int:
     return int(round(latency_ms * mix.playhead.session_rate / 1000))
 
 
+#: Seconds a new connection has to connect before it is closed: ICE waits for good for
+#: candidates an offer never sent (a trickle-ICE offer, or a crafted one), and meanwhile
+#: the connection holds its sockets and keeps the project's live mix rendering.
+CONNECT_TIMEOUT_S = 30.0
+
+
 class RtcService:
     """Every WebRTC connection of a server and the live mixes they listen to."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, *,
+                 connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
         self.app = app
+        self.connect_timeout = connect_timeout
         self._mixes: LiveMixes | None = None
         self.connections: set[Connection] = set()
 
@@ -198,7 +207,16 @@ class RtcService:
         except BaseException:
             await self.close(conn)
             raise
+        conn.deadline = asyncio.create_task(self._close_unless_connected(conn),
+                                            name="rtc connect deadline")
         return conn, pc.localDescription
+
+    async def _close_unless_connected(self, conn: Connection) -> None:
+        await asyncio.sleep(self.connect_timeout)
+        if conn.pc.connectionState != "connected":
+            log.info("WebRTC connection %s to %s did not connect in %.0f s (%s): closed",
+                     conn.id, conn.project_id, self.connect_timeout, conn.pc.connectionState)
+            await self.close(conn)
 
     def connection(self, project_id: str, connection_id: str, user: str) -> Connection:
         """``user``'s open connection ``connection_id`` to ``project_id``; LookupError if
@@ -216,6 +234,8 @@ class RtcService:
             return
         conn.closed = True
         self.connections.discard(conn)
+        if conn.deadline is not None and conn.deadline is not asyncio.current_task():
+            conn.deadline.cancel()
         conn.mix.remove_listener(conn.listener)
         await conn.pc.close()
         if conn.tasks:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
+from aiortc import RTCConfiguration, RTCPeerConnection
 from loopback import free_port
 from nodepeer import eventually, running_server
 
@@ -288,6 +289,29 @@ async def test_bad_offers_and_tokens_are_refused_clearly(live: Live) -> None:
     with pytest.raises(RtcError, match="HTTP 401"):
         async with RtcListener(live.config.base_url, live.project_id, "forged"):
             pass
+
+
+async def test_a_connection_that_never_connects_is_closed_and_its_mix_released(
+        live: Live) -> None:
+    # an offer without candidates (a trickle-ICE browser posting before gathering ends, or a
+    # crafted one): ICE waited for them for good, and the live mix kept rendering for it
+    live.app[RTC].connect_timeout = 0.5
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("audio", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = "\r\n".join(line for line in pc.localDescription.sdp.split("\r\n")
+                       if not line.startswith(("a=candidate", "a=end-of-candidates")))
+    await pc.close()
+    url = f"{live.config.base_url}/projects/{live.project_id}/rtc"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.post(url, json={"type": "offer", "sdp": sdp},
+                                 params={"token": live.token(Role.VIEWER)}) as response:
+                assert response.status == 200
+    service = live.app[RTC]
+    assert len(service.connections) == 3 and service.mixes.mixes
+    await eventually(lambda: not service.connections and not service.mixes.mixes,
+                     timeout=20)
 
 
 async def test_revoking_a_member_closes_their_audio_at_once(live: Live) -> None:
