@@ -87,6 +87,7 @@ class Take:
     heard_at: int  # where the live playhead was when its first frame arrived
     tracks: list[str]
     frames: int = 0
+    resampler: Any = None  # an av.AudioResampler, once a frame came at another rate
 
 
 def _always() -> bool:
@@ -151,14 +152,33 @@ class TakeRecorder:
             return
         if self._take is None:
             return
+        if frame.sample_rate != self.mix.sample_rate:  # not Opus: PCMU is 8 kHz, G.722 16
+            self._write(self._take, self._resampled(self._take, frame))
+            return
         data = frame.to_ndarray()
         channels = len(frame.layout.channels)
         samples = data.reshape(-1, channels) if frame.format.is_packed else data.T
         mono = samples.astype(np.float32).mean(axis=1)
         if data.dtype == np.int16:
             mono /= 32768.0
-        self._take.writer.write(mono)
-        self._take.frames += len(mono)
+        self._write(self._take, mono)
+
+    def _resampled(self, take: Take, frame: Any) -> np.ndarray:
+        """``frame`` (None: what is left) as mono float samples at the mix's rate."""
+        if take.resampler is None:
+            if frame is None:
+                return np.zeros(0, np.float32)
+            import av
+
+            take.resampler = av.AudioResampler(format="flt", layout="mono",
+                                               rate=self.mix.sample_rate)
+        out = [f.to_ndarray().reshape(-1) for f in take.resampler.resample(frame)]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    @staticmethod
+    def _write(take: Take, mono: np.ndarray) -> None:
+        take.writer.write(mono)
+        take.frames += len(mono)
 
     def _armed(self) -> list[str]:
         document: ProjectDocument = self.room.document
@@ -187,6 +207,7 @@ class TakeRecorder:
     async def _finish(self) -> None:
         take, self._take = self._take, None
         assert take is not None
+        self._write(take, self._resampled(take, None))
         take.writer.close()
         try:
             if take.frames == 0:

@@ -146,6 +146,24 @@ async def test_a_peer_without_opus_gets_the_mix_encoded_for_it(live: Live) -> No
     assert corr > 0.95, (lag, corr, snr)  # mu-law at 8 kHz, the mix is below 2 kHz
 
 
+async def test_a_take_sent_without_opus_is_recorded_at_the_mix_rate(live: Live) -> None:
+    # PCMU frames are 8 kHz: they were written as if 48 kHz, six times short and high
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    async with live.listener(send=ToneTrack(440.0, 0.5), codec="audio/PCMU") as musician:
+        await musician.wait_frames(10)
+        await live.edit(lambda d: d.update_transport(playing=True, position=RATE,
+                                                     recording=True))
+        await asyncio.sleep(1.5)
+        await live.edit(lambda d: d.update_transport(recording=False))
+        await eventually(live.vox_clips)
+    [clip] = await live.vox_clips()
+    take, rate = sf.read(live.app[ASSETS].asset(clip["source"]).path, dtype="float32")
+    assert rate == RATE and int(clip["length"]) == len(take) > RATE // 2
+    tone = take[len(take) // 4: 3 * len(take) // 4]  # past the codec's start
+    peak_hz = np.argmax(np.abs(np.fft.rfft(tone))) * rate / len(tone)
+    assert abs(peak_hz - 440.0) < 10.0, peak_hz
+
+
 async def test_stop_gives_silence_and_a_fader_move_changes_the_level(live: Live) -> None:
     async def level_against_render() -> float:
         """dB of the last 200 ms received against the same span of an offline render."""
