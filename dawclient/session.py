@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
+import os
 import signal
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import soundfile as sf
 
 from collab.client import SyncClient
@@ -226,8 +228,11 @@ class DesktopClient:
         self.report.blocks_written = player.blocks_written
         self.report.underflows = player.underflows
         self.report.latency = player.latency
-        if self._uploads:
-            await asyncio.gather(*self._uploads)
+        if self._uploads:  # every one ends (its take kept) before the first error is told
+            failed = [r for r in await asyncio.gather(*self._uploads, return_exceptions=True)
+                      if isinstance(r, BaseException)]
+            if failed:
+                raise failed[0]
         if error is not None:
             raise ClientError(f"audio device: {error}") from error
 
@@ -375,21 +380,40 @@ class DesktopClient:
         task = asyncio.create_task(self._keep_take(take, document, http))
         self._uploads.add(task)
 
+    def _save_take(self, audio: np.ndarray, sample_rate: int) -> Path:
+        """The take written to a file of its own in the cache first: the only copy of a
+        performance must outlive a refused or failed upload."""
+        folder = Path(self.options.cache_dir) / self.options.project_id / "takes"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        handle, name = tempfile.mkstemp(dir=folder, prefix=f"take-{stamp}-", suffix=".wav")
+        with os.fdopen(handle, "wb") as out:
+            sf.write(out, audio, sample_rate, format="WAV", subtype="FLOAT")
+        return Path(name)
+
     async def _keep_take(self, take: Take, document: ProjectDocument,
                          http: aiohttp.ClientSession) -> None:
-        """Upload a take and place it on its tracks through the shared document."""
+        """Upload a take and place it on its tracks through the shared document.
+
+        The take is saved in the cache first and removed once the server holds it; a
+        refused or failed upload raises :class:`ClientError` naming the saved file.
+        """
         audio = take.audio
-        buffer = io.BytesIO()
-        sf.write(buffer, audio, take.sample_rate, format="WAV", subtype="FLOAT")
+        saved = await asyncio.to_thread(self._save_take, audio, take.sample_rate)
         url = f"{self.base_url}/projects/{self.options.project_id}/assets"
         headers = {"Authorization": f"Bearer {self.options.token}",
                    "Content-Type": "audio/wav"}
-        async with http.post(url, data=buffer.getvalue(), headers=headers,
-                             params={"name": "take.wav"}) as response:
-            body = await response.json(content_type=None)
-            if response.status != 201:
-                log.error("take upload refused: HTTP %s %s", response.status, body)
-                return
+        try:
+            async with http.post(url, data=saved.read_bytes(), headers=headers,
+                                 params={"name": "take.wav"}) as response:
+                body = await response.json(content_type=None)
+        except aiohttp.ClientError as exc:
+            raise ClientError(f"take upload failed ({exc}); the take is kept in {saved}"
+                              ) from None
+        if response.status != 201:
+            why = body.get("error", body) if isinstance(body, dict) else body
+            raise ClientError(f"take upload refused: HTTP {response.status} {why}; the take "
+                              f"is kept in {saved}")
         clips = []
         with document.transaction():
             for track in take.tracks:
@@ -398,10 +422,12 @@ class DesktopClient:
                                             len(audio)))
         self.report.clips.extend(clips)
         log.info("take of %d frames at %d added as %s", len(audio), take.position, clips)
-        await self._confirm(http, clips)
+        if await self._confirm(http, clips):
+            saved.unlink(missing_ok=True)
 
-    async def _confirm(self, http: aiohttp.ClientSession, clips: list[str]) -> None:
-        """Wait until the server's document holds ``clips`` (so leaving loses nothing)."""
+    async def _confirm(self, http: aiohttp.ClientSession, clips: list[str]) -> bool:
+        """Wait until the server's document holds ``clips`` (so leaving loses nothing);
+        whether it does."""
         url = f"{self.base_url}/projects/{self.options.project_id}"
         headers = {"Authorization": f"Bearer {self.options.token}"}
         for _ in range(100):
@@ -409,6 +435,7 @@ class DesktopClient:
                 if response.status == 200:
                     stored = (await response.json())["document"]["clips"]
                     if all(c in stored for c in clips):
-                        return
+                        return True
             await asyncio.sleep(0.05)
         log.error("the server has not confirmed clips %s", clips)
+        return False

@@ -207,10 +207,30 @@ async def test_the_client_records_a_take_into_the_armed_track(studio: Studio) ->
     assert rest["position"] == RATE - early + blocks * BLOCK == rest["offset"]
     take, rate = sf.read(studio.app[ASSETS].asset(clip["source"]).path, dtype="float32")
     np.testing.assert_array_equal(take, np.fromfile(studio.mic, "<f4")[: blocks * BLOCK])
+    assert not list((studio.root / "cache").rglob("take-*.wav"))  # the server holds it now
     await studio.edit(lambda d: [d.update_track(t, mute=True) for t in ("band", "keys")])
     mix = await studio.render(RATE - early, blocks * BLOCK)
     spectrum = np.abs(np.fft.rfft(mix[0]))
     assert abs(np.argmax(spectrum) * RATE / mix.shape[1] - 1000.0) < 2.0
+
+
+async def test_a_refused_take_is_kept_in_the_cache_and_the_client_fails(
+        studio: Studio) -> None:
+    # the server's upload limit stands here for a take longer than its 512 MiB: the take
+    # was logged and dropped, and the client still exited 0
+    (0.5 * np.sin(2 * np.pi * 1000 * np.arange(2 * RATE) / RATE)).astype("<f4").tofile(
+        studio.mic)
+    studio.app[ASSETS].max_bytes = 100_000
+    await studio.edit(lambda d: d.update_track("vox", arm=True))
+    await studio.edit(lambda d: d.update_transport(playing=True, position=RATE,
+                                                   recording=True))
+    code, out, err = await studio.run_client("--record", "--seconds", "1.0")
+    assert code == 1 and "HTTP 413" in err and "Traceback" not in err, err
+    [kept] = (studio.root / "cache").rglob("take-*.wav")
+    assert str(kept) in err
+    take, rate = sf.read(kept, dtype="float32")
+    assert rate == RATE and len(take) >= RATE
+    np.testing.assert_array_equal(take, np.fromfile(studio.mic, "<f4")[: len(take)])
 
 
 async def test_a_bad_token_is_one_clear_line_and_exit_status_1(studio: Studio) -> None:
