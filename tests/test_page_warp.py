@@ -119,3 +119,36 @@ def test_a_marker_stays_within_the_stretch_its_neighbours_allow() -> None:
     message = run_js("try { return W.withoutMarker({ position: 0, warp: d }, 0) } "
                      "catch (e) { return e.message }", [[0, 0], [RATE, 2 * RATE]])
     assert "source's start" in message
+
+
+def test_a_moved_clip_takes_its_warp_markers_along() -> None:
+    # the markers pin timeline frames: moving only `position` slid the clip over audio that
+    # stayed put, and a move left put the source's start after the clip's (the engine
+    # refused the clip)
+    project_js = WARP_JS.with_name("project.js")
+    script = (f"import {{ Project }} from {json.dumps(project_js.as_uri())}\n"
+              f"import * as W from {json.dumps(WARP_JS.as_uri())}\n"
+              "import * as Y from 'yjs'\n"
+              "const p = new Project('p', 't')\n"
+              "p.roots.meta.set('sample_rate', 48000)\n"
+              "p.roots.tracks.set('t1', new Y.Map())\n"
+              "const id = p.addClip('t1', { source: 'a'.repeat(64), position: 480000, "
+              "length: 192000 })\n"
+              "p.setWarp(id, [[0, 480000], [96000, 600000], [192000, 720000]])\n"
+              "const out = []\n"
+              "for (const to of [576000, 384000, 0]) {\n"
+              "  p.moveClip(id, to)\n"
+              "  const c = p.clip(id)\n"
+              "  out.push({ position: c.position, warp: c.warp, "
+              "start: W.sourceAt(c, c.position), problem: W.warpProblem(c.warp, c.position) })\n"
+              "}\n"
+              "console.log(JSON.stringify(out))\n")
+    done = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True,
+                          text=True, timeout=30, check=True, cwd=WARP_JS.parent)
+    moves = json.loads(done.stdout)
+    assert [m["position"] for m in moves] == [576000, 384000, 0]
+    for move in moves:
+        at = move["position"]
+        assert move["warp"] == [[0, at], [96000, at + 120000], [192000, at + 240000]]
+        assert move["start"] == 0 and move["problem"] == ""
+        assert not engine_refuses(move["warp"], at)

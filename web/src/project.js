@@ -283,11 +283,19 @@ export class Project {
     if (map && map.get(field) !== value) this.doc.transact(() => map.set(field, value))
   }
 
+  /** Move a clip (to another track too); its warp markers pin timeline frames, so they
+   * move with it and the clip plays the same audio from its new place. */
   moveClip (clipId, position, trackId) {
     const map = this.roots.clips.get(clipId)
     if (!map) return
     this.doc.transact(() => {
-      map.set('position', Math.max(0, Math.round(position)))
+      const to = Math.max(0, Math.round(position))
+      const by = to - (map.get('position') || 0)
+      map.set('position', to)
+      const warp = map.get('warp')
+      if (by && Array.isArray(warp) && warp.length) {
+        map.set('warp', warp.map(([source, at]) => [source, at + by]))
+      }
       if (trackId && trackId !== map.get('track')) map.set('track', trackId)
     })
   }
