@@ -14,6 +14,7 @@ from dsp_core.session import Session
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
 TEMPO_JS = Path(__file__).resolve().parent.parent / "web" / "src" / "tempo.js"
+TIMELINE_JS = TEMPO_JS.with_name("timeline.js")
 RATE = 48000
 
 
@@ -86,3 +87,28 @@ def test_the_page_and_the_engine_agree_across_tempo_ramps() -> None:
     assert [round(g["seconds"] * RATE) for g in lines] == [g.frame for g in want]
     gaps = [b["seconds"] - a["seconds"] for a, b in zip(lines, lines[1:9], strict=False)]
     assert all(later < earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
+
+
+def test_a_shift_dragged_clip_snaps_to_the_grid_lines_the_ruler_draws() -> None:
+    # the snap rounded to quarter notes: in 7/8 every other eighth, bar 2's line among
+    # them, could never be reached
+    doc = ProjectDocument.from_session(Session())
+    doc.set_tempo_change("a", 0, 120)
+    doc.set_tempo_change("b", 9, 90)
+    doc.set_meter_change("m1", 1, 7, 8)
+    doc.set_meter_change("m2", 4, 5, 4)
+    lines = [g.frame for g in doc.tempo_map().grid(0, 14 * RATE, RATE)]
+    asked = [f + d for f in lines[:-1] for d in (-700, 0, 900)] + [0, 5, 3 * RATE + 17]
+    script = (f"import {{ tempoMap }} from {json.dumps(TEMPO_JS.as_uri())}\n"
+              f"import {{ Timeline }} from {json.dumps(TIMELINE_JS.as_uri())}\n"
+              "const d = JSON.parse(process.argv[1])\n"
+              "const map = tempoMap(d.tempos, d.meters, d.transport)\n"
+              f"const timeline = {{ sampleRate: {RATE}, project: {{ tempoMap: () => map }} }}\n"
+              "const snap = (f) => Timeline.prototype._snap.call(timeline, f)\n"
+              "console.log(JSON.stringify(d.asked.map(snap)))\n")
+    payload = {**doc.to_json(), "asked": asked}
+    done = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
+                          capture_output=True, text=True, timeout=30, check=True,
+                          cwd=TEMPO_JS.parent)
+    snapped = json.loads(done.stdout)
+    assert snapped == [min(lines, key=lambda line: (abs(line - f), line)) for f in asked]

@@ -18,6 +18,7 @@ import { drawWaveform } from './peaks.js'
 import { markTouched } from './presence.js'
 import { bindRulerEdits, timeChangeFlags } from './time_changes.js'
 import { bindWarpMarkers, drawWarpMarkers, pressWarpMarker } from './warp_markers.js'
+import { beatFrames, snapTo } from './warp_snap.js'
 
 export const HEADER_WIDTH = 290
 export const ROW_HEIGHT = 68 // px per track row, border included (--row-height)
@@ -632,10 +633,17 @@ export class Timeline {
     window.addEventListener('pointerup', up)
   }
 
+  /** The grid line the ruler draws nearest to `frames`: the meter's own beats (eighths in
+   * 7/8) and its bar lines, ramps and changes included. */
   _snap (frames) {
     const map = this.project.tempoMap()
-    const beat = Math.max(0, Math.round(map.secondsToBeat(frames / this.sampleRate)))
-    return Math.round(map.beatToSeconds(beat) * this.sampleRate)
+    const rate = this.sampleRate
+    // lines found within `reach` hold the nearest one: widen until some are found
+    for (let reach = 2 * rate; reach <= 4096 * rate; reach *= 4) {
+      const lines = beatFrames(map, Math.max(0, frames - reach), frames + reach + 1, rate)
+      if (lines.length) return snapTo(frames, lines, reach)
+    }
+    return frames
   }
 
   _seek (event) {
