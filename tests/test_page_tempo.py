@@ -15,6 +15,7 @@ from dsp_core.session import Session
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
 TEMPO_JS = Path(__file__).resolve().parent.parent / "web" / "src" / "tempo.js"
 TIMELINE_JS = TEMPO_JS.with_name("timeline.js")
+TRANSPORT_JS = TEMPO_JS.with_name("transport.js")
 RATE = 48000
 
 
@@ -112,3 +113,53 @@ def test_a_shift_dragged_clip_snaps_to_the_grid_lines_the_ruler_draws() -> None:
                           cwd=TEMPO_JS.parent)
     snapped = json.loads(done.stdout)
     assert snapped == [min(lines, key=lambda line: (abs(line - f), line)) for f in asked]
+
+
+def test_the_transport_reads_and_steps_the_bars_and_beats_the_ruler_draws() -> None:
+    # the readout and ←/→ used the transport's tempo and beats per bar alone: after a
+    # tempo change, or in 6/8, they disagreed with the ruler
+    doc = ProjectDocument.from_session(Session())
+    doc.set_tempo_change("a", 0, 120)
+    doc.set_tempo_change("b", 8, 60)
+    doc.set_meter_change("m1", 0, 4, 4)
+    doc.set_meter_change("m2", 3, 6, 8)
+    grid = doc.tempo_map().grid(0, 30 * RATE, RATE)
+    at = [0, RATE // 3, 4 * RATE, 10 * RATE, 10 * RATE + 100, 13 * RATE + 5000, 21 * RATE]
+    script = (f"globalThis.requestAnimationFrame = () => 0\n"
+              f"const {{ tempoMap }} = await import({json.dumps(TEMPO_JS.as_uri())})\n"
+              f"const {{ Transport }} = await import({json.dumps(TRANSPORT_JS.as_uri())})\n"
+              "const d = JSON.parse(process.argv[1])\n"
+              "const map = tempoMap(d.tempos, d.meters, d.transport)\n"
+              "let playhead = 0\n"
+              "const fake = { editable: true, playhead: () => playhead, clock: {}, bars: {},\n"
+              f"  onTick () {{}}, project: {{ sampleRate: {RATE}, transport: () => d.transport,\n"
+              "    tempoMap: () => map, setTransport (f) { playhead = f.position } } }\n"
+              "const out = []\n"
+              "for (const frame of d.at) {\n"
+              "  playhead = frame\n"
+              "  Transport.prototype._frame.call(fake)\n"
+              "  const row = { shown: fake.bars.textContent, steps: [] }\n"
+              "  for (const [steps, bars] of [[1, false], [-1, false], [1, true], [-1, true]]) {\n"
+              "    playhead = frame\n"
+              "    Transport.prototype.nudge.call(fake, steps, bars)\n"
+              "    row.steps.push(playhead)\n"
+              "  }\n"
+              "  out.push(row)\n"
+              "}\n"
+              "console.log(JSON.stringify(out))\n")
+    payload = {**doc.to_json(), "at": at}
+    done = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
+                          capture_output=True, text=True, timeout=30, check=True,
+                          cwd=TEMPO_JS.parent)
+    rows = json.loads(done.stdout)
+    bars = [g for g in grid if g.is_bar]
+
+    def step(lines: list, frame: int, by: int) -> int:
+        here = min(range(len(lines)), key=lambda i: (abs(lines[i].frame - frame), i))
+        return lines[max(0, here + by)].frame
+
+    for frame, row in zip(at, rows, strict=True):
+        line = [g for g in grid if g.frame <= frame][-1]
+        assert row["shown"] == f"{line.bar}.{line.beat}", frame
+        assert row["steps"] == [step(grid, frame, 1), step(grid, frame, -1),
+                                step(bars, frame, 1), step(bars, frame, -1)], frame

@@ -75,3 +75,28 @@ export function tempoMap (tempos = {}, meters = {}, transport = {}) {
     }
   }
 }
+
+/** The bar.beat the ruler shows at `seconds` (beats in the meter's own note value). */
+export function barBeatAt (map, seconds) {
+  const { bar, beat } = map.barBeat(map.secondsToBeat(Math.max(0, seconds)))
+  return `${bar}.${beat}`
+}
+
+/** The time of the grid line (with `bars`: the bar line) `steps` lines on from the one
+ * nearest `seconds` (back when negative), in seconds; never before the song's start. */
+export function gridStep (map, seconds, steps, bars = false) {
+  // lines found within `reach` hold the nearest one: widen until the step lands in them
+  for (let reach = 4; reach < 1e7; reach *= 4) {
+    const from = Math.max(0, seconds - reach)
+    const lines = map.grid(from, seconds + reach).filter((line) => !bars || line.isBar)
+    if (!lines.length) continue
+    let here = 0
+    for (let i = 1; i < lines.length; i++) {
+      if (Math.abs(lines[i].seconds - seconds) < Math.abs(lines[here].seconds - seconds)) here = i
+    }
+    const to = here + steps
+    if (to >= 0 && to < lines.length) return lines[to].seconds
+    if (to < 0 && from === 0) return lines[0].seconds
+  }
+  return Math.max(0, seconds)
+}

@@ -5,6 +5,7 @@
 // document. Each client runs its own playhead clock from the moment it saw playback
 // start and publishes it through awareness.
 import { h, setProp, formatTime } from './dom.js'
+import { barBeatAt, gridStep } from './tempo.js'
 
 export class Transport {
   constructor ({ project, presence, editable, onTick }) {
@@ -104,13 +105,13 @@ export class Transport {
     if (this.editable) this.project.setTransport({ chase_notes: this.project.transport().chase_notes === false })
   }
 
-  /** Move the playhead by `beats` (negative: back). */
-  nudge (beats) {
+  /** Move the playhead `steps` beats (with `bars`: bars) of the tempo map on from the
+   * nearest one (negative: back), as the ruler draws them. */
+  nudge (steps, bars = false) {
     if (!this.editable) return
-    const t = this.project.transport()
-    const beat = (60 / (Number(t.tempo) || 120)) * this.project.sampleRate
-    const target = Math.max(0, Math.round((Math.round(this.playhead() / beat) + beats) * beat))
-    this.project.setTransport({ position: target })
+    const rate = this.project.sampleRate
+    const seconds = gridStep(this.project.tempoMap(), this.playhead() / rate, steps, bars)
+    this.project.setTransport({ position: Math.max(0, Math.round(seconds * rate)) })
   }
 
   seek (frame) {
@@ -122,13 +123,11 @@ export class Transport {
     const target = event.target
     if (target && (target.isContentEditable || (target.tagName === 'INPUT' && target.type !== 'range' &&
       target.type !== 'checkbox' && target.type !== 'color') || target.tagName === 'TEXTAREA' || target.tagName === 'SELECT')) return false
-    const t = this.project.transport()
-    const bar = Number(t.beats_per_bar) || 4
     if (event.code === 'Space') this.toggle()
     else if (event.key === 'l' || event.key === 'L') this.toggleLoop()
     else if (target?.type === 'range') return false
-    else if (event.key === 'ArrowLeft') this.nudge(event.shiftKey ? -bar : -1)
-    else if (event.key === 'ArrowRight') this.nudge(event.shiftKey ? bar : 1)
+    else if (event.key === 'ArrowLeft') this.nudge(-1, event.shiftKey)
+    else if (event.key === 'ArrowRight') this.nudge(1, event.shiftKey)
     else if (event.key === 'Home') this.seek(0)
     else return false
     event.preventDefault()
@@ -142,10 +141,7 @@ export class Transport {
     const frame = this.playhead()
     const rate = this.project.sampleRate
     setProp(this.clock, 'textContent', formatTime(frame / rate))
-    const t = this.project.transport()
-    const beats = (frame / rate) * ((Number(t.tempo) || 120) / 60)
-    const perBar = Number(t.beats_per_bar) || 4
-    setProp(this.bars, 'textContent', `${Math.floor(beats / perBar) + 1}.${Math.floor(beats % perBar) + 1}`)
+    setProp(this.bars, 'textContent', barBeatAt(this.project.tempoMap(), frame / rate))
     this.onTick(frame)
     requestAnimationFrame(this._frame)
   }
