@@ -40,6 +40,7 @@ from .background import Background
 from .bounces import setup_bounces
 from .clip_sources import MIGRATIONS, DocumentMigrations, Resolver
 from .config import ServerConfig
+from .forwarded import forwarded_middleware, trusted_networks
 from .host_guard import host_guard
 from .identity import add_rate_headers, identify
 from .keys import (
@@ -78,8 +79,10 @@ COLLAB_PATH = "/collab/{project_id}"
 def create_app(config: ServerConfig) -> web.Application:
     """The server application for ``config`` (run it with ``web.run_app`` or a runner)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    # the client's address first: every limit and audit record after it reads that one
+    client_address = forwarded_middleware(trusted_networks(config.trusted_proxies))
     app = web.Application(client_max_size=config.max_message_bytes,
-                          middlewares=[request_telemetry, host_guard])
+                          middlewares=[client_address, request_telemetry, host_guard])
     app[CONFIG] = config
     app[TOKENS] = TokenSigner.from_data_dir(config.data_dir)
     app[DATABASE] = open_database(config.database_url, config.data_dir)

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from accounts.models import DEFAULT_REGION
 from accounts.regions import check_distinct, check_region_name
 
+from .forwarded import trusted_networks
+
 DEFAULT_PORT = 8750
 
 
@@ -140,6 +142,11 @@ class ServerConfig:
         How often (seconds; default hourly) the audio of assets no project uses any more
         is deleted from object storage once past its grace period (docs/storage.md); one
         node collects each region per interval.
+    trusted_proxies:
+        Addresses or networks of the reverse proxies in front of this server (HAProxy of
+        ``dawserver deploy haproxy``): a request from one of them counts as coming from
+        the client its ``X-Forwarded-For`` names (:mod:`dawserver.forwarded`); none: every
+        request's peer is its client.
     webhooks:
         Developer webhooks' delivery rules by name (``WebhookSettings``, docs/public-api.md):
         ``{"allow_loopback": true}`` lets them post to http:// loopback (development),
@@ -170,9 +177,11 @@ class ServerConfig:
     storage_url: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
     asset_collection_seconds: float = 3600.0
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        trusted_networks(self.trusted_proxies)  # a ValueError naming a bad one
         if not self.asset_collection_seconds > 0:
             raise ValueError(f"asset_collection_seconds {self.asset_collection_seconds!r}: "
                              "give the seconds between collections, above 0 (default 3600)")

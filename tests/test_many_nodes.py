@@ -374,6 +374,65 @@ def test_deploy_haproxy_writes_the_file_or_says_what_to_give(tmp_path: Path) -> 
     assert "error: --node must be HOST:PORT such as 127.0.0.1:8750, not '8751'" in refused.output
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.asyncio
+async def test_a_node_behind_haproxy_sees_each_visitors_own_address(tmp_path: Path) -> None:
+    # every request came from HAProxy: per-address limits counted all visitors as one
+    from aiohttp import web
+
+    from dawserver.forwarded import forwarded_middleware, trusted_networks
+
+    async def who(request: web.Request) -> web.Response:
+        return web.json_response({"remote": request.remote})
+
+    app = web.Application(middlewares=[forwarded_middleware(trusted_networks(["127.0.0.1"]))])
+    app.router.add_get("/who", who)
+    app.router.add_get("/healthz", who)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    node, front = free_port(), free_port()
+    await web.TCPSite(runner, "127.0.0.1", node).start()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy_config([f"127.0.0.1:{node}"], f"127.0.0.1:{front}",
+                                     max_connections=100))
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+    async def seen(visitor: str, port: int, forged: str | None = None) -> str:
+        headers = {"X-Forwarded-For": forged} if forged else {}
+        connector = aiohttp.TCPConnector(local_addr=(visitor, 0))
+        async with aiohttp.ClientSession(connector=connector) as http, \
+                http.get(f"http://127.0.0.1:{port}/who", headers=headers) as answer:
+            assert answer.status == 200, await answer.text()
+            return (await answer.json())["remote"]
+
+    try:
+        await _wait_port(front, proc, "haproxy", 20)
+        for _ in range(100):  # until HAProxy's first check let the node in
+            with contextlib.suppress(AssertionError):
+                await seen("127.0.0.2", front)
+                break
+            await asyncio.sleep(0.1)
+        assert [await seen(f"127.0.0.{n}", front) for n in (2, 3, 4)] == [
+            "127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        # what a visitor writes into the header itself is never taken: HAProxy appends
+        assert await seen("127.0.0.5", front, forged="203.0.113.9") == "127.0.0.5"
+        # nor from a peer that is not a trusted proxy
+        assert await seen("127.0.0.6", node, forged="203.0.113.9") == "127.0.0.6"
+    finally:
+        _stop(proc)
+        await runner.cleanup()
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(tmp_path: Path) -> None:
+    from dawserver.config import ServerConfig
+
+    with pytest.raises(ValueError, match="trusted proxy 'haproxy'"):
+        ServerConfig(data_dir=tmp_path, trusted_proxies=("10.0.0.0/8", "haproxy"))
+    assert ServerConfig(data_dir=tmp_path, trusted_proxies=("10.0.0.0/8", "::1")
+                        ).trusted_proxies == ("10.0.0.0/8", "::1")
+
+
 # -- the nodes behind HAProxy ----------------------------------------------------------------
 
 

@@ -73,6 +73,7 @@ def haproxy_config(nodes: list[str], bind: str, *, check_interval_ms: int = 1000
         "    mode http",
         "    option http-server-close",
         "    option redispatch",
+        "    option forwardfor",  # the client's address, for nodes run with --trusted-proxy
         "    retries 3",
         "    timeout connect 2s",
         "    timeout check 2s",

@@ -123,12 +123,17 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
               default=None, help="Keep assets, bounces and exports on the S3 API; default: "
               "local disk under --data. Endpoint and credentials: DAW_S3_ENDPOINT, "
               "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (docs/storage.md).")
+@click.option("--trusted-proxy", "trusted_proxies", metavar="ADDRESS[/BITS]", multiple=True,
+              envvar="DAW_TRUSTED_PROXIES", help="A reverse proxy in front of this server "
+              "(repeatable; the environment variable takes several, space-separated): its "
+              "requests count as from the client its X-Forwarded-For names, for per-address "
+              "limits and audit records (docs/scale-out.md).")
 def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: bool,
           max_documents: int, idle_unload: float, max_message_bytes: int,
           public_url: str | None, redis_url: str | None, mail_url: str | None,
           providers_file: Path | None, password_hashing: str | None,
           collab_token_seconds: float, otlp_endpoint: str | None, trace_console: bool,
-          storage_url: str | None) -> None:
+          storage_url: str | None, trusted_proxies: tuple[str, ...]) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
     from dawserver.gc_freeze import freeze_after_startup
@@ -147,7 +152,8 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
             regions=configured_regions(), mail_url=mail_url,
             sign_in_providers=_providers(providers_file),
             password_hashing=_hashing(password_hashing),
-            collab_token_seconds=collab_token_seconds, storage_url=storage_url)
+            collab_token_seconds=collab_token_seconds, storage_url=storage_url,
+            trusted_proxies=tuple(trusted_proxies))
     except (ValueError, DatabaseError) as exc:
         raise CliError(str(exc)) from exc
     try:
