@@ -34,11 +34,12 @@ SESSION_COOKIE = "mbs_session"
 
 
 def _name(host: str) -> str:
-    """``host`` without its port, lower case (``[::1]:8080`` → ``[::1]``)."""
+    """``host`` without its port or the root's trailing dot, lower case (``[::1]:8080`` →
+    ``[::1]``, ``Studio.Example.:443`` → ``studio.example``)."""
     host = host.strip().lower()
     if host.startswith("["):
         return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).rstrip(".")
 
 
 def refusal(request: web.Request, public_url: str | None) -> str | None:

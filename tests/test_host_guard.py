@@ -27,7 +27,9 @@ async def test_a_foreign_host_gets_public_reads_and_never_sign_in(
     async with accounts_server(tmp_path, smtp_server,
                                public_url=f"https://{PLATFORM}") as (app, config):
         base = f"http://{config.host}:{config.port}"
-        for host in (PLATFORM, f"{PLATFORM}:443", "127.0.0.1", "localhost:8080"):
+        # a fully qualified name (the root's trailing dot) is the same host
+        for host in (PLATFORM, f"{PLATFORM}:443", f"{PLATFORM}.", f"{PLATFORM.upper()}.:443",
+                     "127.0.0.1", "localhost:8080"):
             assert await status_of(base, "GET", "/account/sign-in", host) == 200, host
             assert await status_of(base, "POST", "/auth/sign-in", host) in (400, 401, 422)
         # the seller's domain: the page and static files, nothing that signs in or acts
