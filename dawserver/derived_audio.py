@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Collection
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from dsp_core.stretch import StretchSpec
 from . import asset_cache
 from .asset_objects import _safe, evict, object_key
 from .asset_store import AssetStore
-from .storage import ObjectNotFound
+from .storage import ObjectNotFound, part_file
 
 log = logging.getLogger(__name__)
 SUFFIX = "derived.wav"
@@ -104,11 +105,15 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _write(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    soundfile.write(tmp, np.ascontiguousarray(audio.T), sample_rate, subtype="FLOAT",
-                    format="WAV")
-    tmp.replace(path)
+    # a temporary file of its own: two renders of one key at once must not share one
+    handle, tmp = part_file(path)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            soundfile.write(out, np.ascontiguousarray(audio.T), sample_rate, subtype="FLOAT",
+                            format="WAV")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 async def use(store: AssetStore, project_id: str, key: str) -> None:

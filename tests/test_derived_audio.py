@@ -72,6 +72,19 @@ async def test_a_local_store_keeps_a_render_until_no_project_plays_it(tmp_path: 
 
 
 @pytest.mark.asyncio
+async def test_renders_of_one_key_saved_at_once_all_succeed(tmp_path: Path) -> None:
+    # two live mixes rendering the same stretch: they shared one '.part' file, so all but
+    # the first rename failed and a reader could meet a file still being written
+    store = AssetStore(tmp_path / "assets")
+    rendered = np.random.default_rng(5).standard_normal((2, 4 * RATE)).astype(np.float32)
+    paths = await asyncio.gather(*(derived_audio.save(store, f"p{n}", KEY, rendered, RATE)
+                                   for n in range(8)))
+    assert set(paths) == {derived_audio.local_path(store, KEY)}
+    np.testing.assert_array_equal(await derived_audio.load(store, "p0", KEY), rendered)
+    assert [p.name for p in paths[0].parent.iterdir()] == [paths[0].name]
+
+
+@pytest.mark.asyncio
 async def test_another_node_loads_a_render_from_the_object_store(tmp_path: Path) -> None:
     objects = LocalObjectStore(tmp_path / "bucket")
     one = AssetStore(tmp_path / "node-1", objects=objects)

@@ -6,9 +6,10 @@ serves it is configuration (``storage_url``: absent or a directory for local dis
 their context (:meth:`dawserver.context.PluginContext.asset_url`), never by import.
 """
 
-from .base import ObjectNotFound, ObjectStore, StorageError, StorageUnavailable
+from .base import ObjectNotFound, ObjectStore, StorageError, StorageUnavailable, part_file
 from .local import LocalObjectStore
 from .settings import StorageSettings, open_object_store, parse_storage_url
 
 __all__ = ["LocalObjectStore", "ObjectNotFound", "ObjectStore", "StorageError",
-           "StorageSettings", "StorageUnavailable", "open_object_store", "parse_storage_url"]
+           "StorageSettings", "StorageUnavailable", "open_object_store", "parse_storage_url",
+           "part_file"]
