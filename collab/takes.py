@@ -17,15 +17,51 @@ def _fit_fades(length: int, fade_in: int, fade_out: int) -> tuple[int, int]:
     return fade_in, min(fade_out, length - fade_in)
 
 
+def loop_passes(position: int, length: int, loop: tuple[int, int] | None
+                ) -> list[tuple[int, int, int]]:
+    """``(position, offset, length)`` of each pass of a take of ``length`` frames whose
+    first frame played at ``position`` while the transport looped over ``loop`` (start,
+    end; None: no loop).
+
+    The playhead jumps from the loop's end back to its start, so the audio recorded after
+    each jump belongs at the start again: the first pass runs to the loop's end, each
+    later one from the loop's start for at most the loop's length. A take starting at or
+    after the loop's end never loops, and is one pass. A last pass shorter than a tenth
+    of the loop (recording stopped just after a jump) is left out rather than cutting
+    that much of the pass before it.
+    """
+    if loop is None or loop[1] <= loop[0] or position >= loop[1]:
+        return [(position, 0, length)]
+    passes: list[tuple[int, int, int]] = []
+    offset, at = 0, position
+    while offset < length:
+        count = min(length - offset, loop[1] - at)
+        passes.append((at, offset, count))
+        offset, at = offset + count, loop[0]
+    if len(passes) > 1 and passes[-1][2] * 10 < loop[1] - loop[0]:
+        passes.pop()
+    return passes
+
+
+def place_passes(document: ProjectDocument, track_id: str, source: str,
+                 passes: list[tuple[int, int, int]]) -> list[str]:
+    """:func:`place_take` for each of ``passes`` (:func:`loop_passes`) in order, the
+    later winning where they overlap; the new clips' ids."""
+    with document.transaction():
+        return [place_take(document, track_id, source, at, count, offset=offset)
+                for at, offset, count in passes]
+
+
 def place_take(document: ProjectDocument, track_id: str, source: str, position: int,
-               length: int) -> str:
-    """Add a clip of ``source`` at ``position`` on ``track_id``; returns the new clip's id.
+               length: int, *, offset: int = 0) -> str:
+    """Add a clip of ``source`` (from its frame ``offset``) at ``position`` on
+    ``track_id``; returns the new clip's id.
 
     Older clips under ``[position, position + length)`` are cut away: a clip inside
     it is removed, one across its start is trimmed, one across its end starts later,
     and one across both is split in two.
     """
-    start, end = int(position), int(position) + int(length)
+    start, end, source_offset = int(position), int(position) + int(length), int(offset)
     with document.transaction():
         for clip in document.clips_of(track_id):
             c_start = int(clip["position"])
@@ -52,4 +88,4 @@ def place_take(document: ProjectDocument, track_id: str, source: str, position: 
             head = start - c_start  # the part before the take survives
             head_in, head_out = _fit_fades(head, fade_in, 0)  # its old end is cut away
             document.update_clip(clip["id"], length=head, fade_in=head_in, fade_out=head_out)
-        return document.add_clip(track_id, Clip(source, start, end - start))
+        return document.add_clip(track_id, Clip(source, start, end - start, source_offset))

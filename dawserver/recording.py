@@ -35,7 +35,7 @@ import soundfile as sf
 
 from collab.errors import CollabError
 from collab.schema import ProjectDocument
-from collab.takes import place_take
+from collab.takes import loop_passes, place_passes
 
 from . import asset_cache, asset_objects
 from .asset_store import AssetError, AssetStore
@@ -88,6 +88,7 @@ class Take:
     tracks: list[str]
     frames: int = 0
     resampler: Any = None  # an av.AudioResampler, once a frame came at another rate
+    loop: tuple[int, int] | None = None  # the transport's loop as it began (session frames)
 
 
 def _always() -> bool:
@@ -200,7 +201,10 @@ class TakeRecorder:
         os.close(handle)
         writer = sf.SoundFile(name, "w", samplerate=self.mix.sample_rate, channels=1,
                               subtype="FLOAT", format="WAV")
-        self._take = Take(Path(name), writer, position, tracks)
+        head = self.mix.playhead
+        loop = None if head.loop is None else (head.to_session(head.loop[0]),
+                                               head.to_session(head.loop[1]))
+        self._take = Take(Path(name), writer, position, tracks, loop=loop)
         log.info("project %s: recording %s into %s, heard from frame %d", self.room.project_id,
                  self.user, tracks, position)
 
@@ -220,13 +224,13 @@ class TakeRecorder:
             rate = self.mix.playhead.session_rate
             length = max(1, int(round(take.frames * rate / self.mix.sample_rate)))
             position = max(0, take.heard_at - self.latency_frames)
+            passes = loop_passes(position, length, take.loop)  # one clip per loop pass
             added: list[str] = []
 
             def place(document: ProjectDocument) -> None:
                 for track_id in take.tracks:
                     if track_id in document.track_ids():
-                        added.append(place_take(document, track_id, asset.id,
-                                                position, length))
+                        added.extend(place_passes(document, track_id, asset.id, passes))
 
             if self.assets.objects is not None:  # kept here until the object store has it
                 asset_objects.keep_take(self.assets, asset, self.room.project_id)

@@ -164,6 +164,40 @@ async def test_a_take_sent_without_opus_is_recorded_at_the_mix_rate(live: Live) 
     assert abs(peak_hz - 440.0) < 10.0, peak_hz
 
 
+async def test_a_take_recorded_over_a_loop_stays_inside_the_loop(live: Live) -> None:
+    # the take was laid out straight from where it began, past the loop's end, cutting
+    # away the verse the singer never recorded over
+    band = next(c for c in (await live.document())["clips"].values() if c["track"] == "band")
+    await live.edit(lambda d: d.add_clip("vox", Clip(band["source"], 3 * RATE, 2 * RATE,
+                                                     id="verse")))
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    await live.edit(lambda d: d.update_transport(loop_start=RATE, loop_end=2 * RATE,
+                                                 loop_enabled=True))
+    async with live.listener(send=ToneTrack(1000.0, 0.5)) as musician:
+        await musician.wait_frames(10)
+        await live.edit(lambda d: d.update_transport(playing=True, position=RATE,
+                                                     recording=True))
+        [recorder] = next(iter(live.app[RTC].connections)).recorders
+
+        def recorded() -> int:
+            take = recorder._take  # noqa: SLF001 - how much the take holds so far
+            return take.frames if take is not None else 0
+
+        await eventually(lambda: recorded() > 1.5 * RATE, timeout=20)  # into a 2nd pass
+        await live.edit(lambda d: d.update_transport(recording=False))
+
+        async def takes() -> list[dict]:
+            return [c for c in await live.vox_clips() if c["source"] != band["source"]]
+
+        await eventually(takes)
+    assert [(c["position"], c["length"], c["offset"]) for c in await live.vox_clips()
+            if c["id"] == "verse"] == [(3 * RATE, 2 * RATE, 0)]
+    passes = await takes()
+    assert len(passes) >= 2, passes  # more than one pass of the loop was recorded
+    for clip in passes:
+        assert clip["position"] >= RATE and clip["position"] + clip["length"] <= 2 * RATE
+
+
 async def test_stop_gives_silence_and_a_fader_move_changes_the_level(live: Live) -> None:
     async def level_against_render() -> float:
         """dB of the last 200 ms received against the same span of an offline render."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collab.schema import ProjectDocument
-from collab.takes import place_take
+from collab.takes import loop_passes, place_passes, place_take
 from dsp_core.session import Clip, Session, Track
 
 
@@ -41,3 +41,25 @@ def test_a_take_inside_a_long_clip_splits_it() -> None:
                           ("long", 400, 700, 307, 0, 40)]
     doc.to_session().validate()
     assert doc.clips_of("other") == []
+
+
+def test_a_take_recorded_over_a_loop_is_cut_into_its_passes() -> None:
+    loop = (1000, 2000)
+    # from before the loop: the pre-roll and the first pass are one, then whole passes
+    assert loop_passes(400, 2900, loop) == [(400, 0, 1600), (1000, 1600, 1000),
+                                            (1000, 2600, 300)]
+    assert loop_passes(1500, 400, loop) == [(1500, 0, 400)]  # stopped before the end
+    assert loop_passes(1500, 1550, loop) == [(1500, 0, 500), (1000, 500, 1000)]
+    assert loop_passes(1500, 1580, loop) == [(1500, 0, 500), (1000, 500, 1000)]  # 80 left
+    assert loop_passes(2000, 3000, loop) == [(2000, 0, 3000)]  # after the loop: no jump
+    assert loop_passes(400, 3000, None) == [(400, 0, 3000)]
+
+
+def test_loop_passes_stay_in_the_loop_and_the_last_one_wins() -> None:
+    # the take was laid out straight from its start: it cut away a clip after the loop
+    doc = document(Clip("verse", 3000, 2000, id="v"))
+    ids = place_passes(doc, "t", "take", loop_passes(1000, 2500, (1000, 2000)))
+    assert len(ids) == 3
+    assert spans(doc) == [("take", 1000, 500, 2000, 0, 0), ("take", 1500, 500, 1500, 0, 0),
+                          ("verse", 3000, 2000, 0, 0, 0)]
+    doc.to_session().validate()
