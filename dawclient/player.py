@@ -64,6 +64,7 @@ class Take:
     sample_rate: int
     blocks: list[np.ndarray] = field(default_factory=list)
     skip: int = 0
+    loop: tuple[int, int] | None = None  # the transport's loop as it began (session frames)
 
     @property
     def audio(self) -> np.ndarray:
@@ -245,8 +246,11 @@ class Player:
     def _new_take(self, timeline: int) -> Take:
         """A take captured with the block rendered at ``timeline``, placed where it was heard."""
         heard = timeline - self.take_latency
-        return Take(self.playhead.to_session(max(0, heard)), list(self.armed),
-                    self.playhead.session_rate, skip=max(0, -heard))
+        head = self.playhead
+        loop = None if head.loop is None else (head.to_session(head.loop[0]),
+                                               head.to_session(head.loop[1]))
+        return Take(head.to_session(max(0, heard)), list(self.armed), head.session_rate,
+                    skip=max(0, -heard), loop=loop)
 
     def _finish_take(self) -> None:
         take, self._take = self._take, None

@@ -28,7 +28,7 @@ import soundfile as sf
 
 from collab.client import SyncClient
 from collab.schema import ProjectDocument
-from collab.takes import place_take
+from collab.takes import loop_passes, place_passes
 from dsp_core.playhead import Playhead
 from dsp_core.session import Session
 
@@ -415,11 +415,11 @@ class DesktopClient:
             raise ClientError(f"take upload refused: HTTP {response.status} {why}; the take "
                               f"is kept in {saved}")
         clips = []
+        passes = loop_passes(take.position, len(audio), take.loop)  # a clip per loop pass
         with document.transaction():
             for track in take.tracks:
                 if track in document.track_ids():
-                    clips.append(place_take(document, track, body["source"], take.position,
-                                            len(audio)))
+                    clips.extend(place_passes(document, track, body["source"], passes))
         self.report.clips.extend(clips)
         log.info("take of %d frames at %d added as %s", len(audio), take.position, clips)
         if await self._confirm(http, clips):

@@ -214,6 +214,35 @@ async def test_the_client_records_a_take_into_the_armed_track(studio: Studio) ->
     assert abs(np.argmax(spectrum) * RATE / mix.shape[1] - 1000.0) < 2.0
 
 
+async def test_a_take_recorded_over_a_loop_is_placed_pass_by_pass(studio: Studio) -> None:
+    # the take was laid out straight from its start, running past the loop's end and
+    # cutting away the verse after it, which nobody recorded over
+    (0.5 * np.sin(2 * np.pi * 1000 * np.arange(3 * RATE) / RATE)).astype("<f4").tofile(
+        studio.mic)
+    keys = hashlib.sha256((studio.root / "keys.flac").read_bytes()).hexdigest()
+    await studio.edit(lambda d: d.add_clip("vox", Clip(keys, 3 * RATE, 2 * RATE,
+                                                       id="verse")))
+    await studio.edit(lambda d: d.update_track("vox", arm=True))
+    await studio.edit(lambda d: d.update_transport(loop_start=RATE, loop_end=2 * RATE,
+                                                   loop_enabled=True, playing=True,
+                                                   position=RATE, recording=True))
+    code, out, err = await studio.run_client("--record", "--seconds", "2.5")
+    assert code == 0, err
+    clips = [c for c in (await studio.document())["clips"].values() if c["track"] == "vox"]
+    assert [(c["position"], c["length"]) for c in clips if c["id"] == "verse"] == [
+        (3 * RATE, 2 * RATE)]
+    passes = sorted((c for c in clips if c["source"] != keys), key=lambda c: c["position"])
+    early = latency_frames(out)
+    # the first pass's start (heard before the loop's start, the input's latency), the
+    # third pass over the second's start, the second's end up to the loop's end
+    first, third, second = passes
+    assert (first["position"], first["offset"], first["length"]) == (RATE - early, 0, early)
+    assert (third["position"], third["offset"]) == (RATE, 2 * RATE + early)
+    assert second["position"] == third["position"] + third["length"]
+    assert second["offset"] == second["position"] + early  # one loop on from the first
+    assert second["position"] + second["length"] == 2 * RATE
+
+
 async def test_a_refused_take_is_kept_in_the_cache_and_the_client_fails(
         studio: Studio) -> None:
     # the server's upload limit stands here for a take longer than its 512 MiB: the take
