@@ -25,16 +25,21 @@ from .errors import SchemaError
 TEMPO_ROOTS = ("tempos", "meters")
 
 
+#: What reading a value a peer wrote may raise (``int(inf)`` overflows; ``.get`` of a list).
+_BAD_VALUE = (AttributeError, KeyError, OverflowError, TypeError, ValueError, ProjectError)
+
+
 def tempo_map_from_json(tempos: dict[str, Any], meters: dict[str, Any],
                         transport: dict[str, Any]) -> TempoMap:
-    """The map the engine plays: entries a peer wrote badly are left out."""
+    """The map the engine plays: entries a peer wrote badly are left out, and a bad
+    transport tempo or meter reads as 120 BPM or 4/4."""
     changes = []
     for change_id, data in sorted(tempos.items()):
         try:
             changes.append(TempoChange(float(data["beat"]), float(data["bpm"]), change_id,
                                        data.get("ramp") is True))
             TempoMap([changes[-1]])
-        except (KeyError, TypeError, ValueError, ProjectError):
+        except _BAD_VALUE:
             changes = changes[:-1] if changes and changes[-1].id == change_id else changes
     bars = []
     for change_id, data in sorted(meters.items()):
@@ -43,13 +48,21 @@ def tempo_map_from_json(tempos: dict[str, Any], meters: dict[str, Any],
                                 int(data.get("denominator", 4)), change_id)
             TempoMap([], [meter])
             bars.append(meter)
-        except (KeyError, TypeError, ValueError, ProjectError):
+        except _BAD_VALUE:
             continue
     if not changes:
-        changes = [TempoChange(0.0, float(transport.get("tempo", 120.0)), "")]
+        try:
+            changes = [TempoChange(0.0, float(transport.get("tempo", 120.0)), "")]
+            TempoMap(changes)
+        except _BAD_VALUE:
+            changes = [TempoChange(0.0, 120.0, "")]
     if not bars:
-        bars = [MeterChange(0, int(transport.get("beats_per_bar", 4)),
-                            int(transport.get("beat_unit", 4)), "")]
+        try:
+            bars = [MeterChange(0, int(transport.get("beats_per_bar", 4)),
+                                int(transport.get("beat_unit", 4)), "")]
+            TempoMap([], bars)
+        except _BAD_VALUE:
+            bars = [MeterChange(0, 4, 4, "")]
     try:
         return TempoMap(changes, bars)
     except ProjectError:

@@ -52,7 +52,7 @@ def parse_time_fields(data: dict[str, Any]) -> dict[str, Any]:
         elif name == "warp":
             try:
                 out[name] = tuple((int(x), int(y)) for x, y in value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # Overflow: an Infinity
                 raise SchemaError("clip warp must be [[source frame, timeline frame], ...], "
                                   f"got {value!r}") from None
         elif name == "crossfade":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from collab.errors import SchemaError
@@ -72,6 +74,39 @@ def test_time_edits_are_checked_and_bad_peer_values_play_unstretched() -> None:
     clip = doc.to_session().tracks[0].clips[0]
     assert (clip.stretch, clip.warp) == (1.0, ())
     assert doc.tempo_map().bpm_at_beat(0) == 120
+    # an Infinity overflowed int(): the whole document failed to read, not just the clip
+    with doc.transaction():
+        doc._roots["clips"]["c"]["warp"] = [[math.inf, 0], [9, 9]]
+    assert doc.to_session().tracks[0].clips[0].warp == ()
+    with pytest.raises(SchemaError, match="clip warp must be"):
+        doc.update_clip("c", warp=[[math.inf, 0], [9, 9]])
+
+
+@pytest.mark.parametrize("transport", [{"tempo": "fast"}, {"tempo": math.nan},
+                                       {"beats_per_bar": math.nan}, {"beat_unit": math.inf},
+                                       {"beats_per_bar": "three"}])
+def test_a_bad_transport_tempo_or_meter_plays_as_120_in_4_4(transport: dict) -> None:
+    # a document without tempo changes plays its transport's tempo and meter: a value a
+    # peer wrote badly there raised, and every render of the project failed
+    doc = ProjectDocument.from_session(Session())
+    with doc.transaction():
+        for key, value in transport.items():
+            doc._roots["transport"][key] = value
+        doc._roots["meters"]["inf"] = {"id": "inf", "bar": math.inf, "numerator": 3,
+                                       "denominator": 4}
+    tempo_map = doc.tempo_map()
+    assert tempo_map.bpm_at_beat(0) == 120.0
+    assert [(m.numerator, m.denominator) for m in tempo_map.meters] == [(4, 4)]
+    assert doc.to_session().tempo.bpm_at_beat(0) == 120.0
+
+
+def test_a_good_transport_meter_survives_a_bad_transport_tempo() -> None:
+    doc = ProjectDocument.from_session(Session())
+    with doc.transaction():
+        doc._roots["transport"]["tempo"] = "fast"
+        doc._roots["transport"]["beats_per_bar"] = 7
+        doc._roots["transport"]["beat_unit"] = 8
+    assert [(m.numerator, m.denominator) for m in doc.tempo_map().meters] == [(7, 8)]
 
 
 def test_a_ramp_survives_the_document_and_older_entries_hold() -> None:
