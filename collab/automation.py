@@ -236,7 +236,7 @@ def lanes_from_json(data: Any, owner: Track | Bus | None = None) -> dict[str, Au
     are left out (the rest of the mix keeps playing), so are lanes ``owner`` cannot have
     (without an owner, every lane but the track fader's)."""
     raw: dict[str, dict[str, Any]] = {}
-    for key, entry in (data or {}).items():
+    for key, entry in (data if isinstance(data, dict) else {}).items():
         if RESERVED in key:
             param, _, point_id = key.partition(RESERVED)
             lane = raw.setdefault(param, {"mode": DEFAULT_MODE, "points": {}})
@@ -253,7 +253,8 @@ def lanes_from_json(data: Any, owner: Track | Bus | None = None) -> dict[str, Au
         except SchemaError:
             continue
         points = []
-        for point_id, entry in (lane.get("points") or {}).items():
+        written = lane.get("points")
+        for point_id, entry in (written if isinstance(written, dict) else {}).items():
             try:
                 point = _checked(param, entry, low_high)
             except (SchemaError, AttributeError):
@@ -261,7 +262,8 @@ def lanes_from_json(data: Any, owner: Track | Bus | None = None) -> dict[str, Au
             point.id = str(point_id)
             points.append(point)
         mode = lane.get("mode", DEFAULT_MODE)
-        lanes[param] = AutomationLane(mode=mode if mode in AUTOMATION_MODES else "off",
+        lanes[param] = AutomationLane(mode=mode if isinstance(mode, str)
+                                      and mode in AUTOMATION_MODES else "off",
                                       points=sorted(points, key=lambda p: (p.frame, p.id)))
     return lanes
 

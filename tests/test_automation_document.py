@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from pycrdt import Doc
+from pycrdt import Array, Doc
 
 from collab.errors import SchemaError
 from collab.schema import ProjectDocument
@@ -102,6 +102,41 @@ def test_an_out_of_range_point_from_a_peer_is_left_out_of_the_mix() -> None:
     doc._track_map("t")["automation"]["gain_db"]["points"][bad]["value"] = 99.0
     points = doc.to_session().tracks[0].automation["gain_db"].points
     assert [p.id for p in points] == [good]
+
+
+@pytest.mark.parametrize(("broken", "key", "value"), [
+    ("gain_db", "points", "x"), ("gain_db", "points", [1.0]), ("gain_db", "mode", [1.0]),
+    ("pan", None, "x"),
+])
+def test_a_lane_a_peer_wrote_as_another_shape_is_left_out(broken: str, key: str | None,
+                                                          value: object) -> None:
+    # a string or an array where a map belongs raised AttributeError: every render and
+    # automation write of the project answered 500, whichever lane they named
+    doc, _ = two_peers()
+    doc.add_automation_point("t", "pan", 10, 0.5)
+    doc.add_automation_point("t", "gain_db", 10, -6.0)
+    written = Array(value) if isinstance(value, list) else value
+    with doc.transaction():
+        lanes = doc._track_map("t")["automation"]
+        if key is None:
+            lanes[broken] = written
+        else:
+            lanes[broken][key] = written
+    kept = "pan" if broken == "gain_db" else "gain_db"
+    automation = doc.to_session().tracks[0].automation
+    assert [p.frame for p in automation[kept].points] == [10]
+    lane = automation.get(broken)
+    assert lane is None or lane.mode == "off" or not lane.points
+    doc.add_automation_point("t", "mute", 0, 1.0)  # another lane is still written
+    assert [p.value for p in doc.to_session().tracks[0].automation["mute"].points] == [1.0]
+
+
+def test_a_track_whose_automation_a_peer_wrote_as_text_plays_without_it() -> None:
+    doc, _ = two_peers()
+    doc.add_automation_point("t", "gain_db", 10, -6.0)
+    with doc.transaction():
+        doc._track_map("t")["automation"] = "x"
+    assert doc.to_session().tracks[0].automation == {}
 
 
 def test_lanes_survive_the_session_document_round_trip() -> None:
