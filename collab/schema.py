@@ -51,7 +51,7 @@ from pycrdt import Array, Doc, Map
 from dsp_core import lv2_limits, lv2_state
 from dsp_core.effects import EffectSpec
 from dsp_core.errors import ProjectError
-from dsp_core.session import Bus, Clip, Send, Session, Track
+from dsp_core.session import SUPPORTED_RATES, Bus, Clip, Send, Session, Track
 from transcription.errors import TranscriptDataError
 from transcription.transcript import Transcript
 
@@ -118,15 +118,58 @@ def _portable_state(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     return {**params, lv2_state.STATE_KEY: lv2_state.portable(state)}
 
 
+#: What reading an entry a peer wrote in the wrong shape raises (``int("abc")``,
+#: ``int(inf)``, a missing key, ``.get`` of a string); the entry is then left out.
+MALFORMED = (AttributeError, KeyError, OverflowError, TypeError, ValueError)
+
+
+def _left_out(bypassed: list[str], what: str, exc: BaseException) -> None:
+    reason = (f"{what} is malformed ({type(exc).__name__}: {exc}); it is left out of the "
+              "mix until it is written again")
+    log.warning("%s", reason)
+    bypassed.append(reason)
+
+
+def _order(data: dict[str, Any]) -> float:
+    """A track's display order (0 when a peer wrote something else than a number)."""
+    order = data.get("order", 0)
+    ok = isinstance(order, int | float) and not isinstance(order, bool) and math.isfinite(order)
+    return float(order) if ok else 0.0
+
+
+def _maps(root: Map) -> list[tuple[str, dict[str, Any]]]:
+    """A root's entries that are maps, as ``(key, data)`` sorted by key."""
+    return sorted((key, data) for key, data in (root.to_py() or {}).items()
+                  if isinstance(data, dict))
+
+
+def _clip_from_json(key: str, data: dict[str, Any]) -> tuple[str, Clip]:
+    """``(track id, clip)`` of a clip's document data; one of :data:`MALFORMED` when a
+    peer wrote it in another shape."""
+    clip = Clip(
+        source=str(data["source"]), position=int(data["position"]),
+        length=int(data["length"]), offset=int(data.get("offset", 0)),
+        gain_db=float(data.get("gain_db", 0.0)), fade_in=int(data.get("fade_in", 0)),
+        fade_out=int(data.get("fade_out", 0)), id=str(data.get("id", key)),
+        **clip_time_fields(data),
+    )
+    return str(data["track"]), clip
+
+
 def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[int],
                       bypassed: list[str]) -> list[EffectSpec]:
     """A chain as the engine plays it: an ``lv2`` effect that fails validation (a plug-in
     not installed here, a control out of range) or is over a cap is left out (bypassed),
-    with the reason in ``bypassed``, so one bad peer write cannot stop the engine."""
+    with the reason in ``bypassed``, so one bad peer write cannot stop the engine; so is
+    an effect a peer wrote in another shape."""
     result: list[EffectSpec] = []
     hosted = 0
-    for index, data in enumerate(raw):
-        spec = _effect_spec(data)
+    for index, data in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            spec = _effect_spec(data)
+        except MALFORMED as exc:
+            _left_out(bypassed, f"{owner} effect {index}", exc)
+            continue
         if spec.kind == lv2_limits.HOSTED_KIND:
             problem = lv2_limits.over_limit(hosted, hosted_total[0])
             if problem is None:
@@ -198,35 +241,45 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         return project
 
     def to_session(self) -> Session:
-        """The :class:`dsp_core.session.Session` the engine renders for this document."""
+        """The :class:`dsp_core.session.Session` the engine renders for this document.
+
+        A clip, track, bus or effect a peer wrote in another shape (the room checks only
+        that an update applies) is left out, with the reason in :attr:`bypassed`: one bad
+        write must not stop every render of the project.
+        """
         meta = self._roots["meta"].to_py() or {}
-        clips_by_track: dict[str, list[Clip]] = {}
-        for data in (self._roots["clips"].to_py() or {}).values():
-            clip = Clip(
-                source=str(data["source"]), position=int(data["position"]),
-                length=int(data["length"]), offset=int(data.get("offset", 0)),
-                gain_db=float(data.get("gain_db", 0.0)), fade_in=int(data.get("fade_in", 0)),
-                fade_out=int(data.get("fade_out", 0)), id=str(data["id"]),
-                **clip_time_fields(data),
-            )
-            clips_by_track.setdefault(str(data["track"]), []).append(clip)
-        tracks = []
         bypassed: list[str] = []
+        clips_by_track: dict[str, list[Clip]] = {}
+        for key, data in _maps(self._roots["clips"]):
+            try:
+                track_id, clip = _clip_from_json(key, data)
+            except MALFORMED as exc:
+                _left_out(bypassed, f"clip {key!r}", exc)
+                continue
+            clips_by_track.setdefault(track_id, []).append(clip)
+        tracks = []
+        rows = []
         hosted_total = [0]
-        rows = (self._roots["tracks"].to_py() or {}).values()
-        for data in sorted(rows, key=lambda t: (float(t.get("order", 0)), str(t["id"]))):
-            track_id = str(data["id"])
-            tracks.append(Track(
-                id=track_id, name=str(data.get("name", "")),
-                channels=int(data.get("channels", 1)),
-                clips=sorted(clips_by_track.get(track_id, []), key=lambda c: c.position),
-                gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)),
-                mute=bool(data.get("mute", False)), solo=bool(data.get("solo", False)),
-                effects=_playable_effects(f"track {track_id!r}", data.get("effects", []),
-                                          hosted_total, bypassed),
-                sends=[Send(bus, float(s.get("level_db", 0.0)), bool(s.get("pre_fader", False)))
-                       for bus, s in sorted((data.get("sends") or {}).items())],
-            ))
+        for key, data in sorted(_maps(self._roots["tracks"]),
+                                key=lambda row: (_order(row[1]), row[0])):
+            track_id = str(data.get("id", key))
+            try:
+                tracks.append(Track(
+                    id=track_id, name=str(data.get("name", "")),
+                    channels=int(data.get("channels", 1)),
+                    clips=sorted(clips_by_track.get(track_id, []), key=lambda c: c.position),
+                    gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)),
+                    mute=bool(data.get("mute", False)), solo=bool(data.get("solo", False)),
+                    effects=_playable_effects(f"track {track_id!r}", data.get("effects", []),
+                                              hosted_total, bypassed),
+                    sends=[Send(bus, float(s.get("level_db", 0.0)),
+                                bool(s.get("pre_fader", False)))
+                           for bus, s in sorted((data.get("sends") or {}).items())],
+                ))
+            except MALFORMED as exc:
+                _left_out(bypassed, f"track {key!r}", exc)
+                continue
+            rows.append(data)
         self._midi_into(tracks, iter(rows), bypassed)
         for track in tracks:  # an lv2 instrument is one more worker: within the caps
             if track.instrument is not None and track.instrument.kind == lv2_limits.HOSTED_KIND:
@@ -240,15 +293,20 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
                 bypassed.append(reason)
                 track.instrument = None
         self._immersive_into(tracks, iter(rows))
-        for track, data in zip(tracks, sorted(rows, key=lambda t: (float(t.get("order", 0)),
-                                                                   str(t["id"]))), strict=True):
+        for track, data in zip(tracks, rows, strict=True):
             track.automation = lanes.lanes_from_json(data.get("automation"), track)
         buses, master = [], Bus(id=MASTER, name="Master")
-        for data in sorted((self._roots["buses"].to_py() or {}).values(), key=lambda b: b["id"]):
-            bus = Bus(id=str(data["id"]), name=str(data.get("name", "")),
-                      effects=_playable_effects(f"bus {data['id']!r}", data.get("effects", []),
-                                                hosted_total, bypassed),
-                      gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)))
+        for key, data in _maps(self._roots["buses"]):
+            bus_id = str(data.get("id", key))
+            try:
+                bus = Bus(id=bus_id, name=str(data.get("name", "")),
+                          effects=_playable_effects(f"bus {bus_id!r}", data.get("effects", []),
+                                                    hosted_total, bypassed),
+                          gain_db=float(data.get("gain_db", 0.0)),
+                          pan=float(data.get("pan", 0.0)))
+            except MALFORMED as exc:
+                _left_out(bypassed, f"bus {key!r}", exc)
+                continue
             bus.automation = lanes.lanes_from_json(data.get("automation"), bus)
             if bus.id == MASTER:
                 master = bus
@@ -267,8 +325,13 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
 
     @property
     def sample_rate(self) -> int:
-        """The project's sample rate (``meta.sample_rate``, 48000 when unset)."""
-        return int(self._roots["meta"].get("sample_rate", DEFAULT_SAMPLE_RATE))
+        """The project's sample rate (``meta.sample_rate``; 48000 when unset, or when a
+        peer wrote something that is not a rate the engine plays)."""
+        rate = self._roots["meta"].get("sample_rate", DEFAULT_SAMPLE_RATE)
+        if isinstance(rate, int | float) and not isinstance(rate, bool) \
+                and rate in SUPPORTED_RATES:
+            return int(rate)
+        return DEFAULT_SAMPLE_RATE
 
     def to_json(self) -> dict[str, Any]:
         """Every root map as plain JSON-able Python data."""
@@ -289,8 +352,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
 
     def track_ids(self) -> list[str]:
         """Track ids in display order."""
-        rows = self._roots["tracks"].to_py() or {}
-        return [t["id"] for t in sorted(rows.values(), key=lambda t: (t.get("order", 0), t["id"]))]
+        rows = sorted(_maps(self._roots["tracks"]), key=lambda row: (_order(row[1]), row[0]))
+        return [str(data.get("id", key)) for key, data in rows]
 
     def track(self, track_id: str) -> dict[str, Any]:
         """A plain copy of one track's fields."""
@@ -567,7 +630,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
 
     def clips_of(self, track_id: str) -> list[dict[str, Any]]:
         """The clips on one track, by position."""
-        rows = [c for c in (self._roots["clips"].to_py() or {}).values() if c["track"] == track_id]
+        rows = [c for _, c in _maps(self._roots["clips"]) if c.get("track") == track_id
+                and isinstance(c.get("position"), int | float)]
         return sorted(rows, key=lambda c: c["position"])
 
     def add_clip(self, track_id: str, clip: Clip) -> str:

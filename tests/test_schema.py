@@ -188,6 +188,33 @@ def test_transport_markers_and_comments() -> None:
     assert copy.comments()[0]["text"] == "louder snare"
 
 
+def test_what_a_peer_wrote_in_another_shape_is_left_out_with_the_reason() -> None:
+    # the room checks only that an update applies: one such value made every render,
+    # bounce and export of the project answer 500
+    project = ProjectDocument.from_session(a_session())
+    with project.transaction():
+        project._roots["clips"]["c1"]["position"] = "abc"
+        project._roots["clips"]["c3"]["length"] = float("inf")
+        project._roots["clips"]["junk"] = "x"
+        project._roots["tracks"]["bass"]["order"] = "last"
+        project._roots["tracks"]["drums"]["sends"] = Map({"verb": "loud"})
+        project._roots["buses"]["verb"]["effects"].append([Map({"enabled": True})])
+        project._roots["buses"]["master"]["gain_db"] = "x"
+        project._roots["meta"]["sample_rate"] = 0
+    session = project.to_session()
+    assert [t.id for t in session.tracks] == ["bass"]  # drums' sends are unreadable
+    assert session.tracks[0].clips == []  # its one clip's length is Infinity
+    assert [e.kind for e in session.buses[0].effects] == ["delay"]
+    assert session.master.gain_db == 0.0 and session.sample_rate == 48000
+    reasons = "\n".join(project.bypassed)
+    for what in ("clip 'c1'", "clip 'c3'", "track 'drums'", "bus 'verb' effect 1",
+                 "bus 'master'"):
+        assert what in reasons, (what, reasons)
+    assert project.track_ids() == ["bass", "drums"]  # "last" reads as order 0
+    assert [c["id"] for c in project.clips_of("drums")] == [
+        c for c in project._roots["clips"].to_py() if c not in ("c1", "c3", "junk")]
+
+
 def test_midi_note_chase_is_a_transport_field_that_reaches_the_session() -> None:
     """``chase_notes`` (on by default) travels to a peer and into the session the engine
     renders; a project turned off keeps it through the document; a non-bool is refused."""
