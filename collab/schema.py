@@ -52,6 +52,7 @@ from dsp_core import lv2_limits, lv2_state
 from dsp_core.effects import EffectSpec
 from dsp_core.errors import ProjectError
 from dsp_core.session import SUPPORTED_RATES, Bus, Clip, Send, Session, Track
+from dsp_core.tempo import METER_DENOMINATORS
 from transcription.errors import TranscriptDataError
 from transcription.transcript import Transcript
 
@@ -198,6 +199,26 @@ def _check_track_value(name: str, value: Any) -> Any:
     if name in ("mute", "solo", "arm") and not isinstance(value, bool):
         raise SchemaError(f"track {name} must be true or false, got {value!r}")
     return value
+
+
+def _check_transport_value(name: str, value: Any) -> None:
+    """Raise :class:`SchemaError` unless ``value`` is one the transport's ``name`` takes: a
+    meter or tempo the tempo map could not play would make it fall back to 120 in 4/4."""
+    number = isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+    whole = number and float(value).is_integer()
+    if name == "tempo" and not (number and 10.0 <= value <= 999.0):
+        raise SchemaError(f"tempo {value!r} is outside [10, 999] BPM")
+    if name == "beats_per_bar" and not (whole and 1 <= value <= 64):
+        raise SchemaError(f"beats_per_bar must be a whole number in 1..64, got {value!r}")
+    if name == "beat_unit" and not (whole and value in METER_DENOMINATORS):
+        raise SchemaError(f"beat_unit must be one of {', '.join(map(str, METER_DENOMINATORS))}"
+                          f", got {value!r}")
+    if name in ("position", "loop_start", "loop_end") and not (whole and value >= 0):
+        raise SchemaError(f"{name} must be a whole number of frames >= 0, got {value!r}")
+    if name in ("playing", "recording", "loop_enabled", "chase_notes") \
+            and not isinstance(value, bool):
+        raise SchemaError(f"{name} must be true or false, got {value!r}")
 
 
 class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
@@ -690,10 +711,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         if unknown:
             raise SchemaError(f"unknown transport field(s) {sorted(unknown)}; "
                               f"known: {sorted(TRANSPORT_DEFAULTS)}")
-        if "tempo" in fields and not 10.0 <= float(fields["tempo"]) <= 999.0:
-            raise SchemaError(f"tempo {fields['tempo']} is outside [10, 999] BPM")
-        if "chase_notes" in fields and not isinstance(fields["chase_notes"], bool):
-            raise SchemaError(f"chase_notes must be true or false, got {fields['chase_notes']!r}")
+        for name, value in fields.items():
+            _check_transport_value(name, value)
         with self.transaction():
             for name, value in fields.items():
                 self._roots["transport"][name] = value

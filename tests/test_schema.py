@@ -188,6 +188,25 @@ def test_transport_markers_and_comments() -> None:
     assert copy.comments()[0]["text"] == "louder snare"
 
 
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"tempo": "fast"}, "tempo"), ({"tempo": float("nan")}, "tempo"),
+    ({"beats_per_bar": 0}, "beats_per_bar"), ({"beats_per_bar": 65}, "beats_per_bar"),
+    ({"beats_per_bar": 3.5}, "beats_per_bar"), ({"beat_unit": 3}, "beat_unit"),
+    ({"position": -1}, "position"), ({"loop_end": float("inf")}, "loop_end"),
+    ({"playing": "yes"}, "playing"), ({"loop_enabled": 1}, "loop_enabled"),
+])
+def test_transport_values_the_tempo_map_cannot_play_are_refused(fields: dict,
+                                                                  words: str) -> None:
+    # a 0/4 meter from an imported MIDI file was stored, and the project then played the
+    # tempo map's 120 BPM 4/4 fallback while the transport said otherwise
+    project = ProjectDocument.from_session(a_session())
+    with pytest.raises(SchemaError, match=words):
+        project.update_transport(**fields)
+    assert project.transport() == ProjectDocument.from_session(a_session()).transport()
+    project.update_transport(beats_per_bar=7, beat_unit=8, position=48000.0)
+    assert [(m.numerator, m.denominator) for m in project.tempo_map().meters] == [(7, 8)]
+
+
 def test_what_a_peer_wrote_in_another_shape_is_left_out_with_the_reason() -> None:
     # the room checks only that an update applies: one such value made every render,
     # bounce and export of the project answer 500
