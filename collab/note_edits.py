@@ -25,14 +25,12 @@ if TYPE_CHECKING:
 DIVISIONS = (1, 2, 4, 8, 16, 32, 64, 3, 6, 12, 24, 48)
 
 
-def grid_frames(tempo: float, sample_rate: int, division: int) -> float:
-    """Frames between grid lines of ``1/division`` notes at ``tempo`` BPM (4/4 beats)."""
+def grid_beats(division: int) -> float:
+    """Quarter-note beats between grid lines of ``1/division`` notes (4 / division)."""
     if division not in DIVISIONS:
         raise SchemaError(f"grid division {division!r} is not one of "
                           f"{', '.join(map(str, DIVISIONS))} (16 = sixteenth notes)")
-    if not 10.0 <= tempo <= 999.0:
-        raise SchemaError(f"tempo {tempo} is outside [10, 999] BPM")
-    return 60.0 / tempo * 4.0 / division * sample_rate
+    return 4.0 / division
 
 
 def _selected(project: ProjectDocument, clip_id: str, note_ids: Collection[str] | None):
@@ -53,16 +51,20 @@ def _selected(project: ProjectDocument, clip_id: str, note_ids: Collection[str] 
 
 def quantize(project: ProjectDocument, clip_id: str, division: int = 16,
              strength: float = 1.0, note_ids: Collection[str] | None = None) -> int:
-    """Move note starts toward the project's grid (timeline grid, transport tempo);
-    ``strength`` 0..1 is how far.  Returns how many notes moved."""
+    """Move note starts toward the project's grid (``1/division`` notes counted in
+    quarter-note beats from the song's start through the document's tempo map, so the
+    grid follows tempo changes); ``strength`` 0..1 is how far.  Returns how many notes
+    moved."""
     if not 0.0 <= strength <= 1.0:
         raise SchemaError(f"quantise strength {strength!r} must be in [0, 1]")
-    grid = grid_frames(float(project.transport()["tempo"]), project.sample_rate, division)
+    step = grid_beats(division)
+    tempo, rate = project.tempo_map(), project.sample_rate
     position = project.midi_clip(clip_id).position
     changes = {}
     for note_id, note in _selected(project, clip_id, note_ids).items():
         at = position + note.start
-        target = math.floor(at / grid + 0.5) * grid  # halves round up
+        beat = math.floor(tempo.frame_to_beat(at, rate) / step + 0.5) * step  # halves up
+        target = tempo.beat_to_frame(beat, rate)
         start = max(0, round(at + (target - at) * strength) - position)
         if start != note.start:
             changes[note_id] = {"start": start}

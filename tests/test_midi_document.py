@@ -139,6 +139,22 @@ def test_quantise_transpose_and_velocity_write_only_their_fields() -> None:
         note_edits.edit_velocity(doc, clip_id, note_ids=["nope"])
 
 
+def test_quantise_follows_the_tempo_map_not_only_the_transport_tempo() -> None:
+    doc, clip_id = midi_project()  # clip at frame 48000; the transport stays at 120 BPM
+    doc.set_tempo_change("t0", 0.0, 90.0)   # quarters are 32000 frames at 90 BPM
+    on = doc.add_note(clip_id, 60, 100, 64000 - 48000, 1000)    # beat 2: stays
+    off = doc.add_note(clip_id, 62, 100, 78000 - 48000, 1000)   # beat 2.44 -> 2 (64000)
+    assert note_edits.quantize(doc, clip_id, division=4) == 1
+    notes = doc.notes(clip_id)
+    assert (notes[on].start, notes[off].start) == (16000, 16000)
+    doc, clip_id = midi_project()
+    doc.set_tempo_change("t0", 0.0, 120.0)
+    doc.set_tempo_change("t1", 2.0, 60.0)   # from frame 48000, quarters are 48000 frames
+    late = doc.add_note(clip_id, 60, 100, 110000 - 48000, 1000)  # beat 3.29 -> 3 (96000)
+    assert note_edits.quantize(doc, clip_id, division=4) == 1
+    assert doc.notes(clip_id)[late].start == 96000 - 48000
+
+
 def test_a_midi_edit_is_reported_to_watchers() -> None:
     doc, clip_id = midi_project()
     seen: list = []
