@@ -2,8 +2,9 @@
 
 - ``POST /projects/{project_id}/midi/import`` (editor; body ``audio/midi``): a Standard MIDI
   File becomes MIDI tracks (one per file track with notes, a default synth each); an empty
-  project takes the file's tempo and time signature.  At most 8 MiB, 100,000 notes and
-  controller events and 64 tracks (413 beyond); times past the frame range answer 400.
+  project takes the file's tempo (400 outside 10..999 BPM) and usable time signature.  At
+  most 8 MiB, 100,000 notes and controller events and 64 tracks (413 beyond); invalid
+  timing (0 ticks per beat or µs per beat, SMPTE) and times past the frame range answer 400.
 - ``GET /projects/{project_id}/midi/export`` (viewer): the project's MIDI tracks as a type 1
   Standard MIDI File at the project's tempo.
 - ``PUT /projects/{project_id}/tracks/{track_id}/instrument`` (editor; ``{"kind", "params",
@@ -32,7 +33,15 @@ from collab import note_edits
 from collab.errors import ProjectNotFound, SchemaError
 from dsp_core.errors import ProjectError
 from dsp_core.midi import Instrument, SampleZone
-from dsp_core.smf import MAX_IMPORT_EVENTS, MAX_IMPORT_TRACKS, SmfTooLarge, read_smf, write_smf
+from dsp_core.smf import (
+    MAX_IMPORT_EVENTS,
+    MAX_IMPORT_TRACKS,
+    SmfImport,
+    SmfTooLarge,
+    read_smf,
+    write_smf,
+)
+from dsp_core.tempo import MAX_BPM, MIN_BPM
 
 from .asset_store import AssetError
 from .assets import assets_of
@@ -110,6 +119,20 @@ class NoteEditResult(Model):
     changed: int
 
 
+def _transport_of(imported: SmfImport) -> dict[str, Any]:
+    """The transport fields an empty project takes from a file: its first tempo (refused
+    outside the 10..999 BPM a project plays) and its time signature when it gives a usable
+    one (else the project keeps its meter)."""
+    if not MIN_BPM <= imported.tempo <= MAX_BPM:
+        raise SchemaError(f"the MIDI file's tempo {imported.tempo:g} BPM is outside the "
+                          f"{MIN_BPM:g}..{MAX_BPM:g} BPM a project plays; set its first "
+                          "tempo in range and export it again (nothing was imported)")
+    fields: dict[str, Any] = {"tempo": imported.tempo}
+    if imported.meter_given:
+        fields.update(beats_per_bar=imported.beats_per_bar, beat_unit=imported.beat_unit)
+    return fields
+
+
 async def import_midi(request: Request) -> MidiImported:
     """Add the tracks of a Standard MIDI File to the project (editor)."""
     project_id = request.params["project_id"]
@@ -124,9 +147,7 @@ async def import_midi(request: Request) -> MidiImported:
 
             def change(document) -> None:  # noqa: ANN001 - collab.schema.ProjectDocument
                 if not document.track_ids():
-                    document.update_transport(tempo=imported.tempo,
-                                              beats_per_bar=imported.beats_per_bar,
-                                              beat_unit=imported.beat_unit)
+                    document.update_transport(**_transport_of(imported))
                 for track in imported.tracks:
                     document.add_track(track)
 

@@ -23,6 +23,7 @@ import mido
 from .errors import ProjectError
 from .midi import ControlEvent, Instrument, MidiClip, Note, validate_clip
 from .session import Track
+from .tempo import METER_DENOMINATORS
 
 DEFAULT_TICKS_PER_BEAT = 480
 DEFAULT_TEMPO = 120.0
@@ -40,12 +41,14 @@ class SmfTooLarge(ProjectError):
 @dataclass
 class SmfImport:
     """What a file held: one track per MIDI file track with notes or controllers, the
-    first tempo (BPM) and the time signature."""
+    first tempo (BPM) and the first usable time signature (``meter_given`` False: the
+    file has none, 4/4 by the standard)."""
 
     tracks: list[Track] = field(default_factory=list)
     tempo: float = DEFAULT_TEMPO
     beats_per_bar: int = 4
     beat_unit: int = 4
+    meter_given: bool = False
 
 
 def _open(source: str | os.PathLike[str] | bytes | BinaryIO) -> mido.MidiFile:
@@ -65,6 +68,12 @@ class _TempoMap:
 
     def __init__(self, midi: mido.MidiFile) -> None:
         self.tpb = midi.ticks_per_beat
+        if self.tpb < 0:
+            raise ProjectError("the MIDI file's timing is invalid: SMPTE time division is not "
+                               "supported; export the file with PPQ (ticks per beat) timing")
+        if self.tpb == 0:
+            raise ProjectError("the MIDI file's timing is invalid: its header gives 0 ticks "
+                               "per beat; export the file again")
         changes: dict[int, int] = {}
         tracks = midi.tracks if midi.type != 2 else midi.tracks[:1]
         for track in tracks:
@@ -72,6 +81,10 @@ class _TempoMap:
             for msg in track:
                 tick += msg.time
                 if msg.type == "set_tempo":
+                    if msg.tempo <= 0:
+                        raise ProjectError(f"the MIDI file's timing is invalid: a tempo of "
+                                           f"{msg.tempo} µs per beat at tick {tick}; fix the "
+                                           "tempo and export the file again")
                     changes[tick] = msg.tempo
         self.points = sorted(changes.items()) or [(0, 500000)]
         if self.points[0][0] != 0:
@@ -91,9 +104,11 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
              id_prefix: str = "midi", max_events: int = MAX_IMPORT_EVENTS,
              max_tracks: int = MAX_IMPORT_TRACKS, instrument: str = "synth") -> SmfImport:
     """Read a Standard MIDI File into MIDI tracks (each with a default synth and one clip
-    from frame 0); raises :class:`ProjectError` for a file mido cannot parse or whose
-    times leave the frame range, :class:`SmfTooLarge` past ``max_events`` notes and
-    controller events or ``max_tracks`` tracks.
+    from frame 0); raises :class:`ProjectError` for a file mido cannot parse, whose
+    timing is invalid (0 ticks per beat, a tempo of 0 µs per beat, SMPTE time division)
+    or whose times leave the frame range, :class:`SmfTooLarge` past ``max_events`` notes
+    and controller events or ``max_tracks`` tracks.  A time signature no project meter
+    takes (numerator outside 1..64, denominator not 1, 2, 4 ... 32) is skipped.
 
     ``instrument="soundfont"`` gives each track a stereo General MIDI ``soundfont``
     instrument instead (:mod:`dsp_core.soundfont`) playing, on each channel, the first
@@ -108,7 +123,6 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
     def frame(tick: int) -> int:
         return round(tempo_map.to_seconds(tick) * sample_rate)
 
-    signature_seen = False
     events = 0
 
     def count() -> None:
@@ -130,9 +144,10 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
                 programs.setdefault(f"program_{msg.channel}", msg.program)
             elif msg.type == "track_name":
                 name = msg.name
-            elif msg.type == "time_signature" and not signature_seen:
+            elif msg.type == "time_signature" and not result.meter_given and _usable_meter(
+                    msg.numerator, msg.denominator):
                 result.beats_per_bar, result.beat_unit = msg.numerator, msg.denominator
-                signature_seen = True
+                result.meter_given = True
             elif msg.type == "note_on" and msg.velocity > 0:
                 sounding.setdefault((msg.channel, msg.note), deque()).append(
                     (tick, msg.velocity))
@@ -171,6 +186,12 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
                                    instrument=Instrument("soundfont", dict(programs)) if gm
                                    else Instrument("synth"), midi_clips=[clip]))
     return result
+
+
+def _usable_meter(numerator: int, denominator: int) -> bool:
+    """Whether a file's time signature is one a project's meter takes (1..64 over
+    1, 2, 4 ... 32); others are skipped, as a file without one."""
+    return 1 <= numerator <= 64 and denominator in METER_DENOMINATORS
 
 
 def _note(on: int, off: int, pitch: int, velocity: int, channel: int, index: int) -> Note:

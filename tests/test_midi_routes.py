@@ -204,6 +204,64 @@ async def test_an_import_too_large_or_too_long_is_refused_and_writes_nothing(
         assert room.document.to_json() == before
 
 
+def one_note(meta: list[mido.MetaMessage], ticks_per_beat: int = 480) -> bytes:
+    """A type 1 file: ``meta`` then a one-beat note on middle C."""
+    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
+    midi.tracks.append(mido.MidiTrack([*meta,
+                                       mido.Message("note_on", note=60, velocity=100, time=0),
+                                       mido.Message("note_off", note=60, time=480)]))
+    data = io.BytesIO()
+    midi.save(file=data)
+    return data.getvalue()
+
+
+@pytest.mark.parametrize("data", [one_note([mido.MetaMessage("set_tempo", tempo=0)]),
+                                  one_note([], ticks_per_beat=0)], ids=["tempo-0", "tpb-0"])
+async def test_a_file_with_invalid_timing_answers_400_and_writes_nothing(
+        clients, data: bytes) -> None:  # noqa: ANN001
+    a, _ = clients
+    async with a.app[ROOMS].use(a.project_id) as room:
+        before = room.document.to_json()
+    status, body = await a.call("POST", f"/projects/{a.project_id}/midi/import", data=data,
+                                headers={"Content-Type": "audio/midi"})
+    assert status == 400 and "the MIDI file's timing is invalid" in body["error"]
+    async with a.app[ROOMS].use(a.project_id) as room:
+        assert room.document.to_json() == before
+
+
+async def test_an_empty_project_keeps_its_meter_over_a_bad_time_signature(
+        clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    async with a.app[ROOMS].use(a.project_id) as room:
+        await room.edit(lambda d: d.update_transport(beats_per_bar=6, beat_unit=8))
+    data = one_note([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100)),
+                     mido.MetaMessage("time_signature", numerator=0, denominator=4)])
+    status, body = await a.call("POST", f"/projects/{a.project_id}/midi/import", data=data,
+                                headers={"Content-Type": "audio/midi"})
+    assert status == 200 and body["tempo"] == pytest.approx(100.0)
+    async with a.app[ROOMS].use(a.project_id) as room:
+        transport, tempo = room.document.transport(), room.document.tempo_map()
+    assert (transport["tempo"], transport["beats_per_bar"], transport["beat_unit"]) == (
+        pytest.approx(100.0), 6, 8)
+    assert tempo.bpm_at_beat(0) == pytest.approx(100.0)   # what plays is what it says
+    assert (tempo.meter_at_bar(0).numerator, tempo.meter_at_bar(0).denominator) == (6, 8)
+
+
+@pytest.mark.parametrize("us, bpm", [(12_000_000, "5"), (50_000, "1200")])
+async def test_an_empty_project_refuses_a_file_tempo_it_cannot_play(
+        clients, us: int, bpm: str) -> None:  # noqa: ANN001
+    a, _ = clients
+    async with a.app[ROOMS].use(a.project_id) as room:
+        before = room.document.to_json()
+    data = one_note([mido.MetaMessage("set_tempo", tempo=us)])
+    status, body = await a.call("POST", f"/projects/{a.project_id}/midi/import", data=data,
+                                headers={"Content-Type": "audio/midi"})
+    assert status == 400, body
+    assert f"the MIDI file's tempo {bpm} BPM is outside the 10..999 BPM" in body["error"]
+    async with a.app[ROOMS].use(a.project_id) as room:
+        assert room.document.to_json() == before
+
+
 async def test_a_note_edit_over_a_broken_note_answers_400_and_writes_nothing(
         clients) -> None:  # noqa: ANN001
     a, _ = clients

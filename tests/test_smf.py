@@ -77,3 +77,48 @@ def test_import_follows_a_tempo_change_and_untied_notes() -> None:
 def test_a_file_that_is_not_midi_is_refused_with_a_clear_error() -> None:
     with pytest.raises(ProjectError, match="not a readable Standard MIDI File"):
         read_smf(b"RIFF....WAVEfmt ", RATE)
+
+
+def one_note_file(meta: list[mido.MetaMessage], ticks_per_beat: int = 480) -> bytes:
+    """A type 1 file: ``meta`` then a one-beat note on middle C."""
+    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
+    midi.tracks.append(mido.MidiTrack([*meta,
+                                       mido.Message("note_on", note=60, velocity=100, time=0),
+                                       mido.Message("note_off", note=60, time=480)]))
+    data = io.BytesIO()
+    midi.save(file=data)
+    return data.getvalue()
+
+
+@pytest.mark.parametrize("data, words", [
+    (one_note_file([mido.MetaMessage("set_tempo", tempo=0)]), "tempo of 0 µs per beat"),
+    (one_note_file([mido.MetaMessage("set_tempo", tempo=500000),
+                    mido.MetaMessage("set_tempo", tempo=0, time=240)]),
+     "tempo of 0 µs per beat at tick 240"),
+    (one_note_file([], ticks_per_beat=0), "0 ticks per beat"),
+], ids=["tempo-0", "tempo-0-later", "tpb-0"])
+def test_a_file_with_zero_tempo_or_zero_ticks_per_beat_is_refused(data: bytes,
+                                                                   words: str) -> None:
+    with pytest.raises(ProjectError, match="timing is invalid") as caught:
+        read_smf(data, RATE)
+    assert words in str(caught.value)
+
+
+def test_an_smpte_timed_file_is_refused_rather_than_read_as_ticks() -> None:
+    data = one_note_file([], ticks_per_beat=-6360)   # 25 fps, 40 ticks per frame
+    assert mido.MidiFile(file=io.BytesIO(data)).ticks_per_beat < 0
+    with pytest.raises(ProjectError, match="SMPTE time division is not supported; export "
+                                           r"the file with PPQ \(ticks per beat\) timing"):
+        read_smf(data, RATE)
+
+
+@pytest.mark.parametrize("numerator, denominator", [(0, 4), (65, 4), (4, 64), (7, 128)])
+def test_a_time_signature_no_meter_takes_is_skipped(numerator: int, denominator: int) -> None:
+    bad = mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator)
+    alone = read_smf(one_note_file([bad]), RATE)
+    assert (alone.beats_per_bar, alone.beat_unit) == (4, 4)   # as a file without one
+    assert not alone.meter_given
+    assert [n.length for n in alone.tracks[0].midi_clips[0].notes] == [24000]
+    later = read_smf(one_note_file([bad, mido.MetaMessage("time_signature", numerator=6,
+                                                          denominator=8, time=10)]), RATE)
+    assert (later.beats_per_bar, later.beat_unit) == (6, 8) and later.meter_given
