@@ -170,13 +170,14 @@ async def export_midi(request: Request) -> Reply:
     try:
         async with request.app[ROOMS].use(project_id) as room:
             session = room.document.to_session()
-            transport = room.document.transport()
     except ProjectNotFound as exc:
         raise NotFound(str(exc)) from None
+    # the tempo map's opening tempo and meter: what plays, whatever the transport holds
+    opening = session.tempo.meters[0]
     buffer = io.BytesIO()
     await asyncio.to_thread(write_smf, session.tracks, buffer, session.sample_rate,
-                            float(transport["tempo"]), beats_per_bar=int(
-                                transport["beats_per_bar"]), beat_unit=int(transport["beat_unit"]))
+                            session.tempo.bpm_at_beat(0), beats_per_bar=opening.numerator,
+                            beat_unit=opening.denominator)
     return Reply(buffer.getvalue(), media_type="audio/midi", headers={
         "Content-Disposition": f'attachment; filename="{project_id}.mid"'})
 

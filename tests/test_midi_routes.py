@@ -315,3 +315,26 @@ async def test_an_lv2_instrument_is_set_over_http_and_plays(clients) -> None:  #
                                                    "params": {"uri": INSTRUMENT},
                                                    "zones": [{"asset_id": "a" * 64}]})
     assert status in (400, 404), body
+
+
+async def test_the_export_takes_the_tempo_and_meter_the_project_plays(clients) -> None:  # noqa: ANN001
+    # it read the transport: a project playing its tempo changes exported the transport's
+    # tempo, and a transport tempo a peer wrote as text answered 500
+    a, _ = clients
+    status, _ = await a.call("POST", f"/projects/{a.project_id}/midi/import",
+                             data=song(), headers={"Content-Type": "audio/midi"})
+    assert status == 200
+
+    def peer_writes(document) -> None:  # noqa: ANN001 - collab.schema.ProjectDocument
+        document.set_tempo_change("opening", 0, 90.0)
+        document.set_meter_change("opening", 0, 6, 8)
+        document._roots["transport"]["tempo"] = "fast"
+
+    async with a.app[ROOMS].use(a.project_id) as room:
+        await room.edit(peer_writes)
+    status, data = await a.call("GET", f"/projects/{a.project_id}/midi/export",
+                                role=Role.VIEWER)
+    assert status == 200, data
+    exported = read_smf(data, 48000)
+    assert exported.tempo == pytest.approx(90.0)
+    assert (exported.beats_per_bar, exported.beat_unit) == (6, 8)
