@@ -44,6 +44,8 @@ CLASSES = ("kick", "snare", "hat", "bass", "pad", "vocal", "other")
 SILENCE_DB = -90.0
 #: The least spectral flux, relative to the mean frame level, that counts as an onset.
 ONSET_FLOOR = 0.1
+#: Frames of spectral flux averaged for its local mean.
+LOCAL_MEAN_FRAMES = 16
 
 # Krumhansl & Kessler's probe-tone ratings (1982), C major and C minor.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29,
@@ -120,9 +122,17 @@ def onset_envelope(mono: np.ndarray) -> np.ndarray:
     logmag = np.log1p(1000.0 * np.abs(spec))
     flux = np.maximum(np.diff(logmag, axis=1), 0.0).sum(axis=0)
     flux = np.concatenate([[0.0], flux])
-    local = np.convolve(flux, np.ones(16) / 16, mode="same")
+    local = _local_mean(flux, LOCAL_MEAN_FRAMES)
     level = float(logmag.sum(axis=0).mean()) or 1.0
     return np.maximum(flux - local, 0.0) / level
+
+
+def _local_mean(values: np.ndarray, width: int) -> np.ndarray:
+    """The mean of ``width`` frames around each value (zeros beyond the ends), as long
+    as ``values`` even when that is shorter than ``width``."""
+    full = np.convolve(values, np.ones(width) / width, mode="full")
+    start = (width - 1) // 2
+    return full[start:start + len(values)]
 
 
 def onset_count(envelope: np.ndarray) -> int:
@@ -221,6 +231,9 @@ def _spectrum(mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _flatness(spectrum: tuple[np.ndarray, np.ndarray]) -> float:
+    """Spectral flatness 0..1 (0 when the sample is too short for a spectrum)."""
+    if len(spectrum[1]) < 2:
+        return 0.0
     power = spectrum[1][1:] + 1e-20
     return float(np.exp(np.mean(np.log(power))) / np.mean(power))
 

@@ -227,35 +227,48 @@ class SampleLibrary:
             "SELECT id, path, size, mtime_ns, content_hash FROM samples "
             "WHERE account_id = ? AND path = ?", account_id, name)
         report = IndexReport()
-        await self._index_one(account_id, str(root), name, rows[0] if rows else None, report)
-        if report.failed:
-            raise BadQuery(f"{Path(name).name}: not a readable WAV/FLAC/AIFF/OGG file")
+        failure = await self._index_one(account_id, str(root), name, rows[0] if rows else None,
+                                        report)
+        if failure is not None:
+            raise BadQuery(f"{Path(name).name}: could not be indexed as a sample ({failure})")
         return await self.get(account_id, sample_id(account_id, name))
 
-    async def _index_one(self, account_id: str, folder: str, path: str, row, report) -> None:
+    async def _index_one(self, account_id: str, folder: str, path: str, row, report
+                         ) -> str | None:
+        """Index one file into ``report``; why it failed (counted, logged), or None."""
         try:
             stat = os.stat(path)
             if row is not None and row["size"] == stat.st_size and \
                     row["mtime_ns"] == stat.st_mtime_ns:
                 report.unchanged += 1
-                return
+                return None
             digest = await asyncio.to_thread(file_hash, path)
             if row is not None and row["content_hash"] == digest:
                 await self.database.execute(
                     "UPDATE samples SET size = ?, mtime_ns = ? WHERE account_id = ? AND id = ?",
                     stat.st_size, stat.st_mtime_ns, account_id, row["id"])
                 report.unchanged += 1
-                return
+                return None
+        except OSError as exc:
+            log.warning("skipped %s: %s", path, exc)
+            report.failed += 1
+            return "not readable"
+        try:
             sample = await asyncio.to_thread(analyse_file, account_id, folder, path, digest)
         except (AudioFileError, OSError) as exc:
             log.warning("skipped %s: %s", path, exc)
             report.failed += 1
-            return
+            return "not a readable WAV/FLAC/AIFF/OGG file"
+        except Exception:  # an analysis fault: this file fails, the rest of the folder goes on
+            log.exception("could not analyse %s", path)
+            report.failed += 1
+            return "its audio could not be analysed"
         await self.save(sample)
         if row is None:
             report.added += 1
         else:
             report.updated += 1
+        return None
 
     async def forget_account(self, account_id: str) -> int:
         """Drop every sample of an account (its erasure); the number dropped."""

@@ -65,6 +65,18 @@ def test_noise_bursts_are_hats_or_snares_by_their_band(make, expected: str) -> N
     assert found.key is None  # noise has no key
 
 
+@pytest.mark.parametrize("frames", [1, 100, 500])
+def test_a_very_short_sample_is_a_one_shot_without_tempo(frames: int) -> None:
+    """Fewer onset frames than the flux's local-mean window (< ~41 ms) still analyse."""
+    hit = np.random.default_rng(frames).standard_normal((2, frames)).astype(np.float32) * 0.3
+    found = analyse(hit, 44100)
+    assert found.duration == pytest.approx(frames / 44100)
+    assert (found.kind, found.bpm) == ("one-shot", None)
+    assert found.instrument in ("kick", "snare", "hat", "bass", "pad", "other")
+    assert all(np.isfinite(v) for v in (found.peak_db, found.bpm_confidence,
+                                        found.key_confidence, found.instrument_confidence))
+
+
 def test_loudness_and_peak_follow_the_level() -> None:
     loud = analyse(audio.pad(), RATE)
     quiet = analyse(audio.pad() * np.float32(0.5), RATE)

@@ -90,6 +90,41 @@ async def test_an_unreadable_file_is_counted_and_skipped(library: SampleLibrary,
 
 
 @pytest.mark.asyncio
+async def test_a_very_short_file_between_others_is_indexed_with_them(
+        library: SampleLibrary, tmp_path: Path) -> None:
+    pack = tmp_path / "Pack"
+    write(pack / "A_Kick.wav", audio.kick())
+    write(pack / "B_Click.wav", np.full((1, 600), 0.5, np.float32))  # 12.5 ms
+    write(pack / "C_Hat.wav", audio.hat())
+    report = await library.index_folder("acc", pack)
+    assert (report.added, report.failed) == (3, 0)
+    found = {s.name: s for s in library.index.search("acc", SampleQuery(limit=10)).samples}
+    assert set(found) == {"A_Kick.wav", "B_Click.wav", "C_Hat.wav"}
+    assert (found["B_Click.wav"].kind, found["B_Click.wav"].bpm) == ("one-shot", None)
+
+
+@pytest.mark.asyncio
+async def test_a_file_whose_analysis_fails_is_counted_and_the_rest_indexed(
+        library: SampleLibrary, folder: Path, monkeypatch) -> None:  # noqa: ANN001
+    import samples.library as library_module
+
+    real = library_module.analyse
+
+    def analyse(data, rate: int):  # noqa: ANN001, ANN202 - planar float32
+        if data.shape[-1] == audio.hat().shape[-1]:
+            raise ValueError("an analysis fault")
+        return real(data, rate)
+
+    monkeypatch.setattr(library_module, "analyse", analyse)
+    report = await library.index_folder("acc", folder)
+    assert (report.added, report.failed) == (3, 1)
+    names = {s.name for s in library.index.search("acc", SampleQuery(limit=10)).samples}
+    assert "Hat_Closed.flac" not in names and len(names) == 3
+    with pytest.raises(BadQuery, match="Hat_Closed.flac: could not be indexed"):
+        await library.index_file("acc", folder, folder / "Drums" / "Hat_Closed.flac")
+
+
+@pytest.mark.asyncio
 async def test_analysis_and_names_land_in_the_library(library: SampleLibrary,
                                                       folder: Path) -> None:
     await library.index_folder("acc", folder)
