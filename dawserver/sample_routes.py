@@ -26,10 +26,12 @@ import re
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 from pydantic import ConfigDict, Field
 
 from collab.errors import ProjectNotFound, SchemaError
+from collab.schema import new_id
 from dsp_core.audio_io import read_audio, resampled_length
 from dsp_core.errors import AudioFileError
 from dsp_core.session import Clip, Track
@@ -40,7 +42,7 @@ from samples.records import Sample
 from samples.search import SampleQuery
 
 from . import asset_objects
-from .asset_store import AssetError
+from .asset_store import Asset, AssetError, AssetStore
 from .assets import assets_of
 from .authorization import project_account
 from .keys import ACCOUNTS, ROOMS
@@ -55,6 +57,7 @@ from .plugin_api import (
     Request,
     Route,
     Unavailable,
+    Unprocessable,
     UnsupportedMediaType,
 )
 from .sample_service import QUEUE, SAMPLES
@@ -64,6 +67,10 @@ from .storage import StorageError
 MAX_UPLOAD_BYTES = 64 << 20
 UPLOAD_TYPES = ("audio/wav", "audio/flac", "audio/aiff", "audio/ogg", "application/octet-stream")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9 ._#()+-]+")
+#: The most UTF-8 bytes of an upload's stem: room for " (n)" and the type in a 255-byte name.
+MAX_STEM_BYTES = 200
+#: The latest time a sample may be placed at in a project (24 hours).
+MAX_POSITION_S = 24 * 3600.0
 
 
 class SampleInfo(Model):
@@ -151,7 +158,8 @@ class AddToProject(Model):
 
     sample_id: str = Field(min_length=1)
     track_id: str | None = None
-    position_s: float = Field(0.0, ge=0)
+    position_s: float = Field(0.0, ge=0, le=MAX_POSITION_S, allow_inf_nan=False,
+                              description="seconds from the project's start, up to 24 hours")
     tempo: float | None = None
     key: str | None = None
 
@@ -258,10 +266,11 @@ def _wav_bytes(audio, rate: int) -> bytes:  # noqa: ANN001 - planar float32
 async def upload_sample(request: Request) -> SampleInfo:
     """Store an uploaded WAV/FLAC/AIFF/OGG file in the account's library and index it."""
     service = request.app[SAMPLES]
-    name = _SAFE_NAME.sub("_", os.path.basename(request.query.name or "upload.wav")).strip()
+    name = _upload_name(request.query.name)
     if Path(name).suffix.lower() not in (".wav", ".flac", ".aif", ".aiff", ".ogg"):
         raise UnsupportedMediaType(f"{name!r}: name the file with its type (.wav, .flac, "
                                    ".aiff or .ogg) in ?name=")
+    name = _short_stem(name)
     folder = service.upload_folder(request.account_id)
     try:
         target = await asyncio.to_thread(store_upload, folder, name, request.body)
@@ -269,9 +278,24 @@ async def upload_sample(request: Request) -> SampleInfo:
         raise UnsupportedMediaType(str(exc)) from None
     try:
         sample = await service.library.index_file(request.account_id, folder, target)
-    except BadQuery as exc:
-        raise UnsupportedMediaType(str(exc)) from None
+    except BadQuery as exc:  # it read as audio but could not be indexed: keep no file
+        target.unlink(missing_ok=True)
+        raise Unprocessable(str(exc)) from None
     return _info(sample)
+
+
+def _upload_name(raw: str) -> str:
+    """The upload's file name made safe: odd characters replaced and no leading dot (a
+    hidden file is never indexed, so a re-index would drop its sample)."""
+    name = _SAFE_NAME.sub("_", os.path.basename(raw or "upload.wav")).strip()
+    return name.lstrip(". ")
+
+
+def _short_stem(name: str) -> str:
+    """``name`` with its stem cut to :data:`MAX_STEM_BYTES` of UTF-8 (on a character)."""
+    path = Path(name)
+    stem = path.stem.encode()[:MAX_STEM_BYTES].decode("utf-8", "ignore")
+    return stem + path.suffix
 
 
 async def index_folder(request: Request) -> Reply:
@@ -317,26 +341,18 @@ async def add_to_project(request: Request) -> AddedClip:
     audio, rate, made = await _matched(request, provider, sample, body.tempo, body.key)
     store = await assets_of(request.app, project_id)
     stem = Path(sample.name).stem
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"{stem}.wav"
-        await asyncio.to_thread(sf.write, path, audio.T, rate, "FLOAT")
-        try:
-            asset = await asyncio.to_thread(store.ingest_file, path, project_id=project_id,
-                                            name=f"{stem}.wav")
-            if store.objects is not None:  # object storage holds every asset
-                await asset_objects.publish(store, asset, project_id)
-        except AssetError as exc:
-            raise BadRequest(str(exc)) from None
-        except StorageError as exc:
-            raise Unavailable(f"the sample could not be stored: {exc}") from None
     try:
         async with request.app[ROOMS].use(project_id) as room:
+            if body.track_id and body.track_id not in room.document.track_ids():
+                raise BadRequest(f"no track {body.track_id!r} in project {project_id!r}; "
+                                 "leave track_id out to add the sample on a new track")
+            asset = await _ingest(store, project_id, stem, audio, rate)
             ids: dict[str, str] = {}
 
             def change(document) -> None:  # noqa: ANN001 - collab.schema.ProjectDocument
                 session_rate = document.sample_rate
                 track_id = body.track_id or document.add_track(Track(
-                    id="", name=stem, channels=min(asset.channels, 2)))
+                    id=new_id("track"), name=stem, channels=min(asset.channels, 2)))
                 clip = Clip(source=asset.id, position=round(body.position_s * session_rate),
                             length=resampled_length(asset.frames, asset.sample_rate,
                                                     session_rate))
@@ -349,6 +365,25 @@ async def add_to_project(request: Request) -> AddedClip:
         raise BadRequest(str(exc)) from None
     return AddedClip(asset_id=asset.id, track_id=ids["track"], clip_id=ids["clip"],
                      method=made.method)
+
+
+async def _ingest(store: AssetStore, project_id: str, stem: str, audio: np.ndarray,
+                  rate: int) -> Asset:
+    """The rendered sample as a project asset (``AssetStore.ingest_file``), published to
+    object storage when the store has one."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{stem}.wav"
+        await asyncio.to_thread(sf.write, path, audio.T, rate, "FLOAT")
+        try:
+            asset = await asyncio.to_thread(store.ingest_file, path, project_id=project_id,
+                                            name=f"{stem}.wav")
+            if store.objects is not None:  # object storage holds every asset
+                await asset_objects.publish(store, asset, project_id)
+        except AssetError as exc:
+            raise BadRequest(str(exc)) from None
+        except StorageError as exc:
+            raise Unavailable(f"the sample could not be stored: {exc}") from None
+    return asset
 
 
 SAMPLE = "/samples/{sample_id}"

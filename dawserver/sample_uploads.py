@@ -11,6 +11,7 @@ destroys or changes the ``Kick.wav`` the library already indexed.
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import os
 import tempfile
@@ -55,5 +56,10 @@ def _place(temp: Path, target: Path) -> Path:
         except FileExistsError:
             if filecmp.cmp(temp, candidate, shallow=False):
                 return candidate  # the same bytes: that file
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            raise UploadRefused(f"{target.name[:40]!r}...: the name is too long for a file; "
+                                "upload it under a shorter name") from None
     raise UploadRefused(f"{target.name!r} and its first {MOST_VARIANTS} numbered variants "
                         "are taken by other files; upload it under another name")

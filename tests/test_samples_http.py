@@ -107,6 +107,44 @@ async def test_bad_queries_and_uploads_say_what_to_do(clients) -> None:  # noqa:
     assert status == 403, body
 
 
+async def test_a_very_long_upload_name_is_cut_to_fit_a_file_name(clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    kick = await a.upload("K" * 300 + ".wav", audio.kick())
+    assert kick["name"] == "K" * 200 + ".wav", kick["name"]
+    other = await a.upload("K" * 300 + ".wav", audio.hat())  # a taken name: its variant
+    assert other["name"] == "K" * 200 + " (2).wav", other["name"]
+
+
+async def test_a_dot_named_upload_is_not_hidden_and_survives_a_reindex(
+        clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    kick = await a.upload(".Kick.wav", audio.kick())
+    assert kick["name"] == "Kick.wav"
+    folder = a.app[SAMPLES].upload_folder(a.project_id)
+    report = await a.app[SAMPLES].library.index_folder(a.project_id, folder)
+    assert (report.unchanged, report.removed) == (1, 0), report
+    status, body, _ = await a.call("GET", f"/samples/{kick['id']}")
+    assert status == 200 and body["name"] == "Kick.wav", body
+
+
+async def test_an_upload_that_cannot_be_analysed_leaves_no_file(clients,  # noqa: ANN001
+                                                                monkeypatch) -> None:  # noqa: ANN001
+    import samples.library as library_module
+
+    def broken(data, rate: int):  # noqa: ANN001, ANN202
+        raise ValueError("an analysis fault")
+
+    a, _ = clients
+    monkeypatch.setattr(library_module, "analyse", broken)
+    status, body, _ = await a.call("POST", "/samples/uploads", params={"name": "Hat.wav"},
+                                   data=wav(audio.hat()))
+    assert status == 422 and "Hat.wav" in body["error"], body
+    assert list(a.app[SAMPLES].upload_folder(a.project_id).iterdir()) == []
+    monkeypatch.undo()
+    status, page, _ = await a.call("GET", "/samples")
+    assert status == 200 and page["total"] == 0
+
+
 async def test_an_upload_never_replaces_the_file_of_a_sample_already_kept(
         clients) -> None:  # noqa: ANN001
     """Uploads are checked before they take a name: a corrupt upload under a kept
@@ -182,9 +220,39 @@ async def test_a_sample_becomes_a_project_asset_and_a_clip(clients) -> None:  # 
         rate = room.document.sample_rate
     clip = clips[added["clip_id"]]
     assert clip["track"] == added["track_id"] and clip["position"] == rate
+    status, again, _ = await a.call("POST", f"/projects/{a.project_id}/samples",
+                                    json={"sample_id": loop["id"]})
+    assert status == 201, again
+    track_ids = {added["track_id"], again["track_id"]}
+    assert len(track_ids) == 2 and "" not in track_ids
+    async with a.app[ROOMS].use(a.project_id) as room:
+        assert track_ids <= set(room.document.track_ids())
     status, body, _ = await a.call("POST", f"/projects/{a.project_id}/samples",
                                    role=Role.VIEWER, json={"sample_id": loop["id"]})
     assert status == 403
+
+
+@pytest.mark.parametrize("position", ["Infinity", "NaN", "1e300", "86401"])
+async def test_a_position_out_of_range_answers_422_and_stores_nothing(
+        clients, position: str) -> None:  # noqa: ANN001
+    a, _ = clients
+    kick = await a.upload("Kick.wav", audio.kick())
+    raw = f'{{"sample_id": "{kick["id"]}", "track_id": "t0", "position_s": {position}}}'
+    status, body, _ = await a.call("POST", f"/projects/{a.project_id}/samples",
+                                   data=raw.encode())
+    assert status == 422 and "position_s" in str(body), body
+    status, assets, _ = await a.call("GET", f"/projects/{a.project_id}/assets")
+    assert status == 200 and assets == []
+
+
+async def test_an_add_naming_an_unknown_track_stores_no_asset(clients) -> None:  # noqa: ANN001
+    a, _ = clients
+    kick = await a.upload("Kick.wav", audio.kick())
+    status, body, _ = await a.call("POST", f"/projects/{a.project_id}/samples",
+                                   json={"sample_id": kick["id"], "track_id": "nope"})
+    assert status == 400 and "'nope'" in body["error"], body
+    status, assets, _ = await a.call("GET", f"/projects/{a.project_id}/assets")
+    assert status == 200 and assets == []
 
 
 async def test_indexing_a_folder_is_a_job_with_progress(clients, tmp_path: Path,  # noqa: ANN001
