@@ -242,6 +242,9 @@ class TakeRecorder:
         except (AssetError, CollabError, OSError) as exc:
             log.error("project %s: could not keep the take of %s: %s", self.room.project_id,
                       self.user, exc)
+        except Exception:  # a fault placing this take must not stop the microphone's next
+            log.exception("project %s: could not place the take of %s (its audio is an "
+                          "asset of the project)", self.room.project_id, self.user)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 take.path.unlink()

@@ -198,6 +198,38 @@ async def test_a_take_recorded_over_a_loop_stays_inside_the_loop(live: Live) -> 
         assert clip["position"] >= RATE and clip["position"] + clip["length"] <= 2 * RATE
 
 
+async def test_a_take_that_cannot_be_placed_does_not_stop_the_next(
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    # any fault but three kinds left the recorder's loop: the microphone was no longer
+    # recorded for the rest of the connection
+    import dawserver.recording as recording
+
+    placed = recording.place_passes
+    faults = [ValueError("a clip a peer wrote badly")]
+
+    def place_passes(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if faults:
+            raise faults.pop()
+        return placed(*args, **kwargs)
+
+    monkeypatch.setattr(recording, "place_passes", place_passes)
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    async with live.listener(send=ToneTrack(440.0, 0.5)) as musician:
+        await musician.wait_frames(10)
+        [recorder] = next(iter(live.app[RTC].connections)).recorders
+        for start in (0, 3 * RATE):
+            await live.edit(lambda d, at=start: d.update_transport(
+                playing=True, position=at, recording=True))
+            await eventually(lambda: recorder._take is not None  # noqa: SLF001
+                             and recorder._take.frames > RATE // 4)  # noqa: SLF001
+            await live.edit(lambda d: d.update_transport(playing=False, recording=False))
+            await eventually(lambda: recorder._take is None)  # noqa: SLF001
+        await eventually(live.vox_clips)
+    assert not faults
+    [clip] = await live.vox_clips()  # the second take, placed after the first failed
+    assert clip["position"] >= 3 * RATE
+
+
 async def test_stop_gives_silence_and_a_fader_move_changes_the_level(live: Live) -> None:
     async def level_against_render() -> float:
         """dB of the last 200 ms received against the same span of an offline render."""
