@@ -43,7 +43,7 @@ from .file_moves import AssetMoveHook, ObjectMoveHook
 from .keys import ACCOUNTS, BACKGROUND, CONFIG, RATE_LIMITER, ROOMS, STORE
 from .oidc_routes import setup_oidc
 from .privacy_export import QUEUE as EXPORT_QUEUE
-from .privacy_export import export_key
+from .privacy_export import export_prefix, legacy_export_key
 from .regions import REGION_DATABASES
 from .sso_routes import setup_sso
 from .storage.service import OBJECT_STORES
@@ -170,7 +170,7 @@ def _move_hooks(app: web.Application) -> list[MoveHook]:
 
         async def exports(account_id: str) -> list[str]:
             jobs = await app[BACKGROUND].queue.find(account_id=account_id, queue=EXPORT_QUEUE)
-            return [export_key(job.id) for job in jobs]
+            return [export_prefix(account_id), *(legacy_export_key(job.id) for job in jobs)]
 
         for name, prefixes in (("bounces", bounces), ("exports", exports)):
             hooks.append(ObjectMoveHook(name, app[OBJECT_STORES], prefixes, account_region))

@@ -45,7 +45,13 @@ from jobs import JobContext, QueueSettings
 
 from .keys import ACCOUNTS, BACKGROUND, PLUGIN_CONTEXT_KEY, ROOMS
 from .privacy_export import QUEUE as EXPORT_QUEUE
-from .privacy_export import archive_path, call_hook, export_key, scratch_directory
+from .privacy_export import (
+    call_hook,
+    export_directory,
+    export_prefix,
+    legacy_archive_path,
+    legacy_export_key,
+)
 from .project_deletion import delete_project
 from .public_api.state import api_state
 from .sample_service import SAMPLES
@@ -86,23 +92,31 @@ async def own_projects_alone(app: web.Application, person_id: str) -> list[str]:
 
 
 async def delete_exports(app: web.Application, person_id: str) -> int:
-    """Delete the archives of the person's export jobs; how many."""
+    """Delete the person's export archives, and what exports that stopped half-way left;
+    how many archives. Every one is found by its place (the person's folder and key
+    prefix), also those whose jobs were purged; jobs still running are cancelled."""
     queue = app[BACKGROUND].queue
-    removed = 0
-    for record in await queue.find(account_id=person_id, queue=EXPORT_QUEUE):
+    records = await queue.find(account_id=person_id, queue=EXPORT_QUEUE)
+    for record in records:
         if not record.finished:
             await queue.cancel(person_id, record.id)
-        path = archive_path(app, person_id, record.id)
-        if path.exists():
-            path.unlink()
+    folder = export_directory(app, person_id)
+    removed = len(list(folder.glob("*.zip"))) if folder.is_dir() else 0
+    await asyncio.to_thread(shutil.rmtree, folder, True)
+    objects = account_objects(app, person_id)
+    if objects.redirects:
+        for key in await objects.keys(export_prefix(person_id)):
+            await objects.delete(key)
+            removed += key.endswith(".zip")
+    for record in records:  # archives made before they were kept per person
+        legacy = legacy_archive_path(app, person_id, record.id)
+        if legacy.exists():
+            legacy.unlink()
             removed += 1
-        # what an export that stopped half-way left: its partial archive, its downloads
-        path.with_suffix(".partial").unlink(missing_ok=True)
-        await asyncio.to_thread(shutil.rmtree, scratch_directory(app, person_id, record.id),
-                                True)
-        objects = account_objects(app, person_id)
-        if objects.redirects and await objects.exists(export_key(record.id)):
-            await objects.delete(export_key(record.id))
+        legacy.with_suffix(".partial").unlink(missing_ok=True)
+        await asyncio.to_thread(shutil.rmtree, legacy.with_suffix(".files"), True)
+        if objects.redirects and await objects.exists(legacy_export_key(record.id)):
+            await objects.delete(legacy_export_key(record.id))
             removed += 1
     return removed
 

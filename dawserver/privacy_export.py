@@ -2,9 +2,10 @@
 
 :class:`ExportJob` serves the ``privacy.export`` queue of the one job queue. A
 job (queued by ``POST /me/export``, :mod:`dawserver.privacy_routes`) belongs to
-the person's account and writes ``<storage>/exports/<job id>.zip`` (``<storage>``:
+the person's account and writes ``<storage>/exports/<person>/<job id>.zip`` (``<storage>``:
 the data directory, or the storage of the person's data region; with object storage
-the archive is then put at ``exports/<job id>.zip`` there and the local copy removed):
+the archive is then put at ``exports/<person>/<job id>.zip`` there and the local copy
+removed):
 
 - ``README.txt``: what the archive is and how it is laid out;
 - ``manifest.json``: who, when, every part with its size, and the files (``files``:
@@ -94,19 +95,35 @@ code, session id, CSRF token, API key or key hash, or webhook signing secret.
 
 
 def export_directory(app: web.Application, person_id: str) -> Path:
-    """Where ``person_id``'s export archives are kept: ``exports`` in the storage of their
-    data region (``<data_dir>/exports`` without regions)."""
-    return account_storage(app, person_id) / "exports"
+    """Where ``person_id``'s export archives are kept: ``exports/<person>`` in the storage
+    of their data region (``<data_dir>/exports/<person>`` without regions), so that an
+    erasure finds every one, whether or not its job is still on record."""
+    return account_storage(app, person_id) / "exports" / person_id
 
 
-def export_key(job_id: str) -> str:
+def export_prefix(person_id: str) -> str:
+    """The object keys of ``person_id``'s export archives start with this."""
+    return f"exports/{person_id}/"
+
+
+def export_key(person_id: str, job_id: str) -> str:
     """The object key of an export archive (in the person's region's object store)."""
+    return f"{export_prefix(person_id)}{job_id}.zip"
+
+
+def legacy_export_key(job_id: str) -> str:
+    """Where an archive made before archives were kept per person is in object storage."""
     return f"exports/{job_id}.zip"
 
 
 def archive_path(app: web.Application, person_id: str, job_id: str) -> Path:
     """The archive of ``person_id``'s export job ``job_id``."""
     return export_directory(app, person_id) / f"{job_id}.zip"
+
+
+def legacy_archive_path(app: web.Application, person_id: str, job_id: str) -> Path:
+    """Where an archive made before archives were kept per person is on disk."""
+    return export_directory(app, person_id).parent / f"{job_id}.zip"
 
 
 async def call_hook(plugins: PluginContext, impls: list[Any], **kwargs: Any
@@ -260,7 +277,7 @@ class ExportJob:
         objects = account_objects(self.app, person_id)
         if objects.redirects:  # object storage keeps it; a failure is retried
             try:
-                await objects.put_file(export_key(ctx.job.id), path,
+                await objects.put_file(export_key(person_id, ctx.job.id), path,
                                        content_type="application/zip")
             finally:
                 path.unlink(missing_ok=True)

@@ -49,7 +49,13 @@ from .plugin_api import (
 from .privacy_erase import QUEUE as ERASE_QUEUE
 from .privacy_erase import setup_privacy_erase
 from .privacy_export import QUEUE as EXPORT_QUEUE
-from .privacy_export import archive_path, export_key, setup_privacy_export
+from .privacy_export import (
+    archive_path,
+    export_key,
+    legacy_archive_path,
+    legacy_export_key,
+    setup_privacy_export,
+)
 from .storage import ObjectNotFound, StorageUnavailable
 from .storage.service import account_objects, object_response
 
@@ -156,14 +162,19 @@ async def download_export(request: Request) -> web.StreamResponse:
     name = f"maxbooster-export-{record.id}.zip"
     if objects.redirects:  # a presigned URL of the object store
         try:
-            return await object_response(request.app, objects, export_key(record.id),
-                                         filename=name, content_type=ZIP)
+            key = export_key(record.account_id, record.id)
+            if not await objects.exists(key):
+                key = legacy_export_key(record.id)  # made before archives were per person
+            return await object_response(request.app, objects, key, filename=name,
+                                         content_type=ZIP)
         except ObjectNotFound:
             raise NotFound(f"the archive of export {record.id} is gone; ask for a new "
                            "export") from None
         except StorageUnavailable as exc:
             raise Unavailable(str(exc)) from None
     path = archive_path(request.app, record.account_id, record.id)
+    if not path.is_file():
+        path = legacy_archive_path(request.app, record.account_id, record.id)
     if not path.is_file():
         raise NotFound(f"the archive of export {record.id} is gone; ask for a new export")
     return FileAnswer(path, headers={

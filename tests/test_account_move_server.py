@@ -52,7 +52,7 @@ async def test_a_moved_accounts_project_is_served_from_the_new_region_only(
             assert status == 200
             us_before = files_under(us_files / "assets", asset["id"])
             assert us_before and files_under(us_files / "bounces", project_id)
-            assert len(list((us_files / "exports").glob("*.zip"))) == 1
+            assert len(list((us_files / "exports").rglob("*.zip"))) == 1
 
             await app[ACCOUNT_MOVER].move(sam.id, "eu")
 
@@ -80,5 +80,5 @@ async def test_a_moved_accounts_project_is_served_from_the_new_region_only(
     assert stored_audio(eu_files, asset["id"])
     assert files_under(eu_files / "bounces", project_id)
     # her export archive went with her
-    assert list((us_files / "exports").glob("*.zip")) == []
-    assert len(list((eu_files / "exports").glob("*.zip"))) == 1
+    assert list((us_files / "exports").rglob("*.zip")) == []
+    assert len(list((eu_files / "exports").rglob("*.zip"))) == 1

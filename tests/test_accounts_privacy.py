@@ -414,6 +414,54 @@ async def test_export_on_object_storage_holds_the_audio_and_leaves_no_download_b
             await ada.close()
 
 
+@pytest.mark.parametrize("storage", ["local", "s3"])
+async def test_erasure_deletes_export_archives_whose_jobs_were_purged(
+        storage: str, request: pytest.FixtureRequest, tmp_path: Path,
+        smtp_server: SmtpServer) -> None:
+    """Finished jobs are purged after 30 days; their archives (the person's whole data
+    set) were found through the job rows only, so the erasure left them for good."""
+    from dawserver.keys import BACKGROUND
+    from dawserver.privacy_export import export_key
+    from dawserver.storage.service import account_objects
+
+    options: dict[str, Any] = {}
+    if storage == "s3":
+        from test_storage_http import make_bucket
+
+        s3_server = request.getfixturevalue("s3_server")
+        options = {"storage_url": f"s3://{await make_bucket(s3_server)}/main",
+                   "storage_options": s3_server.settings()}
+    async with accounts_server(tmp_path, smtp_server, **options) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        bo = Person(config.base_url, smtp_server, "bo@example.org")
+        try:
+            await ada.sign_up_and_in("Ada")
+            await bo.sign_up_and_in("Bo")
+            archives = []
+            for person in (ada, bo):
+                status, job, _ = await person.call("POST", "/me/export", {})
+                assert status == 202, job
+                assert (await _wait_job(person, job["url"]))["state"] == "done"
+                archives.append((person, job))
+            objects = account_objects(app, ada.id)
+
+            async def kept(person: Person, job: dict[str, Any]) -> bool:
+                if objects.redirects:
+                    return await objects.exists(export_key(person.id, job["id"]))
+                return archive_path(app, person.id, job["id"]).is_file()
+
+            assert [await kept(p, j) for p, j in archives] == [True, True]
+            await asyncio.sleep(0.01)
+            assert await app[BACKGROUND].queue.purge(0.0) >= 2  # as 30 days on would
+            status, job, _ = await ada.call("POST", "/me/delete", {"password": PASSWORD})
+            assert status == 202, job
+            assert (await _wait_job(ada, job["url"]))["state"] == "done"
+            assert [await kept(p, j) for p, j in archives] == [False, True]  # Bo's stays
+        finally:
+            await ada.close()
+            await bo.close()
+
+
 async def _raw_collab_bytes(app: Any) -> bytes:
     db = app[DATABASE]
     rows = [*await db.fetch("SELECT data FROM collab_updates"),

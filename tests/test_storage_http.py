@@ -316,7 +316,7 @@ async def test_a_persons_export_is_kept_in_s3_and_erased_there(
                     _, job, _ = await ada.call("GET", job["url"])
             assert job["state"] == "done", job
             objects = app[OBJECT_STORES]["default"]
-            key = f"exports/{job['id']}.zip"
+            key = f"exports/{ada.id}/{job['id']}.zip"
             assert await objects.exists(key)
             assert not archive_path(app, ada.id, job["id"]).exists()  # no local copy left
             status, data, headers = await ada.call("GET", job["download"])  # via the redirect
