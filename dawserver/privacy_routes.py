@@ -124,7 +124,7 @@ async def start_export(request: Request) -> Reply:
     One export runs at a time: asking again while one is under way answers that one.
     At most :data:`EXPORTS_PER_DAY` start in any 24 hours (429 with ``Retry-After``):
     each reads every row and file of the person, which is heavy. Two requests racing
-    get the same job (its idempotency key counts the person's exports so far).
+    get the same job (its idempotency key names the person's newest export so far).
     """
     person_id = _session(request).person_id
     queue, now = request.app[BACKGROUND].queue, time.time()
@@ -139,8 +139,11 @@ async def start_export(request: Request) -> Reply:
                               f"hours; the next one can start in {wait} s (download the "
                               "last one meanwhile)", headers={"Retry-After": str(wait)},
                               retry_after=wait)
+    # racing requests see the same newest export, so they share a key; a count would
+    # fall back to one already used once finished jobs are purged (and failed ones kept)
+    after = earlier[0].id if earlier else "none"
     record = await queue.enqueue(EXPORT_QUEUE, {"person_id": person_id}, account_id=person_id,
-                                 idempotency_key=f"export-{len(earlier) + 1}")
+                                 idempotency_key=f"export-after-{after}")
     actor = actor_of(request)
     await request.app[ACCOUNTS].store.audit(person_id, person_id, EXPORT,
                                             address=actor.address, detail={"job": record.id})

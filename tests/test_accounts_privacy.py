@@ -48,7 +48,7 @@ from dawserver.public_api.state import api_state
 from dawserver.sample_service import ENV_ROOTS
 from dsp_core.project import load_project
 from dsp_core.session import Clip, Track
-from jobs import JobContext, JobRecord
+from jobs import JobContext, JobRecord, Permanent
 from transcription.registry import ModelRegistry
 from transcription.transcript import Transcript
 
@@ -180,6 +180,37 @@ async def test_one_export_runs_at_a_time_and_three_start_a_day(
             assert status == 429 and "3 exports in the last 24 hours" in body["error"]
             assert 86_000 < int(headers["Retry-After"]) <= 86_400
             assert (await ada.call("GET", first["download"]))[0] == 200  # still there
+        finally:
+            await ada.close()
+
+
+async def test_a_new_export_starts_after_old_ones_were_purged(
+        tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key counted the person's exports on record: once a done one was purged (and a
+    failed one kept) the count named the failed job again, and every request got it."""
+    from dawserver import privacy_export
+    from dawserver.keys import BACKGROUND
+
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada = Person(config.base_url, smtp_server, "ada@example.org")
+        try:
+            await ada.sign_up_and_in("Ada")
+            _, first, _ = await ada.call("POST", "/me/export", {})
+            assert (await _wait_job(ada, first["url"]))["state"] == "done"
+            parts = privacy_export.account_parts
+
+            async def storage_down(*args: Any, **kwargs: Any) -> Any:
+                raise Permanent("the object store is down")
+
+            monkeypatch.setattr(privacy_export, "account_parts", storage_down)
+            _, second, _ = await ada.call("POST", "/me/export", {})
+            assert (await _wait_job(ada, second["url"]))["state"] == "failed"
+            monkeypatch.setattr(privacy_export, "account_parts", parts)
+            await asyncio.sleep(0.01)
+            assert await app[BACKGROUND].queue.purge(0.0) >= 1  # the done one, 30 days on
+            status, third, _ = await ada.call("POST", "/me/export", {})
+            assert status == 202 and third["id"] not in (first["id"], second["id"]), third
+            assert (await _wait_job(ada, third["url"]))["state"] == "done"
         finally:
             await ada.close()
 
