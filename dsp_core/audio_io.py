@@ -38,6 +38,9 @@ MAX_CHANNELS = 2
 MAX_IR_CHANNELS = 4
 EXPORT_RATES = tuple(rate for rate in SUPPORTED_RATES if rate >= 44100)
 BIT_DEPTHS = {"32f": "FLOAT", "24": "PCM_24", "16": "PCM_16"}
+SAMPLE_BYTES = {"32f": 4, "24": 3, "16": 2}
+#: The most audio bytes a RIFF WAV's 32-bit sizes count (less its header and chunks).
+RIFF_MAX_DATA_BYTES = (1 << 32) - 1 - (1 << 16)
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
 RESAMPLE_QUALITY = "VHQ"
 READ_BLOCK = 1 << 16
@@ -353,6 +356,10 @@ class AudioWriter:
         Add TPDF dither before rounding to integer PCM.
     seed
         Seed of the dither noise, for reproducible files.
+    frames
+        How many frames will be written, when known: a WAV file whose data would pass
+        the 4 GiB a RIFF header can count is written as RF64 (EBU Tech 3306), which
+        libsndfile and every DAW read whole; a plain WAV of it would read back short.
     """
 
     def __init__(
@@ -363,9 +370,13 @@ class AudioWriter:
         bit_depth: str = "32f",
         dither: bool = True,
         seed: int | None = None,
+        frames: int | None = None,
     ) -> None:
         self.path = Path(path)
         fmt, subtype = _format_for(self.path, bit_depth)
+        if fmt == "WAV" and frames is not None and \
+                frames * channels * SAMPLE_BYTES[bit_depth] > RIFF_MAX_DATA_BYTES:
+            fmt = "RF64"
         if sample_rate not in EXPORT_RATES:
             raise AudioFileError(
                 f"export sample rate {sample_rate} Hz is not supported; "
@@ -471,6 +482,7 @@ def write_audio(
     Parameters are those of :class:`AudioWriter`.
     """
     data = checked_float32(data, "data", (None, None))
-    with AudioWriter(path, sample_rate, data.shape[0], bit_depth, dither, seed) as writer:
+    with AudioWriter(path, sample_rate, data.shape[0], bit_depth, dither, seed,
+                     frames=data.shape[1]) as writer:
         writer.write(data)
     return writer.clipped

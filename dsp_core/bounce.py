@@ -60,7 +60,8 @@ def bounce(
     total = engine.length + int(round(tail_seconds * engine.sample_rate))
     peak = 0.0
     started = time.perf_counter()
-    with AudioWriter(path, engine.sample_rate, 2, bit_depth, seed=seed) as writer:
+    with AudioWriter(path, engine.sample_rate, 2, bit_depth, seed=seed,
+                     frames=total) as writer:
         for offset, block in engine.blocks(0, total):
             peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
             writer.write(block)

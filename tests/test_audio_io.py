@@ -336,6 +336,24 @@ def test_resample_gives_resampled_length_when_the_exact_length_ends_in_a_half(
     assert out.dtype == np.float32 and out.flags.c_contiguous
 
 
+@pytest.mark.parametrize(("bit_depth", "frames", "kind"), [
+    ("32f", 536_862_719, "WAV"), ("32f", 536_862_720, "RF64"), ("16", 1_073_725_439, "WAV"),
+    ("24", 1 << 30, "RF64"), ("32f", None, "WAV"),
+])
+def test_a_wav_past_what_riff_counts_is_written_as_rf64(
+    tmp_path: Path, bit_depth: str, frames: int | None, kind: str
+) -> None:
+    # a bounce of over 4 GiB (32-bit float stereo: about 3 h at 48 kHz) was a RIFF WAV
+    # whose sizes read 0xFFFFFFFF: it read back 536,870,911 frames, the rest lost
+    path = tmp_path / "long.wav"
+    block = noise(2, 4800)
+    with AudioWriter(path, 48000, 2, bit_depth, seed=1, frames=frames) as writer:
+        writer.write(block)  # the header's choice is made before any frame is written
+    assert sf.info(str(path)).format == kind
+    data, rate = read_audio(path)
+    assert rate == 48000 and data.shape == block.shape
+
+
 def test_resample_returns_the_input_when_rates_match() -> None:
     data = noise(2, 100)
     assert resample(data, 48000, 48000) is data
