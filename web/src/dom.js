@@ -119,9 +119,10 @@ export function formatTime (seconds) {
   return `${minutes}:${rest}`
 }
 
-/** "-6.0 dB" (or "-inf dB" at the bottom of a fader). */
+/** "-6.0 dB"; "-inf dB" only for silence itself: a fader's bottom (-60 dB) still plays,
+ * at a thousandth of full scale, and says so. */
 export function formatDb (db) {
-  return db <= -60 ? '-inf dB' : `${db > 0 ? '+' : ''}${db.toFixed(1)} dB`
+  return db === -Infinity ? '-inf dB' : `${db > 0 ? '+' : ''}${db.toFixed(1)} dB`
 }
 
 /** "L 30" / "C" / "R 100" for a pan in [-1, 1]. */
