@@ -48,6 +48,16 @@ export function padPosition (x, y) {
   return { azimuth: Math.round(azimuth * 10) / 10, distance: Math.round(distance * 1000) / 1000 }
 }
 
+/** Where a press at pad point (x, y) puts an object raised `elevation` degrees: the pad
+ * draws its floor projection (distance × cos elevation), so the distance is the pad radius
+ * over that cosine (at most 1); near ±90° the projection says nothing: the radius as is. */
+export function padObjectPosition (x, y, elevation) {
+  const position = padPosition(x, y)
+  const cos = Math.cos((elevation * Math.PI) / 180)
+  if (cos > 0.05) position.distance = Math.min(1, Math.round((position.distance / cos) * 1000) / 1000)
+  return position
+}
+
 /** The default route of a kind for a track of `channels` channels (null: none). */
 export function defaultRoute (kind, channels) {
   if (kind === 'object') return { kind: 'object', azimuth: 0, elevation: 0, distance: 1 }
@@ -244,8 +254,9 @@ export class ImmersivePanel {
       const box = this.pad.getBoundingClientRect()
       const x = e.clientX - box.left - box.width / 2
       const y = e.clientY - box.top - box.height / 2
-      const position = padPosition(x * PAD / box.width, y * PAD / box.height)
-      const at = padPoint(position.azimuth, position.distance)
+      const elevation = Number(this.dot.dataset.elevation) || 0
+      const position = padObjectPosition(x * PAD / box.width, y * PAD / box.height, elevation)
+      const at = padPoint(position.azimuth, position.distance * Math.cos((elevation * Math.PI) / 180))
       this.dot.setAttribute('cx', String(PAD / 2 + at.x))
       this.dot.setAttribute('cy', String(PAD / 2 + at.y))
       moveObject(this.project, trackId, position)
