@@ -12,6 +12,7 @@ import pytest_asyncio
 from loopback import free_port
 from lv2_helpers import INSTRUMENT, MISBEHAVE, lv2_path  # noqa: F401
 from nodepeer import running_server
+from test_smf import one_note_file as one_note
 
 from collab.tokens import Role
 from dawserver.config import ServerConfig
@@ -202,17 +203,6 @@ async def test_an_import_too_large_or_too_long_is_refused_and_writes_nothing(
     assert status == 413 and "more than 1 notes" in body["error"]
     async with a.app[ROOMS].use(a.project_id) as room:
         assert room.document.to_json() == before
-
-
-def one_note(meta: list[mido.MetaMessage], ticks_per_beat: int = 480) -> bytes:
-    """A type 1 file: ``meta`` then a one-beat note on middle C."""
-    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
-    midi.tracks.append(mido.MidiTrack([*meta,
-                                       mido.Message("note_on", note=60, velocity=100, time=0),
-                                       mido.Message("note_off", note=60, time=480)]))
-    data = io.BytesIO()
-    midi.save(file=data)
-    return data.getvalue()
 
 
 @pytest.mark.parametrize("data", [one_note([mido.MetaMessage("set_tempo", tempo=0)]),

@@ -90,6 +90,15 @@ def test_the_page_and_the_engine_agree_across_tempo_ramps() -> None:
     assert all(later < earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
 
 
+def run_in_page_sources(script: str, payload: dict) -> object:
+    """What node prints (JSON) running the module ``script`` in web/src (its bare imports,
+    such as 'yjs', resolve there) with ``payload`` as ``process.argv[1]``."""
+    done = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
+                          capture_output=True, text=True, timeout=30, check=True,
+                          cwd=TEMPO_JS.parent)
+    return json.loads(done.stdout)
+
+
 def test_a_shift_dragged_clip_snaps_to_the_grid_lines_the_ruler_draws() -> None:
     # the snap rounded to quarter notes: in 7/8 every other eighth, bar 2's line among
     # them, could never be reached
@@ -107,11 +116,7 @@ def test_a_shift_dragged_clip_snaps_to_the_grid_lines_the_ruler_draws() -> None:
               f"const timeline = {{ sampleRate: {RATE}, project: {{ tempoMap: () => map }} }}\n"
               "const snap = (f) => Timeline.prototype._snap.call(timeline, f)\n"
               "console.log(JSON.stringify(d.asked.map(snap)))\n")
-    payload = {**doc.to_json(), "asked": asked}
-    done = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
-                          capture_output=True, text=True, timeout=30, check=True,
-                          cwd=TEMPO_JS.parent)
-    snapped = json.loads(done.stdout)
+    snapped = run_in_page_sources(script, {**doc.to_json(), "asked": asked})
     assert snapped == [min(lines, key=lambda line: (abs(line - f), line)) for f in asked]
 
 
@@ -147,11 +152,7 @@ def test_the_transport_reads_and_steps_the_bars_and_beats_the_ruler_draws() -> N
               "  out.push(row)\n"
               "}\n"
               "console.log(JSON.stringify(out))\n")
-    payload = {**doc.to_json(), "at": at}
-    done = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
-                          capture_output=True, text=True, timeout=30, check=True,
-                          cwd=TEMPO_JS.parent)
-    rows = json.loads(done.stdout)
+    rows = run_in_page_sources(script, {**doc.to_json(), "at": at})
     bars = [g for g in grid if g.is_bar]
 
     def step(lines: list, frame: int, by: int) -> int:
