@@ -103,8 +103,8 @@ async def test_a_stale_pin_of_a_dead_process_does_not_count(tmp_path: Path) -> N
 
 async def test_a_take_outlives_an_object_store_outage(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recording, "place_take", lambda document, track, source, *rest:
-                        document.placed.append(source) or "clip")
+    monkeypatch.setattr(recording, "place_passes", lambda document, track, source, passes:
+                        document.placed.append(source) or ["clip"])
     objects = FlakyObjects(tmp_path / "bucket")
     store = AssetStore(tmp_path / "node", objects=objects, cache_bytes=1)
     recorder = FakeRecorder(store, tmp_path)
