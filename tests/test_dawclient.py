@@ -24,8 +24,10 @@ ours = {"dawclient", "dawserver", "collab", "dsp_core", "native", "transcription
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ours)))
 """
 
-#: The one transcript model, which the project document stores: small and dependency-free.
-TRANSCRIPT_MODEL = {"transcription", "transcription.errors", "transcription.transcript"}
+#: The one transcript model, which the project document stores, and the language table it
+#: joins words by: small and dependency-free.
+TRANSCRIPT_MODEL = {"transcription", "transcription.errors", "transcription.transcript",
+                    "transcription.languages"}
 
 
 def test_the_client_imports_collab_and_dsp_core_but_never_the_server() -> None:
