@@ -188,8 +188,8 @@ async def test_an_eu_project_lives_in_the_eu_database_and_storage(
     assert {"assets", "bounces"} <= {p.relative_to(eu_files).parts[0] for p in eu_found}
     assert eu_asset["source"] == eu_asset["id"]  # clips name the asset, not a server path
     assert stored_audio(eu_files, eu_asset["id"])
-    assert len(list((eu_files / "exports").glob("*.zip"))) == 1
-    assert len(list((us_files / "exports").glob("*.zip"))) == 1
+    assert len(list((eu_files / "exports").rglob("*.zip"))) == 1
+    assert len(list((us_files / "exports").rglob("*.zip"))) == 1
     assert files_under(us_files, eu_project, eu_asset["id"]) == []
     assert files_under(eu_files, us_project, us_asset["id"]) == []
     for name in ("assets", "bounces", "exports"):
@@ -229,7 +229,7 @@ async def test_without_regions_projects_and_files_stay_where_they_were(
     assert asset["source"] == asset["id"]
     assert stored_audio(config.data_dir, asset["id"])
     assert (config.data_dir / "bounces" / project_id).is_dir()
-    assert len(list((config.data_dir / "exports").glob("*.zip"))) == 1
+    assert len(list((config.data_dir / "exports").rglob("*.zip"))) == 1
     assert not (config.data_dir / "regions").exists()
 
 

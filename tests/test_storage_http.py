@@ -352,6 +352,6 @@ async def test_a_region_on_s3_keeps_its_projects_files_in_its_own_prefix(
             assert not app[OBJECT_STORES]["default"].redirects  # the default stays on disk
             local = config.data_dir
             assert not list((local / "bounces").rglob("*.snapshot"))
-            assert not list((local / "exports").glob("*.zip"))
+            assert not list((local / "exports").rglob("*.zip"))
         finally:
             await eve.close()
