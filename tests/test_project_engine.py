@@ -134,9 +134,14 @@ async def test_a_document_that_cannot_be_read_keeps_the_engine_rendering(tmp_pat
             await room.edit(lambda d: d._roots["tracks"]["t0"].__setitem__(
                 "instrument", {"kind": "synth", "params": [1, 2]}))
             assert rms(await engine.render(0, RATE)) == pytest.approx(before, rel=1e-3)
-            # a track field no reader expects: the engine keeps its last good state
+            # a track field no reader expects: that track is left out, the rest plays on
+            await room.edit(lambda d: d.update_track("t1", mute=True))
+            without_t1 = rms(await engine.render(0, RATE))
+            await room.edit(lambda d: d.update_track("t1", mute=False))
+            assert without_t1 < before
             await room.edit(lambda d: d._roots["tracks"]["t1"].__setitem__("channels", "two"))
-            assert rms(await engine.render(0, RATE)) == pytest.approx(before, rel=1e-3)
+            assert rms(await engine.render(0, RATE)) == pytest.approx(without_t1, rel=1e-3)
+            assert any("track 't1'" in reason for reason in room.document.bypassed)
             engine.close()
 
 
