@@ -143,7 +143,8 @@ def test_streams_are_added_from_the_form_and_spike_mail_only_to_the_accounts_peo
         form = page.locator("#stream-form")
         form.get_by_label("Channel").locator(f"option[value='{channel}']").wait_for(
             state="attached")
-        assert "No streams yet." in page.locator("#listening-streams").inner_text()
+        # the list is drawn from its own request: wait for it, as a loaded machine is slow
+        page.locator("#listening-streams").get_by_text("No streams yet.").wait_for()
         form.get_by_label("Stream").select_option("hashtag")
         form.get_by_label("Term").fill("#newsingle")
         form.get_by_label("Spike at (posts an hour)").fill("5")
