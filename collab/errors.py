@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+#: What reading an entry a peer wrote into the document in another shape raises
+#: (``int("abc")``, ``int(inf)``, a missing key, ``.get`` of a string or a list).
+MALFORMED = (AttributeError, KeyError, OverflowError, TypeError, ValueError)
+
 
 class CollabError(Exception):
     """Base class of every error raised by :mod:`collab`."""

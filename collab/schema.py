@@ -58,7 +58,7 @@ from transcription.transcript import Transcript
 
 from . import automation as lanes
 from .changes import Change, DocumentWatch
-from .errors import SchemaError
+from .errors import MALFORMED, SchemaError
 from .immersive import ImmersiveEdits
 from .midi import MidiEdits, weakly
 from .tempo import TEMPO_ROOTS, TempoEdits
@@ -119,11 +119,6 @@ def _portable_state(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     return {**params, lv2_state.STATE_KEY: lv2_state.portable(state)}
 
 
-#: What reading an entry a peer wrote in the wrong shape raises (``int("abc")``,
-#: ``int(inf)``, a missing key, ``.get`` of a string); the entry is then left out.
-MALFORMED = (AttributeError, KeyError, OverflowError, TypeError, ValueError)
-
-
 def _left_out(bypassed: list[str], what: str, exc: BaseException) -> None:
     reason = (f"{what} is malformed ({type(exc).__name__}: {exc}); it is left out of the "
               "mix until it is written again")
@@ -142,6 +137,11 @@ def _maps(root: Map) -> list[tuple[str, dict[str, Any]]]:
     """A root's entries that are maps, as ``(key, data)`` sorted by key."""
     return sorted((key, data) for key, data in (root.to_py() or {}).items()
                   if isinstance(data, dict))
+
+
+def _track_rows(root: Map) -> list[tuple[str, dict[str, Any]]]:
+    """The tracks' entries that are maps, as ``(key, data)`` in display order."""
+    return sorted(_maps(root), key=lambda row: (_order(row[1]), row[0]))
 
 
 def _clip_from_json(key: str, data: dict[str, Any]) -> tuple[str, Clip]:
@@ -281,8 +281,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         tracks = []
         rows = []
         hosted_total = [0]
-        for key, data in sorted(_maps(self._roots["tracks"]),
-                                key=lambda row: (_order(row[1]), row[0])):
+        for key, data in _track_rows(self._roots["tracks"]):
             track_id = str(data.get("id", key))
             try:
                 tracks.append(Track(
@@ -373,8 +372,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
 
     def track_ids(self) -> list[str]:
         """Track ids in display order."""
-        rows = sorted(_maps(self._roots["tracks"]), key=lambda row: (_order(row[1]), row[0]))
-        return [str(data.get("id", key)) for key, data in rows]
+        return [str(data.get("id", key)) for key, data in _track_rows(self._roots["tracks"])]
 
     def track(self, track_id: str) -> dict[str, Any]:
         """A plain copy of one track's fields."""

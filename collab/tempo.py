@@ -20,13 +20,13 @@ from pycrdt import Map
 from dsp_core.errors import ProjectError
 from dsp_core.tempo import MeterChange, TempoChange, TempoMap
 
-from .errors import SchemaError
+from .errors import MALFORMED, SchemaError
 
 TEMPO_ROOTS = ("tempos", "meters")
 
 
-#: What reading a value a peer wrote may raise (``int(inf)`` overflows; ``.get`` of a list).
-_BAD_VALUE = (AttributeError, KeyError, OverflowError, TypeError, ValueError, ProjectError)
+#: What reading a value a peer wrote may raise: a malformed shape, or a value out of range.
+_BAD_VALUE = (*MALFORMED, ProjectError)
 
 
 def tempo_map_from_json(tempos: dict[str, Any], meters: dict[str, Any],
