@@ -24,13 +24,14 @@ A job of another project is not found (404).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from collab.errors import ProjectNotFound, SchemaError
 from dsp_core.errors import DspError
-from dsp_core.sources import SourceRefused
+from dsp_core.sources import SourceRefused, asset_id_of
 from transcription.editing import EditOptions
 from transcription.errors import EditError, JobError, LanguageError, TranscriptionError
 from transcription.formats import FORMATS, export
@@ -82,7 +83,7 @@ class TranscriptionJob(Model):
     """A transcription job: state, progress (0..1), error and, when done, the transcript."""
 
     project_id: str
-    source: str
+    source: str = Field(description="the id of the asset transcribed")
     id: str
     clip_id: str | None
     start_s: float
@@ -168,7 +169,10 @@ def _accepted(project_id: str, job: Job) -> Queued:
 
 
 def _job_json(job: Job, *, result: bool = True) -> dict[str, Any]:
+    """The job as the API shows it: its source is the asset's id, never a server path."""
     data = job.to_dict()
+    asset_id = data.pop("asset_id")
+    data["source"] = asset_id or Path(job.source).name
     if not result:
         data.pop("result")
     return data
@@ -194,7 +198,8 @@ async def transcribe_clip(request: Request) -> Queued:
     rate = ref.session.sample_rate
     job = await request.app[TRANSCRIPTION].submit(
         project_id, path, clip_id=clip_id, start_s=ref.clip.offset / rate,
-        end_s=(ref.clip.offset + ref.clip.length) / rate, language=request.body.language)
+        end_s=(ref.clip.offset + ref.clip.length) / rate, language=request.body.language,
+        asset_id=asset_id_of(ref.clip.source))
     return _accepted(project_id, job)
 
 
@@ -215,7 +220,8 @@ async def transcribe_asset(request: Request) -> Queued:
     project_id = request.params["project_id"]
     asset = await project_asset(request)
     job = await request.app[TRANSCRIPTION].submit(project_id, asset.path,
-                                                  language=request.body.language)
+                                                  language=request.body.language,
+                                                  asset_id=asset.id)
     return _accepted(project_id, job)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +48,9 @@ from transcription.models import ENV_MODEL
 from transcription.registry import ModelRegistry
 from transcription.transcript import Transcript
 
+from .asset_objects import ensure_local
+from .asset_store import AssetNotFound
+from .assets import assets_of
 from .authorization import project_account
 from .keys import BACKGROUND, DATABASE, ROOMS
 from .transcript_document import store_transcript
@@ -87,11 +90,16 @@ class TranscriptionService:
 
     async def submit(self, project_id: str, source: str | os.PathLike[str], *,
                      clip_id: str | None = None, start_s: float = 0.0,
-                     end_s: float | None = None, language: str | None = None) -> Job:
-        """Queue a job (in the database before this returns) and return it."""
+                     end_s: float | None = None, language: str | None = None,
+                     asset_id: str | None = None) -> Job:
+        """Queue a job (in the database before this returns) and return it.
+
+        With ``asset_id`` (the project's asset ``source`` is a copy of), the job reads
+        the copy of that asset on the node that runs it, fetched then.
+        """
         request = TranscriptionRequest(project_id=project_id, source=str(source),
                                        clip_id=clip_id, start_s=start_s, end_s=end_s,
-                                       language=language)
+                                       language=language, asset_id=asset_id)
         record = await self.queue.enqueue(QUEUE, request.to_payload(),
                                           account_id=project_account(project_id))
         job = Job.from_record(record)
@@ -146,8 +154,7 @@ class TranscriptionService:
 
         self._mirror(request, job_id, RUNNING, 0.0)
         try:
-            transcript = await transcribe(ctx, self.pool, progress,
-                                          registry=ModelRegistry(self.app[DATABASE]))
+            transcript = await self._decode(ctx, request, progress)
             await ctx.confirm()  # cancelled from another node meanwhile: write nothing
         except Permanent as exc:
             log.warning("transcription job %s failed: %s", job_id, exc)
@@ -168,6 +175,21 @@ class TranscriptionService:
         self._mirror(request, job_id, DONE, 1.0)
         await announce_done(self.app, request, job_id, transcript)
         return transcript.to_dict()
+
+    async def _decode(self, ctx: JobContext, request: TranscriptionRequest,
+                      progress: Callable[[float], None]) -> Transcript:
+        """Transcribe the request's audio: its asset's file on this node, fetched into
+        the cache and pinned while it is read (:class:`Permanent` if the asset is gone)."""
+        registry = ModelRegistry(self.app[DATABASE])
+        if request.asset_id is None:  # a file path, as jobs were queued before asset ids
+            return await transcribe(ctx, self.pool, progress, registry=registry)
+        store = await assets_of(self.app, request.project_id)
+        try:
+            async with ensure_local(store, [request.asset_id]) as paths:
+                return await transcribe(ctx, self.pool, progress, registry=registry,
+                                        source=str(paths[request.asset_id]))
+        except AssetNotFound as exc:
+            raise Permanent(f"cannot read asset {request.asset_id}: {exc}") from None
 
     # -- the shared document --------------------------------------------------------------
 

@@ -16,10 +16,12 @@ from transcription_helpers import WORDS, spoken_words
 
 from collab.client import SyncClient
 from dawclient.channel import connect
+from dawserver import asset_objects
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
+from dawserver.storage.local import LocalObjectStore
 from dawserver.transcript_document import store_transcript
 from dsp_core.audio_io import load_source
 from dsp_core.engine import render_session as render_files
@@ -293,9 +295,32 @@ async def test_an_uploaded_asset_is_transcribed_into_its_job_only(client: Client
                                      json={"language": "en"})
     assert status == 202 and body["job"]["clip_id"] is None
     job = await client.finished(body["job"]["id"])
-    assert job["status"] == "done" and job["source"] == client.app[ASSETS].asset(asset["id"]).path
+    assert job["status"] == "done" and job["source"] == asset["id"]  # never a server path
     words = [w["word"].strip(".,").lower() for s in job["result"]["segments"]
              for w in s["words"]]
     assert words == WORDS
     status, document = await client.call("GET", "", "viewer")
     assert document["document"]["transcripts"] == {}
+
+
+async def test_a_job_fetches_its_asset_where_it_runs_when_the_cached_copy_is_gone(
+        client: Client, spoken, tmp_path: Path) -> None:
+    """With assets in an object store, the node that runs a job reads its own copy: the
+    file cached when the job was queued may be evicted meanwhile, or be on another
+    node's disk. The job still transcribes the asset."""
+    status, asset = await client.call("POST", "/assets?name=words.wav",
+                                      data=spoken[0].read_bytes())
+    assert status in (200, 201), asset
+    store = client.app[ASSETS]
+    store.objects = LocalObjectStore(tmp_path / "bucket")
+    stored = store.asset(asset["id"])
+    await asset_objects.publish(store, stored, client.project_id)
+    Path(stored.path).unlink()  # evicted from this node's cache
+    status, body = await client.call("POST", f"/assets/{asset['id']}/transcribe",
+                                     json={"language": "en"})
+    assert status == 202, body
+    job = await client.finished(body["job"]["id"])
+    assert (job["status"], job["error"], job["source"]) == ("done", None, asset["id"])
+    words = [w["word"].strip(".,").lower() for s in job["result"]["segments"]
+             for w in s["words"]]
+    assert words == WORDS

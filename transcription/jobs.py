@@ -70,7 +70,13 @@ def queue_settings(workers: int) -> QueueSettings:
 
 @dataclass(frozen=True)
 class TranscriptionRequest:
-    """A job's payload: which project, which source file and what part of it, which language."""
+    """A job's payload: which project, which source file and what part of it, which language.
+
+    ``asset_id``: the project's asset that ``source`` is a local copy of. The worker that
+    runs the job, on this node or another, fetches its own copy then, since a cached
+    file may be evicted meanwhile or live on another node's disk. None: ``source`` is
+    the file to read.
+    """
 
     project_id: str
     source: str
@@ -78,6 +84,7 @@ class TranscriptionRequest:
     start_s: float = 0.0
     end_s: float | None = None
     language: str | None = None
+    asset_id: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The job payload (JSON)."""
@@ -109,6 +116,7 @@ class Job:
     error: str | None
     created_at: float
     updated_at: float
+    asset_id: str | None = None
 
     @classmethod
     def from_record(cls, record: JobRecord) -> Job:
@@ -132,7 +140,8 @@ class Job:
         """What the job was asked to do."""
         return TranscriptionRequest(
             project_id=self.project_id, source=self.source, clip_id=self.clip_id,
-            start_s=self.start_s, end_s=self.end_s, language=self.language)
+            start_s=self.start_s, end_s=self.end_s, language=self.language,
+            asset_id=self.asset_id)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form served by the HTTP API."""
@@ -196,7 +205,8 @@ class TranscriberPool:
 
 async def transcribe(ctx: JobContext, pool: TranscriberPool,
                      progress: Callable[[float], None] | None = None, *,
-                     registry: ModelRegistry | None = None) -> Transcript:
+                     registry: ModelRegistry | None = None,
+                     source: str | None = None) -> Transcript:
     """Decode the job's request with a model of ``pool``, in a thread.
 
     ``progress(fraction)`` is called on the event loop at every step of
@@ -204,9 +214,11 @@ async def transcribe(ctx: JobContext, pool: TranscriberPool,
     job raises :class:`jobs.JobCancelled`; a source or model that cannot be read
     raises :class:`jobs.Permanent` with the reason.  With a ``registry`` the decode
     is logged under the job's account, against the registered version of the model
-    file that decoded it (registered on first use if it is not yet).
+    file that decoded it (registered on first use if it is not yet). ``source``: the
+    file to decode instead of the request's (this node's copy of its asset).
     """
     request = TranscriptionRequest.from_payload(ctx.payload)
+    source = source or request.source
     loop = asyncio.get_running_loop()
     last = 0.0
 
@@ -222,7 +234,7 @@ async def transcribe(ctx: JobContext, pool: TranscriberPool,
         ctx.check()
         with pool.borrow(ctx.stop_requested) as transcriber:
             transcript = transcriber.transcribe(
-                request.source, language=request.language, start=request.start_s,
+                source, language=request.language, start=request.start_s,
                 end=request.end_s, progress=step, cancel=ctx.stop_requested)
         if registry is None:
             return transcript, None, None
