@@ -137,8 +137,9 @@ class TextEdit(Model):
 
     @model_validator(mode="after")
     def _one_edit(self) -> TextEdit:
-        if self.delete is None and self.order is None:
-            raise ValueError('give "delete": [word indices] or "order": [word indices]')
+        if (self.delete is None) == (self.order is None):
+            raise ValueError('give either "delete": [word indices] or "order": [word '
+                             'indices], not both')
         return self
 
 

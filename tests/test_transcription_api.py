@@ -152,6 +152,9 @@ async def test_bad_requests_get_clear_errors(client: Client) -> None:
     assert status == 422 and "unknown format" in body["error"]
     status, body = await client.call("POST", "/clips/speech/transcript/edit", json={"x": 1})
     assert status == 422 and body["fields"][0]["path"] == "body.x"
+    both = {"delete": [0], "order": [1, 0]}  # which one was meant cannot be told
+    status, body = await client.call("POST", "/clips/speech/transcript/edit", json=both)
+    assert status == 422 and "not both" in body["error"], body
     status, body = await client.call("GET", "/transcription-jobs/unknown", "viewer")
     assert status == 404
 
