@@ -59,7 +59,12 @@ from .file_answer import CountedFileResponse, FileAnswer
 from .keys import PLUGIN_CONTEXT_KEY
 from .public_api.idempotency import idempotent
 from .public_api.state import api_state
-from .storage.base import content_disposition
+from .storage.base import (
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+    content_disposition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +369,11 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
                 log.error("route %s: the database is unreachable: %s", route.label, exc)
                 error = Unavailable(DATABASE_DOWN, headers={"Retry-After": "5"})
                 return _error(route, 503, error)
+            if isinstance(exc, StorageError) and not isinstance(exc, ObjectNotFound):
+                # S3 down, or refusing the server's settings (credentials, bucket)
+                log.error("route %s: object storage failed: %s", route.label, exc)
+                retry = {"Retry-After": "5"} if isinstance(exc, StorageUnavailable) else {}
+                return _error(route, 503, Unavailable(str(exc), headers=retry))
             log.exception("route %s failed", route.label)
             return _error(route, 500, None, INTERNAL_ERROR.format(route=route.label))
 

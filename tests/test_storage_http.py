@@ -355,3 +355,17 @@ async def test_a_region_on_s3_keeps_its_projects_files_in_its_own_prefix(
             assert not list((local / "exports").rglob("*.zip"))
         finally:
             await eve.close()
+
+
+async def test_s3_refusing_answers_503_with_its_reason(s3_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """A bucket that is not there (or credentials S3 refuses) is the server's storage
+    settings at fault: a 503 that says what S3 answered, never a bare 500."""
+    bucket = await make_bucket(s3_server)
+    wrong = {**s3_server.settings(), "secret_access_key": "not-the-secret"}
+    async for studio in studio_on(tmp_path, f"s3://{bucket}/studio", wrong):
+        a, _ = studio.projects
+        for method, path, kwargs in (("POST", "/assets", {"data": wav(0.2),
+                                                          "params": {"name": "t.wav"}}),
+                                     ("GET", "/assets", {})):
+            status, body, _ = await studio.call(method, a, path, **kwargs)
+            assert status == 503 and "SignatureDoesNotMatch" in body["error"], (path, body)
