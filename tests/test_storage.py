@@ -71,6 +71,10 @@ async def test_small_objects_round_trip_and_are_listed_by_prefix(store: ObjectSt
     await store.put("b/three.txt", b"x")
     assert await store.get("a/one.txt") == b"first"
     assert await store.keys("a/") == ["a/one.txt", "a/two.txt"]
+    assert await store.keys("a/o") == ["a/one.txt"]
+    for outside in ("../", "a/../../", "/etc/", "a//"):  # never a listing outside the store
+        with pytest.raises(ValueError, match="not valid"):
+            await store.keys(outside)
     assert await store.exists("b/three.txt") and not await store.exists("b/four.txt")
     await store.delete("a/one.txt")
     assert not await store.exists("a/one.txt")

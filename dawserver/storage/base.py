@@ -46,6 +46,14 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_prefix(prefix: str) -> str:
+    """``prefix`` when it starts safe object keys: empty, a key, or a key and a slash
+    (else :class:`ValueError` quoting it: never a listing outside the store)."""
+    if prefix:
+        check_key(prefix.removesuffix("/"))
+    return prefix
+
+
 async def file_chunks(path: Path, size: int = CHUNK) -> AsyncIterator[bytes]:
     """A local file's bytes in chunks (each read is small: fine on the event loop)."""
     with open(path, "rb") as src:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from .base import CHUNK, ObjectNotFound, ObjectStore, check_key, part_file
+from .base import CHUNK, ObjectNotFound, ObjectStore, check_key, check_prefix, part_file
 
 #: The route that serves presigned local objects.
 ROUTE_PREFIX = "/storage/"
@@ -121,7 +121,7 @@ class LocalObjectStore(ObjectStore):
 
     async def keys(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` (a folder prefix or the start of a name)."""
-        folder = prefix.rpartition("/")[0]
+        folder = check_prefix(prefix).rpartition("/")[0]
         base = self.root / folder if folder else self.root
         if not base.is_dir():
             return []

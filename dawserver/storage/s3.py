@@ -26,6 +26,7 @@ from .base import (
     StorageError,
     StorageUnavailable,
     check_key,
+    check_prefix,
     content_disposition,
 )
 
@@ -213,6 +214,7 @@ class S3ObjectStore(ObjectStore):
 
     async def keys(self, prefix: str) -> list[str]:
         """ListObjectsV2 over every page."""
+        check_prefix(prefix)
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         strip = len(self.prefix) + 1 if self.prefix else 0
         found: list[str] = []
