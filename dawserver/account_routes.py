@@ -20,6 +20,7 @@ from dsp_core.session import Session
 
 from .auth_routes import EmailModel, LinkToken, actor_of
 from .errors import BadRequest, Conflict, Forbidden
+from .identity import KEY_USE
 from .keys import ACCOUNTS, CONFIG, PLUGIN_CONTEXT_KEY, STORE, TOKENS
 from .live_roles import apply_current_roles, people_of, projects_reached_by
 from .permissions import (
@@ -277,10 +278,14 @@ async def remove_member(request: Request) -> Joined:
     (``account.read``); the organisation's keys the member made are revoked."""
     account_id, person_id = request.params["account_id"], request.params["person_id"]
     actor = actor_of(request)
-    if person_id != actor.person_id and not allows(request.context, request.principal,
-                                                   ACCOUNT_ADMIN):
+    admin = allows(request.context, request.principal, ACCOUNT_ADMIN)
+    if person_id != actor.person_id and not admin:
         raise Forbidden(f"removing someone else needs {ACCOUNT_ADMIN.name} (a key must hold "
                         "that scope); anyone may remove themselves to leave")
+    key = request.native.get(KEY_USE) if request.native is not None else None
+    if not admin and key is not None and key.account_id != person_id:  # not their own key
+        raise Forbidden(f"an organisation's API key cannot make its maker leave without "
+                        f"{ACCOUNT_ADMIN.name}: leave with your own key or a signed-in session")
     await request.app[ACCOUNTS].remove_member(actor, account_id, person_id)
     await apply_current_roles(request.app, [person_id],
                               await projects_reached_by(request.app, account_id))

@@ -1,8 +1,8 @@
 """API keys on the account routes: a key acts within its scopes and its maker's role.
 
-A key holding only ``account.read`` changes no member's role and removes nobody but its
-maker; an organisation's key stops when its maker leaves the organisation or drops below
-admin.
+A key holding only ``account.read`` changes no member's role and removes nobody; a
+person's own key lets them leave; an organisation's key stops when its maker leaves the
+organisation or drops below admin.
 """
 
 from __future__ import annotations
@@ -89,6 +89,10 @@ async def test_an_admins_organisation_key_stops_when_they_leave_admin(
         adas = await org_key(ada, org["id"], ["account.read"], http)
         assert (await bos.call("GET", f"/accounts/{org['id']}/members"))[0] == 200
         member = f"/accounts/{org['id']}/members/{bo.id}"
+        # the label's key acts for the label, not as Bo: it cannot make Bo leave
+        status, body, _ = await bos.call("DELETE", member)
+        assert status == 403 and "cannot make its maker leave" in body["error"], body
+        assert await app[ACCOUNTS].store.membership(org["id"], bo.id) is not None
         if change == "removed":
             status, body, _ = await ada.call("DELETE", member)
         else:
