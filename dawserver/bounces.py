@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import uuid
@@ -95,7 +96,7 @@ from .plugin_api import (
     Unavailable,
 )
 from .regions import project_storage
-from .storage import ObjectNotFound, StorageError, StorageUnavailable
+from .storage import ObjectNotFound, ObjectStore, StorageError, StorageUnavailable
 from .storage.service import object_response, project_objects
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,28 @@ async def bounce_directory(app: web.Application, project_id: str) -> Path:
 
 def setup_bounces(app: web.Application) -> None:
     """Serve the ``bounce`` queue on ``app[BACKGROUND]`` (its routes: :data:`ROUTES`)."""
-    app[BACKGROUND].register(QUEUE, BounceRenderer(app), SETTINGS)
+    app[BACKGROUND].register(QUEUE, BounceRenderer(app), SETTINGS,
+                             on_dead=functools.partial(drop_dead_bounce, app))
+
+
+async def drop_dead_bounce(app: web.Application, record: JobRecord) -> None:
+    """A bounce that died never runs again: delete its snapshot (its notice is retried
+    while storage cannot be reached)."""
+    try:
+        request = BounceRequest.from_payload(record.payload)
+    except Permanent:
+        log.warning("dead bounce %s has no bounce payload; nothing to delete", record.id)
+        return
+    try:
+        objects = await project_objects(app, request.project_id)
+    except ProjectNotFound:  # deleted with its project's bounces
+        return
+    await drop_snapshot(objects, request.snapshot)
+
+
+async def drop_snapshot(objects: ObjectStore, snapshot: str) -> None:
+    """Delete a bounce's snapshot (``snapshot``: its name under :data:`PREFIX`)."""
+    await objects.delete(f"{PREFIX}/{snapshot}")
 
 
 def _rate_problem(rate: Any) -> str | None:
@@ -475,7 +497,7 @@ async def cancel_bounce(request: Request) -> Bounce:
     if record.state == CANCELLED:  # it will never run: nothing needs its snapshot
         objects = await project_objects(request.app, record.payload["project_id"])
         with contextlib.suppress(StorageError):
-            await objects.delete(f"{PREFIX}/{record.payload['snapshot']}")
+            await drop_snapshot(objects, record.payload["snapshot"])
     return _view(record)
 
 

@@ -226,3 +226,21 @@ async def test_bounces_survive_a_restart_and_render_the_document_as_it_was_asked
         muted = Session(name="B", tracks=[session.tracks[0],
                                           dataclasses.replace(session.tracks[1], mute=True)])
         assert np.abs(want - Engine(muted, sample_rate=rate).render(0, want.shape[1])).max() > 0.05
+
+
+async def test_a_bounce_that_dies_leaves_no_snapshot(server) -> None:
+    """A bounce that fails for good never runs again: its snapshot goes (as for a cancel),
+    instead of staying in the region's storage for ever."""
+    s = server
+    async with s["app"][ROOMS].use(s["project"]) as room:  # a source no bounce may read
+        await room.edit(lambda d: d.add_track(Track("t9", clips=[Clip("/etc/hosts", 0, 480)])))
+    _, job = await _call(s, "POST", f"/projects/{s['project']}/bounces", json={})
+    job = await _wait(s, job["id"])
+    assert job["status"] == "failed" and "/etc/hosts" in job["error"], job
+    for _ in range(400):  # the job's dead-letter notice drops it
+        left = [p.name for p in (s["data"] / "bounces").rglob("*") if p.is_file()]
+        if not left:
+            break
+        await asyncio.sleep(0.02)
+    assert left == []
+
