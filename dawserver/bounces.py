@@ -218,6 +218,7 @@ class BounceRenderer:
                                        content_type=FORMATS[request.format])
             await ctx.confirm()  # cancelled from another node meanwhile: keep no file
         except DspError as exc:
+            output.unlink(missing_ok=True)  # a file cut short: it never runs again
             raise Permanent(str(exc)) from None
         except StorageUnavailable as exc:
             output.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from loopback import free_port
 from nodepeer import running_server
 
 from database import open_database
+from dawserver import bounces
 from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
@@ -24,6 +25,7 @@ from dawserver.plugin_api import hookimpl
 from dawserver.plugins import PLUGIN_CONTEXT_KEY
 from dawserver.projects import import_session
 from dsp_core import Engine
+from dsp_core.errors import DspError
 from dsp_core.session import Clip, Session, Track
 from jobs import JobQueue
 
@@ -244,3 +246,21 @@ async def test_a_bounce_that_dies_leaves_no_snapshot(server) -> None:
         await asyncio.sleep(0.02)
     assert left == []
 
+
+async def test_a_render_that_fails_keeps_no_partial_file(server, monkeypatch) -> None:
+    s = server
+
+    def fails_half_way(engine, output, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        Path(output).write_bytes(b"RIFF cut short")
+        raise DspError("the encoder failed half-way (test)")
+
+    monkeypatch.setattr(bounces, "bounce", fails_half_way)
+    _, job = await _call(s, "POST", f"/projects/{s['project']}/bounces", json={})
+    job = await _wait(s, job["id"])
+    assert job["status"] == "failed" and "half-way" in job["error"], job
+    for _ in range(400):  # the snapshot goes with the dead-letter notice
+        left = [p.name for p in (s["data"] / "bounces").rglob("*") if p.is_file()]
+        if not left:
+            break
+        await asyncio.sleep(0.02)
+    assert left == []
