@@ -224,14 +224,7 @@ class BounceRenderer:
             output.unlink(missing_ok=True)
             raise Retry(str(exc)) from None
         except BaseException:
-            if ctx.cancel_requested or ctx.shutting_down:  # never when another worker has it
-                output.unlink(missing_ok=True)
-                if objects.redirects:
-                    with contextlib.suppress(StorageError):
-                        await objects.delete(f"{PREFIX}/{request.output}")
-                if not ctx.shutting_down:
-                    with contextlib.suppress(StorageError):
-                        await objects.delete(snapshot_key)
+            await self._stopped(ctx, request, objects, output)
             raise
         RENDER_REALTIME_FACTOR.labels(kind="bounce").observe(stats.realtime_factor)
         for fault in bypassed:
@@ -249,10 +242,29 @@ class BounceRenderer:
         except Exception:  # a plug-in's failure does not undo the render
             log.exception("project_rendered hook failed for bounce %s of %s", ctx.job.id,
                           request.project_id)
+        except BaseException:  # cancelled, or the server stopping, while the hook ran
+            await self._stopped(ctx, request, objects, output)
+            raise
         with contextlib.suppress(StorageError):  # kept until now: a stopped job runs again
             await objects.delete(snapshot_key)
         return {"output": request.output, **figures,
                 "bypassed": [fault.to_json() for fault in bypassed]}
+
+    @staticmethod
+    async def _stopped(ctx: JobContext, request: BounceRequest, objects: ObjectStore,
+                       output: Path) -> None:
+        """A job cancelled, or given back by a stopping server, keeps no file; a cancelled
+        one never runs again, so its snapshot goes too. Nothing is deleted when neither
+        holds: another worker may have the job by now."""
+        if not (ctx.cancel_requested or ctx.shutting_down):
+            return
+        output.unlink(missing_ok=True)
+        if objects.redirects:
+            with contextlib.suppress(StorageError):
+                await objects.delete(f"{PREFIX}/{request.output}")
+        if not ctx.shutting_down:
+            with contextlib.suppress(StorageError):
+                await drop_snapshot(objects, request.snapshot)
 
     @staticmethod
     async def _playable(store: AssetStore, project_id: str, session: Session) -> Session:

@@ -264,3 +264,27 @@ async def test_a_render_that_fails_keeps_no_partial_file(server, monkeypatch) ->
             break
         await asyncio.sleep(0.02)
     assert left == []
+
+
+async def test_a_bounce_cancelled_during_its_plug_in_hook_keeps_no_file(tmp_path: Path) -> None:
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    held = HeldRender()
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        app[PLUGIN_CONTEXT_KEY].manager.register(held, name="test-held")
+        info = await import_session(app[STORE], two_tracks(tmp_path), assets=app[ASSETS])
+        token = app[TOKENS].issue(info.project_id, "editor", "eddie")
+        s = {"http": http, "base": config.base_url, "project": info.project_id,
+             "headers": {"Authorization": f"Bearer {token}"}}
+        _, job = await _call(s, "POST", f"/projects/{s['project']}/bounces", json={})
+        async with asyncio.timeout(20):
+            await held.entered.wait()  # rendered and confirmed; its hook holds it running
+        status, _ = await _call(s, "DELETE", f"/projects/{s['project']}/bounces/{job['id']}")
+        assert status == 200
+        job = await _wait(s, job["id"])
+        assert job["status"] == "cancelled" and job["audio"] is None, job
+        for _ in range(400):
+            left = [p.name for p in (config.data_dir / "bounces").rglob("*") if p.is_file()]
+            if not left:
+                break
+            await asyncio.sleep(0.02)
+        assert left == []
