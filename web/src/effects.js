@@ -9,7 +9,7 @@ import { pluginPicker, portControls } from './lv2.js'
 // of 0 marks a logarithmic slider (frequencies).
 export const PARAMS = {
   gain: [['gain_db', -120, 24, 0.1, 0]],
-  biquad: [['freq', 10, 20000, 0, 1000], ['q', 0.05, 40, 0.01, 0.707], ['gain_db', -36, 36, 0.1, 0]],
+  biquad: [['freq', 10, 96000, 0, 1000], ['q', 0.05, 40, 0.01, 0.707], ['gain_db', -36, 36, 0.1, 0]],
   compressor: [['threshold_db', -80, 0, 0.1, -18], ['ratio', 1, 100, 0.1, 4], ['knee_db', 0, 36, 0.1, 6],
     ['attack_ms', 0.01, 1000, 0.01, 10], ['release_ms', 1, 5000, 1, 100], ['makeup_db', -24, 36, 0.1, 0]],
   delay: [['time_ms', 0.1, 2000, 0.1, 250], ['feedback', 0, 0.98, 0.01, 0.3], ['mix', 0, 1, 0.01, 0.3]],
