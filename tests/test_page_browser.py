@@ -957,6 +957,36 @@ def test_trimming_clip_edges_is_shared_and_transcripts_follow(studio: Studio) ->
     ben.context.close()
 
 
+def test_a_drag_the_browser_cancels_changes_nothing(studio: Studio) -> None:
+    """A pointercancel (a touch turned into a scroll, the system taking the pointer) ends a
+    clip's move or trim where it started: no pointer up follows it, and the drag went on
+    under the unpressed pointer and landed at the next click."""
+    ana, log = open_page(studio.browser, studio.url("ana"))
+    before = studio.document()["clips"]["c5"]
+    for selector in (".clip[data-clip=c5]", ".clip[data-clip=c5] .trim-right"):
+        ana.locator(selector).scroll_into_view_if_needed()
+        box = ana.locator(selector).bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        ana.mouse.move(x, y)
+        ana.mouse.down()
+        ana.mouse.move(x - 40, y, steps=6)
+        ana.evaluate("window.dispatchEvent(new PointerEvent('pointercancel'))")
+        ana.mouse.move(x - 80, y, steps=3)  # moves after the cancel go nowhere
+        ana.mouse.up()
+        ana.wait_for_function("!window.daw.timeline.dragging")
+        left = ana.eval_on_selector(".clip[data-clip=c5]", "el => el.style.left")
+        assert float(left.removesuffix("px")) == pytest.approx(
+            before["position"] / RATE * ana.evaluate("window.daw.timeline.zoom"), abs=0.01)
+    # a later edit of the page reaching the server: anything the drags sent came before it
+    barrier = ana.evaluate("window.daw.project.addMarker(0, 'barrier')")
+    wait_for(lambda: barrier in studio.document()["markers"])
+    assert studio.document()["clips"]["c5"] == before
+    ana.evaluate(f"window.daw.project.removeMarker('{barrier}')")
+    wait_for(lambda: barrier not in studio.document()["markers"])
+    assert log.errors() == []
+    ana.context.close()
+
+
 def test_export_renders_the_project_and_offers_the_file(studio: Studio) -> None:
     ana, log = open_page(studio.browser, studio.url("ana"))
     ana.click("button.bounce")

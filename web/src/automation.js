@@ -7,7 +7,7 @@
 // desktop client write automation through one implementation.
 //
 // The strips are view state: hidden by default, mounted only with their (mounted) row.
-import { h } from './dom.js'
+import { followDrag, h } from './dom.js'
 import { api } from './api.js'
 import { PARAMS as FX_PARAMS } from './effects.js'
 import { controlSpecs } from './lv2.js'
@@ -336,14 +336,10 @@ export class AutomationStrip {
         dot.setAttribute('cy', String(this._y(next.value)))
       }
     }
-    const up = () => {
-      window.removeEventListener('pointermove', move)
-      window.removeEventListener('pointerup', up)
+    followDrag(move, () => { // each move was written: a cancel keeps where it got to
       this.dragging = null
       if (moved) this.redraw()
-    }
-    window.addEventListener('pointermove', move)
-    window.addEventListener('pointerup', up)
+    })
   }
 
   _delete (event) {

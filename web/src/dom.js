@@ -59,6 +59,24 @@ if (typeof document !== 'undefined') {
   window.addEventListener('blur', () => { pressed = null })
 }
 
+/** Follow a pointer drag from its press: `move(e)` on each move, then once `end(e,
+ * cancelled)` when the pointer is let go, or with `cancelled` true when the browser takes
+ * the pointer away (pointercancel: a touch turned into a scroll, the system took it). No
+ * pointer up comes after a cancel: without it the drag went on under an unpressed pointer. */
+export function followDrag (move, end) {
+  const finish = (e, cancelled) => {
+    window.removeEventListener('pointermove', move)
+    window.removeEventListener('pointerup', up)
+    window.removeEventListener('pointercancel', cancel)
+    end(e, cancelled)
+  }
+  const up = (e) => finish(e, false)
+  const cancel = (e) => finish(e, true)
+  window.addEventListener('pointermove', move)
+  window.addEventListener('pointerup', up)
+  window.addEventListener('pointercancel', cancel)
+}
+
 /** Whether the user holds `el` now (a slider mid-drag): a refresh leaves its value alone. */
 export function isHeld (el) {
   return el !== null && el !== undefined && pressed === el

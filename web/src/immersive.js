@@ -13,7 +13,7 @@
 // The panel draws the document's current values (an automation lane of a coordinate, when
 // one plays, shows here as the value the document holds).
 import * as Y from 'yjs'
-import { h, isHeld, setProp } from './dom.js'
+import { followDrag, h, isHeld, setProp } from './dom.js'
 import { api } from './api.js'
 import { BounceButton } from './bounce.js'
 
@@ -263,14 +263,10 @@ export class ImmersivePanel {
     }
     this.dragging = true
     place(event)
-    const up = () => {
-      window.removeEventListener('pointermove', place)
-      window.removeEventListener('pointerup', up)
+    followDrag(place, () => { // each move was written: a cancel keeps where it got to
       this.dragging = false
       this.update()
-    }
-    window.addEventListener('pointermove', place)
-    window.addEventListener('pointerup', up)
+    })
   }
 
   /** Play PREVIEW_SECONDS of the immersive mix from the playhead in the chosen layout

@@ -4,7 +4,7 @@
 // Drag a flag: move it (to whole beats, or bars for a meter). Double-click a flag: change
 // its value. Right-click a flag: remove it. The ramp switch on a tempo flag (↗) makes the
 // tempo glide to the next change's instead of holding until it.
-import { h } from './dom.js'
+import { followDrag, h } from './dom.js'
 import { tempoMap } from './tempo.js'
 
 const round2 = (v) => Math.round(v * 100) / 100
@@ -123,12 +123,11 @@ function drag (timeline, event, kind, change) {
     held.el.classList.add('dragging')
     held.el.style.left = `${held.left}px`
   }
-  const up = (e) => {
-    window.removeEventListener('pointermove', move)
-    window.removeEventListener('pointerup', up)
+  followDrag(move, (e, cancelled) => {
     if (dragged === held) dragged = null
     held.el.classList.remove('dragging')
-    if (!held.moved) return
+    if (cancelled) held.el.style.left = `${left}px` // dropped: back where it was
+    if (!held.moved || cancelled) return
     const project = timeline.project
     // a collaborator may have changed its value meanwhile (kept), or removed it (stays so)
     const now = current(project, kind, change.id)
@@ -137,9 +136,7 @@ function drag (timeline, event, kind, change) {
     const place = placeAt(mapWithout(project, change.id), kind, seconds)
     if (kind === 'tempo') project.setTempoChange(change.id, place, now.bpm, now.ramp)
     else project.setMeterChange(change.id, place, now.numerator, now.denominator)
-  }
-  window.addEventListener('pointermove', move)
-  window.addEventListener('pointerup', up)
+  })
 }
 
 /** Double-click on the ruler of `timeline` adds a tempo change (Alt: a meter change). */

@@ -11,7 +11,7 @@
 // taller; row tops are a running sum over the track order, found by binary search.
 // Below the tracks, a short row per aux bus and the master (always mounted: there are
 // few): its name selects it, a fader and pan set its level, its automation strip opens as a track's.
-import { deferWhileHeld, h, heldControl } from './dom.js'
+import { deferWhileHeld, followDrag, h, heldControl } from './dom.js'
 import { AUTO_HEIGHT, AutomationStrip } from './automation.js'
 import { BusHeader, TrackHeader } from './tracks.js'
 import { drawWaveform } from './peaks.js'
@@ -567,16 +567,12 @@ export class Timeline {
       el.style.left = `${this.framesToPx(next.position)}px`
       el.style.width = `${Math.max(2, this.framesToPx(next.length))}px`
     }
-    const up = () => {
-      window.removeEventListener('pointermove', move)
-      window.removeEventListener('pointerup', up)
+    followDrag(move, (e, cancelled) => { // cancelled: the trim is dropped
       this.presence.release()
       this.dragging = null
-      if (next.length !== clip.length) this.project.trimClip(clipId, next)
+      if (!cancelled && next.length !== clip.length) this.project.trimClip(clipId, next)
       this._updateClip(clipId, this.project.clip(clipId))
-    }
-    window.addEventListener('pointermove', move)
-    window.addEventListener('pointerup', up)
+    })
   }
 
   _startDrag (event, clipId, el) {
@@ -608,16 +604,16 @@ export class Timeline {
       // Others see where the clip would land while it is dragged (awareness, not the document).
       this.presence.set('dragging', `${clipId}:${el.parentElement.dataset.track}:${Math.round(position)}`)
     }
-    const up = () => {
-      window.removeEventListener('pointermove', move)
-      window.removeEventListener('pointerup', up)
+    followDrag(move, (e, cancelled) => {
       this.presence.release()
       this.presence.set('dragging', null)
       el.classList.remove('dragging')
       this.dragging = null
       const blocked = el.classList.contains('blocked')
       el.classList.remove('blocked', 'crossfading')
-      if (moved && blocked) {
+      if (cancelled) {
+        // dropped: _updateClip puts the clip back in its lane and place
+      } else if (moved && blocked) {
         this.onRefuse('Clips on one track cannot overlap like that: a clip may overlap only ' +
           'the one before it, starting after it starts and ending after it ends (the two ' +
           'crossfade); the clip went back')
@@ -628,9 +624,7 @@ export class Timeline {
         this.onSelectClip(clipId)
       }
       this._updateClip(clipId, this.project.clip(clipId))
-    }
-    window.addEventListener('pointermove', move)
-    window.addEventListener('pointerup', up)
+    })
   }
 
   /** The grid line the ruler draws nearest to `frames`: the meter's own beats (eighths in

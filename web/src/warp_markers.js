@@ -8,7 +8,7 @@
 // Ctrl (⌘ on a Mac) to place it freely. Every edit keeps the markers playable
 // (web/src/warp_map.js) and is one document write; the engine re-renders the clip
 // (dawserver/stretch_renders.py).
-import { h } from './dom.js'
+import { followDrag, h } from './dom.js'
 import { levelFor } from './peaks.js'
 import { markerRange, withMarkerAt, withoutMarker } from './warp_map.js'
 import { SNAP_PX, bypassesSnap, snapAdd, snapDrag, transients } from './warp_snap.js'
@@ -179,16 +179,16 @@ export function pressWarpMarker (timeline, event, clipId, el) {
     held.handle.style.left = `${timeline.framesToPx(held.at - clip.position)}px`
     held.handle.classList.add('dragging')
   }
-  const up = () => {
-    window.removeEventListener('pointermove', move)
-    window.removeEventListener('pointerup', up)
+  followDrag(move, (e, cancelled) => {
     if (dragged === held) dragged = null
     held.handle.classList.remove('dragging')
+    if (cancelled) { // dropped: back where it was
+      held.handle.style.left = `${timeline.framesToPx(start - clip.position)}px`
+      return
+    }
     if (held.at === start) return
     // into the markers the clip has now: a collaborator's added or moved ones stay
     moveWarpMarker(timeline, clipId, (now) => now.findIndex(([source]) => source === held.source), held.at)
-  }
-  window.addEventListener('pointermove', move)
-  window.addEventListener('pointerup', up)
+  })
   return true
 }
