@@ -172,3 +172,32 @@ def test_a_fader_moved_in_touch_during_playback_writes_what_the_render_plays(
     assert anchor.id.endswith(".a") and back.id.endswith(".c") and back.value == anchor.value
     assert back.frame - written[-2].frame == RATE // 4
     assert not log.errors()
+
+
+def test_the_mute_button_unmutes_what_a_latch_pass_muted(studio: Studio) -> None:
+    """In latch mode during playback the mute button writes the lane, not the track: it
+    showed (and toggled from) the track's own mute, so a second press wrote mute again."""
+    page, log = open_page(studio.browser, studio.url())
+    open_strip(page)
+    page.select_option(".auto[data-track=t1] .auto-param", "mute")
+    page.select_option(".auto[data-track=t1] .auto-mode", "latch")
+    wait_for(lambda: studio.server.document(studio.project, studio.token())["tracks"]["t1"]
+             ["automation"].get("mute", {}).get("mode") == "latch")
+    mute = page.locator(".row[data-track=t1] .toggle.mute")
+    page.click(".transport .play")
+    page.wait_for_timeout(300)
+    mute.click()
+    assert mute.get_attribute("aria-pressed") == "true"  # muted by the pass
+    page.wait_for_timeout(400)
+    mute.click()
+    assert mute.get_attribute("aria-pressed") == "false"
+    page.wait_for_timeout(300)
+    page.click(".transport .play")  # pause: the pass ends
+    page.evaluate("window.daw.writer.settled()")
+    written = wait_for(lambda: [p.value for p in studio.lane("mute") if p.id.startswith("w")]
+                       or None)
+    assert 1.0 in written and written[-1] == 0.0, written
+    track = studio.server.document(studio.project, studio.token())["tracks"]["t1"]
+    assert not track["mute"]  # the lane took both presses: the track's own mute is unchanged
+    assert mute.get_attribute("aria-pressed") == "false"
+    assert not log.errors()

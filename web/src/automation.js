@@ -391,15 +391,24 @@ export class FaderWriter {
     }
     const frame = this.transport.playhead()
     pass.last = Math.max(pass.last ?? frame, frame) // the stop is never before a sent move
-    pass.events.push([frame, clampValue(param, value), Boolean(held)])
+    pass.value = clampValue(param, value)
+    pass.events.push([frame, pass.value, Boolean(held)])
     if (!held) this._send(pass)
     else if (!pass.timer) pass.timer = setTimeout(() => this._send(pass), FLUSH_MS)
     return pass.mode !== 'write'
   }
 
-  /** The transport changed: a stop ends every pass at the last played frame. */
+  /** The value a running pass last wrote for `param` of `trackId` (what plays there
+   * now), or null when none runs. */
+  written (trackId, param) {
+    return this.passes.get(`${trackId}|${param}`)?.value ?? null
+  }
+
+  /** The transport changed: a stop ends every pass at the last played frame. Answers
+   * whether passes ended. */
   transportChanged () {
     const playing = Boolean(this.project.transport().playing)
+    const ended = !playing && this.passes.size > 0
     if (!playing) {
       for (const [key, pass] of this.passes) {
         this.passes.delete(key)
@@ -407,6 +416,7 @@ export class FaderWriter {
       }
     }
     this.wasPlaying = playing
+    return ended
   }
 
   /** Settles once every batch sent so far is answered. */

@@ -127,6 +127,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
   const names = new SourceNames({
     projectId, token, url: features.upload || null, onChange: () => timeline.relabel()
   })
+  let writer = null // the automation writer: made with the transport, below
   const timeline = new Timeline({
     project, presence, editable, peaks, names,
     onSelectTrack: (id) => select(id, null),
@@ -135,7 +136,8 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     onDropFiles: (trackId, position, files) => dropFiles({ project, features, token: project.token, trackId, position, files }),
     onSeek: (frame) => transport.seek(frame),
     onRefuse: (message) => notify(message, true),
-    onControl: (trackId, param, value, held) => writer.control(trackId, param, value, held)
+    onControl: (trackId, param, value, held) => writer.control(trackId, param, value, held),
+    controlValue: (trackId, param) => writer?.written(trackId, param) ?? null
   })
   const transport = new Transport({
     project, presence, editable,
@@ -147,7 +149,7 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
       transcript.tick(frame)
     }
   })
-  const writer = new FaderWriter({ project, transport, notify })
+  writer = new FaderWriter({ project, transport, notify })
   transport.onRecord = () => toggleRecording({ project, transport, live, features, listen })
   const bypassed = new BypassedPlugins({ projectId, token, awareness: project.awareness, editable, notify })
   timeline.bypassedOf = (trackId) => bypassed.of(trackId).map(describeBypassed)
@@ -237,7 +239,9 @@ async function openProject ({ projectId, token, claims, features: asked, home, r
     }
     if (batch.full || batch.ruler) {
       transport.update()
-      writer.transportChanged()
+      if (writer.transportChanged()) { // passes ended: the mute buttons show the document's
+        for (const header of timeline.headers.values()) header.showMute?.()
+      }
     }
     if (batch.full || !view.track || batch.tracks.has(view.track)) immersive.update()
     // the effects panel's key pickers list every track and bus by name

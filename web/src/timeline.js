@@ -32,8 +32,8 @@ const DRAG_THRESHOLD = 3
 let CLIP = null // a blank clip element, cloned for each clip
 
 export class Timeline {
-  constructor ({ project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onSelectBus = () => {}, onDropFiles, onSeek, onRefuse, onControl }) {
-    Object.assign(this, { project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onSelectBus, onDropFiles, onSeek, onRefuse, onControl })
+  constructor ({ project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onSelectBus = () => {}, onDropFiles, onSeek, onRefuse, onControl, controlValue = () => null }) {
+    Object.assign(this, { project, presence, editable, peaks, names, onSelectTrack, onSelectClip, onSelectBus, onDropFiles, onSeek, onRefuse, onControl, controlValue })
     this.autoOpen = new Set() // track ids whose automation strip is shown (view state)
     this.bypassedOf = () => [] // track id -> why its lv2 plug-ins play bypassed (bypassed.js)
     this.autoParam = new Map() // track id -> the parameter its strip shows
@@ -385,7 +385,8 @@ export class Timeline {
     const header = new TrackHeader(id, {
       project: this.project, presence: this.presence, editable: this.editable,
       onSelect: (trackId) => this.onSelectTrack(trackId),
-      onControl: this.onControl, onAutomation: (trackId) => this.toggleAutomation(trackId)
+      onControl: this.onControl, onAutomation: (trackId) => this.toggleAutomation(trackId),
+      controlValue: this.controlValue
     })
     const lane = h('div', { class: 'lane', dataset: { track: id } })
     this._bindDrop(lane, id)

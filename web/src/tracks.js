@@ -45,8 +45,12 @@ export function mixControls ({ edit, onControl }) {
 }
 
 export class TrackHeader {
-  constructor (trackId, { project, presence, editable, onSelect, onControl = () => false, onAutomation = () => {} }) {
+  /** `controlValue(trackId, param)`: what an automation pass running now wrote last for
+   * the parameter (null: none runs); the mute button shows and toggles it. */
+  constructor (trackId, { project, presence, editable, onSelect, onControl = () => false, onAutomation = () => {}, controlValue = () => null }) {
     this.id = trackId
+    this.project = project
+    this.controlValue = controlValue
     const edit = (field, value) => project.setTrack(trackId, field, value)
     const key = (field) => `track:${trackId}:${field}`
     this.colour = h('input', { type: 'color', class: 'colour edit', title: 'Track colour',
@@ -61,6 +65,7 @@ export class TrackHeader {
       onclick: (e) => {
         const on = e.currentTarget.getAttribute('aria-pressed') !== 'true'
         if (field !== 'mute' || !onControl(trackId, 'mute', on ? 1 : 0, false)) edit(field, on)
+        else this.showMute() // a touch or latch pass took it: the lane plays it, not the track
       } }, label)
     this.mute = toggle('mute', 'M', 'Mute')
     this.solo = toggle('solo', 'S', 'Solo')
@@ -99,10 +104,19 @@ export class TrackHeader {
     this.el.style.setProperty('--track-colour', track.colour || '#888888')
     if (active !== this.name) setProp(this.name, 'value', track.name || track.id)
     this.mix.show(track)
-    for (const field of ['mute', 'solo', 'arm']) {
+    for (const field of ['solo', 'arm']) {
       this[field].setAttribute('aria-pressed', track[field] ? 'true' : 'false')
     }
+    this.showMute(track)
     this.el.classList.toggle('selected', selected)
+  }
+
+  /** Show whether the track is muted: by the automation pass writing its mute now, else
+   * by the document (`track`: its values, read when not given). */
+  showMute (track = this.project.roots.tracks.get(this.id)?.toJSON() || {}) {
+    const written = this.controlValue(this.id, 'mute')
+    const muted = written !== null ? written >= 0.5 : Boolean(track.mute)
+    this.mute.setAttribute('aria-pressed', muted ? 'true' : 'false')
   }
 }
 
