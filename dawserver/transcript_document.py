@@ -93,6 +93,7 @@ def apply_text_edit(document: ProjectDocument, clip_id: str, order: Sequence[int
     options = options or EditOptions()
     source = source_transcript(document, clip_id)
     ref = find_clip(document, clip_id)
+    _refuse_retimed(ref.clip)
     rate = ref.session.sample_rate
     pieces = plan_text_edit(ref.clip, source.words, order, audio, rate, options,
                             new_id=lambda: new_id("clip"))
@@ -114,6 +115,19 @@ def apply_text_edit(document: ProjectDocument, clip_id: str, order: Sequence[int
     log.info("text edit of clip %s: %d words kept in %d pieces", clip_id, len(order),
              len(pieces))
     return [p.id for p in pieces]
+
+
+def _refuse_retimed(clip: Clip) -> None:
+    """:class:`EditError` for a clip whose source plays at another speed: the planner cuts
+    the source by its frames, which a stretch, warp markers or following the tempo put
+    elsewhere on the timeline (a warped clip even ignores its offset), so the cut would
+    play the wrong audio."""
+    if clip.follow_tempo or clip.warp or clip.stretch != 1.0:
+        raise EditError(
+            f"clip {clip.id!r} plays its source stretched (stretch, warp markers or "
+            "following the tempo): its words are not where its source has them, so a text "
+            "edit would cut the wrong audio; take the stretch off the clip first, or bounce "
+            "it to new audio and transcribe that")
 
 
 def delete_word_range(document: ProjectDocument, clip_id: str, first: int, last: int,

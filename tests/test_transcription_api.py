@@ -28,6 +28,7 @@ from dsp_core.engine import render_session as render_files
 from dsp_core.session import Clip, Session, Track
 from dsp_core.sources import local_resolver, resolve_session
 from transcription.engine import Transcriber
+from transcription.transcript import Transcript
 
 
 def render_session(session: Session, assets: Path) -> np.ndarray:
@@ -327,3 +328,26 @@ async def test_a_job_fetches_its_asset_where_it_runs_when_the_cached_copy_is_gon
     words = [w["word"].strip(".,").lower() for s in job["result"]["segments"]
              for w in s["words"]]
     assert words == WORDS
+
+
+@pytest.mark.parametrize("retimed", [{"stretch": 1.5}, {"follow_tempo": True,
+                                                        "source_bpm": 100.0},
+                                     {"warp": [[0, 48000], [48000, 120000]]}])
+async def test_a_text_edit_of_a_stretched_clip_is_refused_and_changes_nothing(
+        client: Client, retimed: dict) -> None:
+    """The planner cuts the source by its frames; a stretched clip plays them elsewhere
+    (a warped one ignores its offset), so the cut would play the wrong audio."""
+    words = [{"word": f" w{i}", "start": 0.5 * i, "end": 0.5 * i + 0.3} for i in range(4)]
+    transcript = Transcript.from_dict({
+        "language": "en", "language_probability": 1.0, "duration": 2.0, "model": "test",
+        "segments": [{"start": 0.0, "end": 1.8, "text": "w0 w1 w2 w3", "words": words}],
+        "passages": []})
+    async with client.app[ROOMS].use(client.project_id) as room:
+        await room.edit(lambda d: store_transcript(d, "speech", transcript))
+        await room.edit(lambda d: d.update_clip("speech", **retimed))
+        before = room.document.to_session()
+    status, body = await client.call("POST", "/clips/speech/transcript/edit",
+                                     json={"delete": [1]})
+    assert status == 400 and "stretched" in body["error"], body
+    async with client.app[ROOMS].use(client.project_id) as room:
+        assert room.document.to_session() == before
