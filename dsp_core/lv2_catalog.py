@@ -293,8 +293,13 @@ def validate_spec(params: dict[str, float | str], instrument: bool = False) -> P
         high = port.maximum if port.maximum is not None else math.inf
         if port.per_sample_rate:  # a frequency in Hz whose range scales with the rate
             low, high = low * MIN_RATE, high * MAX_RATE
-        if math.isnan(value) or not low <= value <= high:
+        if not math.isfinite(value):  # a port without bounds would get it, and play NaN
+            raise ProjectError(f"lv2 {uri}: {name} = {raw!r} is not a finite number")
+        if not low <= value <= high:
             raise ProjectError(f"lv2 {uri}: {name} = {raw!r} is outside [{low:g}, {high:g}]")
+        if port.integer and not value.is_integer():
+            raise ProjectError(f"lv2 {uri}: {name} = {raw!r} must be a whole number (the "
+                               "port is lv2:integer)")
     return info
 
 

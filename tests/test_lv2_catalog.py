@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -95,6 +96,22 @@ def test_an_unknown_control_or_a_value_out_of_range_is_refused() -> None:
         EffectSpec("lv2", {"uri": MISBEHAVE, "volume": 1.0}).validate()
     with pytest.raises(ProjectError, match=r"gain = 9.0 is outside \[0, 4\]"):
         EffectSpec("lv2", {"uri": MISBEHAVE, "gain": 9.0}).validate()
+    # mode is lv2:integer: the plug-in reads a fraction as some mode it did not mean
+    with pytest.raises(ProjectError, match=r"mode = 1.5 must be a whole number"):
+        EffectSpec("lv2", {"uri": MISBEHAVE, "mode": 1.5}).validate()
+    EffectSpec("lv2", {"uri": MISBEHAVE, "mode": 2.0}).validate()
+
+
+def test_a_control_without_bounds_still_takes_only_finite_numbers(monkeypatch) -> None:
+    info = lv2_catalog.plugin(MISBEHAVE)
+    unbounded = dataclasses.replace(info, ports=tuple(
+        dataclasses.replace(p, minimum=None, maximum=None) if p.symbol == "gain" else p
+        for p in info.ports))
+    monkeypatch.setattr(lv2_catalog, "plugin", lambda uri: unbounded)
+    EffectSpec("lv2", {"uri": MISBEHAVE, "gain": 1e6}).validate()  # no bounds: any number
+    for value in ("inf", float("-inf"), float("nan")):
+        with pytest.raises(ProjectError, match="is not a finite number"):
+            EffectSpec("lv2", {"uri": MISBEHAVE, "gain": value}).validate()
 
 
 def test_a_plugin_this_host_cannot_run_is_refused_with_the_reason() -> None:
