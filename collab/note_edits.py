@@ -19,6 +19,8 @@ from dsp_core.midi import validate_note
 from .errors import SchemaError
 
 if TYPE_CHECKING:
+    from dsp_core.tempo import TempoMap
+
     from .schema import ProjectDocument
 
 #: Grid divisions a quantise accepts (a whole note divided by this: 16 = sixteenths).
@@ -51,10 +53,10 @@ def _selected(project: ProjectDocument, clip_id: str, note_ids: Collection[str] 
 
 def quantize(project: ProjectDocument, clip_id: str, division: int = 16,
              strength: float = 1.0, note_ids: Collection[str] | None = None) -> int:
-    """Move note starts toward the project's grid (``1/division`` notes counted in
-    quarter-note beats from the song's start through the document's tempo map, so the
-    grid follows tempo changes); ``strength`` 0..1 is how far.  Returns how many notes
-    moved."""
+    """Move note starts toward the project's grid: ``1/division`` notes counted from
+    each bar line (so an odd meter's bar, 7/8 on a quarter grid, starts on the grid), in
+    time through the document's tempo map (the grid follows tempo changes); ``strength``
+    0..1 is how far.  Returns how many notes moved."""
     if not 0.0 <= strength <= 1.0:
         raise SchemaError(f"quantise strength {strength!r} must be in [0, 1]")
     step = grid_beats(division)
@@ -63,13 +65,23 @@ def quantize(project: ProjectDocument, clip_id: str, division: int = 16,
     changes = {}
     for note_id, note in _selected(project, clip_id, note_ids).items():
         at = position + note.start
-        beat = math.floor(tempo.frame_to_beat(at, rate) / step + 0.5) * step  # halves up
-        target = tempo.beat_to_frame(beat, rate)
+        target = tempo.beat_to_frame(_nearest_line(tempo, tempo.frame_to_beat(at, rate), step),
+                                     rate)
         start = max(0, round(at + (target - at) * strength) - position)
         if start != note.start:
             changes[note_id] = {"start": start}
     project.update_notes(clip_id, changes)
     return len(changes)
+
+
+def _nearest_line(tempo: TempoMap, beat: float, step: float) -> float:
+    """The grid line nearest quarter-note ``beat`` (halves go later): lines every ``step``
+    beats from the start of its bar, and the next bar's line."""
+    bar = tempo.beat_to_bar_beat(beat).bar - 1  # 0-based
+    start, end = tempo.bar_to_beat(bar), tempo.bar_to_beat(bar + 1)
+    lower = start + math.floor((beat - start) / step + 1e-9) * step
+    upper = min(lower + step, end)
+    return upper if beat - lower >= upper - beat else lower
 
 
 def transpose(project: ProjectDocument, clip_id: str, semitones: int,

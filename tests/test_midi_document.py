@@ -155,6 +155,23 @@ def test_quantise_follows_the_tempo_map_not_only_the_transport_tempo() -> None:
     assert doc.notes(clip_id)[late].start == 96000 - 48000
 
 
+def test_quantise_counts_the_grid_from_each_bar_line() -> None:
+    # 7/8 at 120 BPM: a bar is 3.5 quarters (84000 frames), so bar 2 starts off the
+    # quarter grid counted from the song's start; a note just after that bar line belongs
+    # on it, not on the song's quarter 4
+    doc, clip_id = midi_project()  # clip at frame 48000 (beat 2)
+    doc.set_meter_change("m0", 0, 7, 8)
+    after_bar = doc.add_note(clip_id, 60, 100, 86400 - 48000, 100)  # beat 3.6 -> 3.5
+    in_bar = doc.add_note(clip_id, 62, 100, 106800 - 48000, 100)    # beat 4.45 -> 4.5
+    assert note_edits.quantize(doc, clip_id, division=4) == 2
+    notes = doc.notes(clip_id)
+    assert (notes[after_bar].start, notes[in_bar].start) == (84000 - 48000, 108000 - 48000)
+    # after a bar's last quarter the next line is the bar line, half a step on: 3.3 -> 3.5
+    late = doc.add_note(clip_id, 64, 100, 79200 - 48000, 100)  # beat 3.3
+    note_edits.quantize(doc, clip_id, division=4, note_ids=[late])
+    assert doc.notes(clip_id)[late].start == 84000 - 48000
+
+
 def test_a_midi_edit_is_reported_to_watchers() -> None:
     doc, clip_id = midi_project()
     seen: list = []
