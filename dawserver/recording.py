@@ -89,10 +89,33 @@ class Take:
     frames: int = 0
     resampler: Any = None  # an av.AudioResampler, once a frame came at another rate
     loop: tuple[int, int] | None = None  # the transport's loop as it began (session frames)
+    next_tick: int | None = None  # the RTP timestamp the next frame should carry
 
 
 def _always() -> bool:
     return True
+
+
+#: RTP timestamps are 32 bits and wrap around.
+RTP_WRAP = 1 << 32
+#: A longer jump of the timestamps is a sender starting over, not lost packets.
+MAX_LOSS_S = 5.0
+
+
+def _lost_seconds(take: Take, frame: Any) -> float:
+    """Seconds of audio lost before ``frame`` (its RTP timestamp, ``pts``, is ahead of
+    where the previous frame ended); 0 for a frame that follows on, or one without a
+    timestamp. A late, repeated or restarted stream's frame only moves the expectation."""
+    if frame.pts is None or frame.time_base is None:
+        return 0.0
+    tick = int(frame.pts)
+    duration = round(frame.samples / frame.sample_rate / frame.time_base)  # in ticks
+    expected, take.next_tick = take.next_tick, (tick + duration) % RTP_WRAP
+    if expected is None:
+        return 0.0
+    ahead = (tick - expected) % RTP_WRAP
+    seconds = float(ahead * frame.time_base)
+    return seconds if 0 < seconds <= MAX_LOSS_S else 0.0
 
 
 @dataclass
@@ -153,6 +176,9 @@ class TakeRecorder:
             return
         if self._take is None:
             return
+        lost = _lost_seconds(self._take, frame)
+        if lost:  # packets lost on the way: silence where they were, the rest in place
+            self._write(self._take, np.zeros(round(lost * self.mix.sample_rate), np.float32))
         if frame.sample_rate != self.mix.sample_rate:  # not Opus: PCMU is 8 kHz, G.722 16
             self._write(self._take, self._resampled(self._take, frame))
             return

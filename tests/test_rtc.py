@@ -443,3 +443,37 @@ async def test_a_member_lowered_to_viewer_keeps_listening_but_is_no_longer_recor
         assert recorder.frames_received > received  # ... and her microphone still arrives
         assert conn in live.app[RTC].connections
     assert len(await live.vox_clips()) == 1  # but nothing after the change was recorded
+
+
+class LossyToneTrack(ToneTrack):
+    """A tone whose frames ``lost`` never arrive, as packets lost on the way: the next
+    frame comes when it is due, with its own timestamp."""
+
+    def __init__(self, lost: range) -> None:
+        super().__init__(1000.0, 0.5)
+        self.lost = lost
+
+    async def recv(self):  # noqa: ANN201 - an av.AudioFrame
+        while self.sent in self.lost:
+            self.sent += 1
+        return await super().recv()
+
+
+async def test_audio_lost_on_the_way_leaves_silence_and_keeps_the_rest_in_place(
+        live: Live) -> None:
+    # lost packets shortened the take: everything after them was placed early by the loss
+    await live.edit(lambda d: d.update_track("vox", arm=True))
+    async with live.listener(send=LossyToneTrack(range(40, 65))) as musician:  # 0.5 s
+        await live.edit(lambda d: d.update_transport(playing=True, position=RATE,
+                                                     recording=True))
+        await musician.wait_frames(120)  # past the loss and 1.4 s on
+        await live.edit(lambda d: d.update_transport(recording=False))
+        await eventually(live.vox_clips)
+    [clip] = await live.vox_clips()
+    take, _ = sf.read(live.app[ASSETS].asset(clip["source"]).path, dtype="float32")
+    level = np.sqrt(np.convolve(take ** 2, np.ones(480) / 480, mode="same"))
+    quiet = np.concatenate([[0], (level[RATE // 20:-RATE // 20] < 0.01).astype(np.int8), [0]])
+    runs = np.flatnonzero(np.diff(quiet)).reshape(-1, 2)  # [start, end) of each quiet run
+    assert runs.size, "the lost half second left no silence"
+    gap = int(np.max(runs[:, 1] - runs[:, 0]))  # a loaded machine may lose more, apart
+    assert 0.4 * RATE < gap < 0.6 * RATE, gap / RATE
