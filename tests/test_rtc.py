@@ -446,12 +446,17 @@ async def test_a_member_lowered_to_viewer_keeps_listening_but_is_no_longer_recor
 
 
 class LossyToneTrack(ToneTrack):
-    """A tone whose frames ``lost`` never arrive, as packets lost on the way: the next
+    """A tone some of whose frames never arrive, as packets lost on the way: the next
     frame comes when it is due, with its own timestamp."""
 
-    def __init__(self, lost: range) -> None:
+    def __init__(self) -> None:
         super().__init__(1000.0, 0.5)
-        self.lost = lost
+        self.lost = range(0)
+
+    def lose(self, start_in: int, count: int) -> range:
+        """Lose ``count`` frames from ``start_in`` frames from now on."""
+        self.lost = range(self.sent + start_in, self.sent + start_in + count)
+        return self.lost
 
     async def recv(self):  # noqa: ANN201 - an av.AudioFrame
         while self.sent in self.lost:
@@ -463,10 +468,15 @@ async def test_audio_lost_on_the_way_leaves_silence_and_keeps_the_rest_in_place(
         live: Live) -> None:
     # lost packets shortened the take: everything after them was placed early by the loss
     await live.edit(lambda d: d.update_track("vox", arm=True))
-    async with live.listener(send=LossyToneTrack(range(40, 65))) as musician:  # 0.5 s
+    tone = LossyToneTrack()
+    async with live.listener(send=tone) as musician:
+        await musician.wait_frames(10)
         await live.edit(lambda d: d.update_transport(playing=True, position=RATE,
                                                      recording=True))
-        await musician.wait_frames(120)  # past the loss and 1.4 s on
+        [recorder] = next(iter(live.app[RTC].connections)).recorders
+        await eventually(lambda: recorder._take is not None)  # noqa: SLF001 - it began
+        lost = tone.lose(20, 25)  # 0.5 s, 0.4 s into the take
+        await eventually(lambda: tone.sent > lost.stop + 40, timeout=20)  # 0.8 s past it
         await live.edit(lambda d: d.update_transport(recording=False))
         await eventually(live.vox_clips)
     [clip] = await live.vox_clips()
