@@ -383,7 +383,10 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         with self.transaction():
             if track.id in self._roots["tracks"]:
                 raise SchemaError(f"track id {track.id!r} already exists")
-            self._put_track(track, len(self._roots["tracks"]) if order is None else order)
+            if order is None:  # after the last: a count would tie once a track was removed
+                order = max((_order(data) for _, data in _maps(self._roots["tracks"])),
+                            default=-1.0) + 1
+            self._put_track(track, order)
         return track.id
 
     def update_track(self, track_id: str, **fields: Any) -> None:

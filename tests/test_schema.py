@@ -171,6 +171,10 @@ def test_adding_and_removing_tracks() -> None:
     session = replica(project).to_session()
     assert [t.id for t in session.tracks] == ["bass", "keys"]
     assert "c1" not in project.to_json()["clips"]
+    # added after a removal it still comes last: the count of tracks (2) was the order of
+    # "keys", and the tie went by id ("a-late" before "keys")
+    project.add_track(Track("a-late"))
+    assert project.track_ids() == ["bass", "keys", "a-late"]
 
 
 def test_transport_markers_and_comments() -> None:
