@@ -14,6 +14,7 @@ from test_public_api_graphql import gql
 from test_public_api_graphql_transcripts import nodes, walk
 from transcript_seed import queued_job, transcribed_project
 
+from dawserver.keys import DATABASE
 from dawserver.public_api.graphql.limits import MAX_COST, UNPAGED
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
@@ -101,6 +102,11 @@ async def test_v1s_whole_job_list_answers_as_before_deprecated_and_costed(
     async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
         project = await transcribed_project(app, ada.person_id, tmp_path, "Old", ("a",))
         made = [await queued_job(app, project) for _ in range(3)]
+        # made within one millisecond, the API's precision, in the reverse of id order:
+        # the whole list kept the database's order, the pages the API's (time, then id)
+        for n, job_id in enumerate(sorted(made, reverse=True)):
+            await app[DATABASE].execute("UPDATE jobs SET created_at = ? WHERE id = ?",
+                                        1_000_000.0001 + n / 10_000_000, job_id)
         old = await gql(ada, 'query($id: ID!) { project(id: $id) { transcriptionJobs { id '
                              'status } } }', {"id": project})
         assert old.get("errors") is None, old

@@ -269,8 +269,10 @@ class Project:
             raise GraphQLError(f"status must be one of {', '.join(JOB_STATUSES)}, got "
                                f"{status!r}", extensions={"code": "BAD_USER_INPUT"})
         jobs = await loaders_of(info).transcription_jobs.load(str(self.id))
-        return [TranscriptionJob.of_core(str(self.id), j) for j in jobs
-                if status is None or j.status == status]
+        views = [TranscriptionJob.of_core(str(self.id), j) for j in jobs
+                 if status is None or j.status == status]
+        # in the connection's (and REST's) order: times to the millisecond, then ids
+        return sorted(views, key=rest_transcripts.job_key)
 
     @strawberry.field(description="The project's transcription jobs, oldest first; status: "
                                   "queued, running, done, failed or cancelled.",
