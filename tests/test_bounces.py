@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 from loopback import free_port
-from nodepeer import running_server
+from nodepeer import eventually, running_server
 
 from database import open_database
 from dawserver import bounces
@@ -99,6 +99,15 @@ async def _wait(s, job_id: str) -> dict:
             return job
         await asyncio.sleep(0.02)
     raise AssertionError("bounce did not finish")
+
+
+async def nothing_left(folder: Path) -> None:
+    """Wait until ``folder`` holds no file (a bounce's cleanup may come a moment later)."""
+    def files() -> list[str]:
+        return [p.name for p in folder.rglob("*") if p.is_file()]
+
+    await eventually(lambda: not files(), timeout=8)
+    assert files() == []
 
 
 async def test_bounce_renders_the_document_and_tells_the_plugins(server) -> None:
@@ -239,12 +248,7 @@ async def test_a_bounce_that_dies_leaves_no_snapshot(server) -> None:
     _, job = await _call(s, "POST", f"/projects/{s['project']}/bounces", json={})
     job = await _wait(s, job["id"])
     assert job["status"] == "failed" and "/etc/hosts" in job["error"], job
-    for _ in range(400):  # the job's dead-letter notice drops it
-        left = [p.name for p in (s["data"] / "bounces").rglob("*") if p.is_file()]
-        if not left:
-            break
-        await asyncio.sleep(0.02)
-    assert left == []
+    await nothing_left(s["data"] / "bounces")  # the dead-letter notice drops the snapshot
 
 
 async def test_a_render_that_fails_keeps_no_partial_file(server, monkeypatch) -> None:
@@ -258,12 +262,7 @@ async def test_a_render_that_fails_keeps_no_partial_file(server, monkeypatch) ->
     _, job = await _call(s, "POST", f"/projects/{s['project']}/bounces", json={})
     job = await _wait(s, job["id"])
     assert job["status"] == "failed" and "half-way" in job["error"], job
-    for _ in range(400):  # the snapshot goes with the dead-letter notice
-        left = [p.name for p in (s["data"] / "bounces").rglob("*") if p.is_file()]
-        if not left:
-            break
-        await asyncio.sleep(0.02)
-    assert left == []
+    await nothing_left(s["data"] / "bounces")  # the snapshot goes with the dead letter
 
 
 async def test_a_bounce_cancelled_during_its_plug_in_hook_keeps_no_file(tmp_path: Path) -> None:
@@ -282,9 +281,4 @@ async def test_a_bounce_cancelled_during_its_plug_in_hook_keeps_no_file(tmp_path
         assert status == 200
         job = await _wait(s, job["id"])
         assert job["status"] == "cancelled" and job["audio"] is None, job
-        for _ in range(400):
-            left = [p.name for p in (config.data_dir / "bounces").rglob("*") if p.is_file()]
-            if not left:
-                break
-            await asyncio.sleep(0.02)
-        assert left == []
+        await nothing_left(config.data_dir / "bounces")
