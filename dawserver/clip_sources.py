@@ -37,8 +37,9 @@ from .asset_store import AssetNotFound, AssetStore
 log = logging.getLogger(__name__)
 
 
-async def local_source(store: AssetStore, project_id: str, source: str) -> str:
-    """The local file of ``source`` when it names one of ``project_id``'s assets.
+async def project_asset_id(store: AssetStore, project_id: str, source: str) -> str:
+    """The id of the asset ``source`` names when it is one of ``project_id``'s assets,
+    checked without fetching its audio.
 
     Raises :class:`SourceRefused` (saying why and what to do) for anything else;
     :class:`~dawserver.storage.StorageUnavailable` when the object store cannot be reached.
@@ -51,6 +52,13 @@ async def local_source(store: AssetStore, project_id: str, source: str) -> str:
     if not await asset_objects.is_member(store, project_id, asset_id):
         raise SourceRefused(f"asset {asset_id} is not one of this project's assets; "
                             "upload the audio to this project and use the id it gets")
+    return asset_id
+
+
+async def local_source(store: AssetStore, project_id: str, source: str) -> str:
+    """The local file of ``source`` when it names one of ``project_id``'s assets
+    (:func:`project_asset_id`), fetched into the cache if absent."""
+    asset_id = await project_asset_id(store, project_id, source)
     try:
         return str(await asset_objects.local_file(store, asset_id))
     except AssetNotFound:

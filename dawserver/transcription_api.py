@@ -24,6 +24,8 @@ A job of another project is not found (404).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collab.errors import ProjectNotFound, SchemaError
 from dsp_core.errors import DspError
-from dsp_core.sources import SourceRefused, asset_id_of
+from dsp_core.sources import SourceRefused
 from transcription.editing import EditOptions
 from transcription.errors import EditError, JobError, LanguageError, TranscriptionError
 from transcription.formats import FORMATS, export
@@ -39,9 +41,11 @@ from transcription.jobs import Job
 from transcription.languages import normalize_language
 from transcription.registry import ModelRegistry
 
+from . import asset_objects
+from .asset_store import Asset, AssetNotFound
 from .assets import assets_of, project_asset
 from .authorization import project_account
-from .clip_sources import local_source
+from .clip_sources import local_source, project_asset_id
 from .keys import DATABASE, ROOMS
 from .permissions import PROJECT_EDIT, PROJECT_READ
 from .plugin_api import (
@@ -55,9 +59,7 @@ from .plugin_api import (
     Reply,
     Request,
     Route,
-    Unavailable,
 )
-from .storage import StorageUnavailable
 from .transcript_document import apply_text_edit, find_clip
 from .transcription_service import TRANSCRIPTION
 
@@ -195,25 +197,43 @@ async def transcribe_clip(request: Request) -> Queued:
             ref = find_clip(room.document, clip_id)
     except (ProjectNotFound, EditError) as exc:
         raise NotFound(str(exc)) from None
-    path = await _clip_file(request, project_id, clip_id, ref.clip.source)
+    asset = await _clip_asset(request, project_id, clip_id, ref.clip.source)
     rate = ref.session.sample_rate
     job = await request.app[TRANSCRIPTION].submit(
-        project_id, path, clip_id=clip_id, start_s=ref.clip.offset / rate,
+        project_id, asset.path, clip_id=clip_id, start_s=ref.clip.offset / rate,
         end_s=(ref.clip.offset + ref.clip.length) / rate, language=request.body.language,
-        asset_id=asset_id_of(ref.clip.source))
+        asset_id=asset.id)
     return _accepted(project_id, job)
+
+
+async def _clip_asset(request: Request, project_id: str, clip_id: str, source: str
+                      ) -> Asset:
+    """The project's asset a clip plays, described without fetching its audio: the job
+    fetches that where it runs (409 for anything but one of the project's assets)."""
+    store = await assets_of(request.app, project_id)
+    with _refused_as_conflict(clip_id):
+        asset_id = await project_asset_id(store, project_id, source)
+        try:
+            return await asset_objects.pull(store, asset_id)
+        except AssetNotFound:
+            raise SourceRefused(f"asset {asset_id} of this project is gone; upload it "
+                                "again") from None
 
 
 async def _clip_file(request: Request, project_id: str, clip_id: str, source: str) -> str:
     """The local file of a clip's source when it is one of the project's assets (409 if
     not: the server never reads another project's asset or a server path)."""
     store = await assets_of(request.app, project_id)
-    try:
+    with _refused_as_conflict(clip_id):
         return await local_source(store, project_id, source)
+
+
+@contextlib.contextmanager
+def _refused_as_conflict(clip_id: str) -> Iterator[None]:
+    try:
+        yield
     except SourceRefused as exc:
         raise Conflict(f"cannot use the audio of clip {clip_id!r}: {exc}") from None
-    except StorageUnavailable as exc:
-        raise Unavailable(str(exc)) from None
 
 
 async def transcribe_asset(request: Request) -> Queued:

@@ -22,11 +22,11 @@ from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.storage.local import LocalObjectStore
-from dawserver.transcript_document import store_transcript
+from dawserver.transcript_document import find_clip, store_transcript
 from dsp_core.audio_io import load_source
 from dsp_core.engine import render_session as render_files
 from dsp_core.session import Clip, Session, Track
-from dsp_core.sources import local_resolver, resolve_session
+from dsp_core.sources import asset_id_of, local_resolver, resolve_session
 from transcription.engine import Transcriber
 from transcription.transcript import Transcript
 
@@ -351,3 +351,32 @@ async def test_a_text_edit_of_a_stretched_clip_is_refused_and_changes_nothing(
     assert status == 400 and "stretched" in body["error"], body
     async with client.app[ROOMS].use(client.project_id) as room:
         assert room.document.to_session() == before
+
+
+async def test_queueing_a_clip_checks_its_asset_without_fetching_the_audio(
+        client: Client, tmp_path: Path) -> None:
+    """On object storage the node that runs a job fetches its own copy of the audio; the
+    node that queues it only checks that the clip plays one of the project's assets, so
+    the 202 never waits for a download (a long take can take minutes)."""
+    store = client.app[ASSETS]
+    store.objects = LocalObjectStore(tmp_path / "bucket")
+    async with client.app[ROOMS].use(client.project_id) as room:
+        asset_id = asset_id_of(find_clip(room.document, "speech").clip.source)
+    stored = store.asset(asset_id)
+    await asset_objects.publish(store, stored, client.project_id)
+    Path(stored.path).unlink()  # not in this node's cache
+    fetch_allowed = asyncio.Event()
+    download = store.objects.download
+
+    async def held_download(key: str, path: Path) -> int:
+        await fetch_allowed.wait()
+        return await download(key, path)
+
+    store.objects.download = held_download
+    async with asyncio.timeout(20):  # the old route waited for the download: forever here
+        status, body = await client.call("POST", "/clips/speech/transcribe",
+                                         json={"language": "en"})
+    assert status == 202, body
+    fetch_allowed.set()
+    job = await client.finished(body["job"]["id"])
+    assert (job["status"], job["error"], job["source"]) == ("done", None, asset_id)
