@@ -37,6 +37,7 @@ from .asset_store import (
     AssetTooLarge,
     InvalidAudio,
 )
+from .errors import retry_soon
 from .file_answer import FileAnswer
 from .keys import ACCOUNTS, CONFIG, STORE
 from .lv2_confine import confine_states
@@ -322,7 +323,8 @@ async def upload_asset(request: Request) -> AssetInfo:
     except InvalidAudio as exc:
         raise UnsupportedMediaType(str(exc)) from None
     except StorageError as exc:  # nothing was recorded: the upload may simply be sent again
-        raise Unavailable(f"the upload could not be stored: {exc}") from None
+        retry = retry_soon() if isinstance(exc, StorageUnavailable) else {}
+        raise Unavailable(f"the upload could not be stored: {exc}", headers=retry) from None
     if await request.app[STORE].get_project(project_id) is None:  # deleted meanwhile
         await asyncio.to_thread(store.forget_project, project_id)
         raise NotFound(f"project {project_id!r} was deleted during the upload")
@@ -406,11 +408,10 @@ def _is_local(store: AssetStore, asset_id: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def _storage_errors() -> AsyncIterator[None]:
-    """The object store's failures as the HTTP API's answers (503, 404)."""
+    """A missing object as the HTTP API's 404 (the router answers the store's other
+    failures: 503, with ``Retry-After`` while it is unreachable)."""
     try:
         yield
-    except StorageUnavailable as exc:
-        raise Unavailable(str(exc)) from None
     except ObjectNotFound as exc:
         raise NotFound(str(exc)) from None
 

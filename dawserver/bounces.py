@@ -497,10 +497,8 @@ async def bounce_audio(request: Request) -> web.StreamResponse:
                                      filename=f"{job.project}-{job.id}."
                                               f"{EXTENSIONS.get(job.format, job.format)}",
                                      content_type=FORMATS[job.format])
-    except ObjectNotFound:
+    except ObjectNotFound:  # the router answers an unreachable store (503, Retry-After)
         raise NotFound(f"the file of bounce {job.id} is gone; ask for a new bounce") from None
-    except StorageUnavailable as exc:
-        raise Unavailable(str(exc)) from None
 
 
 async def cancel_bounce(request: Request) -> Bounce:

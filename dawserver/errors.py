@@ -104,6 +104,15 @@ class Unavailable(ApiError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+#: ``Retry-After`` seconds of a 503 while the database or the object store is unreachable.
+RETRY_SOON_S = 5
+
+
+def retry_soon() -> dict[str, str]:
+    """The headers of a 503 worth retrying shortly (:data:`RETRY_SOON_S`)."""
+    return {"Retry-After": str(RETRY_SOON_S)}
+
+
 class InsufficientStorage(ApiError):
     """The server's disk is full: nothing was kept; try again once space is freed (507)."""
 

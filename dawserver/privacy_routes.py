@@ -44,7 +44,6 @@ from .plugin_api import (
     Reply,
     Request,
     Route,
-    Unavailable,
 )
 from .privacy_erase import QUEUE as ERASE_QUEUE
 from .privacy_erase import setup_privacy_erase
@@ -56,7 +55,7 @@ from .privacy_export import (
     legacy_export_key,
     setup_privacy_export,
 )
-from .storage import ObjectNotFound, StorageUnavailable
+from .storage import ObjectNotFound
 from .storage.service import account_objects, object_response
 
 ZIP = "application/zip"
@@ -170,11 +169,9 @@ async def download_export(request: Request) -> web.StreamResponse:
                 key = legacy_export_key(record.id)  # made before archives were per person
             return await object_response(request.app, objects, key, filename=name,
                                          content_type=ZIP)
-        except ObjectNotFound:
+        except ObjectNotFound:  # the router answers an unreachable store (503, Retry-After)
             raise NotFound(f"the archive of export {record.id} is gone; ask for a new "
                            "export") from None
-        except StorageUnavailable as exc:
-            raise Unavailable(str(exc)) from None
     path = archive_path(request.app, record.account_id, record.id)
     if not path.is_file():
         path = legacy_archive_path(request.app, record.account_id, record.id)

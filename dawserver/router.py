@@ -54,6 +54,7 @@ from .errors import (
     Unprocessable,
     disk_full,
     problem_body,
+    retry_soon,
 )
 from .file_answer import CountedFileResponse, FileAnswer
 from .keys import PLUGIN_CONTEXT_KEY
@@ -367,12 +368,12 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
                 return _error(route, 507, InsufficientStorage(DISK_FULL))
             if unreachable(exc):  # PostgreSQL restarting: the pool reconnects by itself
                 log.error("route %s: the database is unreachable: %s", route.label, exc)
-                error = Unavailable(DATABASE_DOWN, headers={"Retry-After": "5"})
+                error = Unavailable(DATABASE_DOWN, headers=retry_soon())
                 return _error(route, 503, error)
             if isinstance(exc, StorageError) and not isinstance(exc, ObjectNotFound):
                 # S3 down, or refusing the server's settings (credentials, bucket)
                 log.error("route %s: object storage failed: %s", route.label, exc)
-                retry = {"Retry-After": "5"} if isinstance(exc, StorageUnavailable) else {}
+                retry = retry_soon() if isinstance(exc, StorageUnavailable) else {}
                 return _error(route, 503, Unavailable(str(exc), headers=retry))
             log.exception("route %s failed", route.label)
             return _error(route, 500, None, INTERNAL_ERROR.format(route=route.label))

@@ -247,15 +247,19 @@ async def test_s3_down_answers_503_and_records_nothing(tmp_path: Path) -> None:
     async for studio in studio_on(tmp_path, "s3://nowhere/studio", dead):
         a, _ = studio.projects
         async with asyncio.timeout(30):
-            status, body, _ = await studio.upload(a, wav(0.2))
+            status, body, headers = await studio.upload(a, wav(0.2))
         assert status == 503 and "cannot be reached" in body["error"], body
+        assert headers.get("Retry-After") == "5", headers  # worth sending again soon
         root = studio.app[ASSETS].root
         assert not [p for p in (root / "objects").rglob("*") if p.is_file()]
         assert studio.app[ASSETS].project_assets(a) == []
         async with studio.app[ROOMS].use(a) as room:
             await room.edit(lambda d: d.add_track(Track("t1", name="Vox")))
-        status, body, _ = await studio.call("GET", a, "/assets")
-        assert status == 503, body
+        elsewhere = "0" * 64  # an asset this node does not hold: the store must be asked
+        for path in ("/assets", f"/assets/{elsewhere}", f"/assets/{elsewhere}/info"):
+            status, body, headers = await studio.call("GET", a, path)
+            assert status == 503 and "cannot be reached" in body["error"], (path, body)
+            assert headers.get("Retry-After") == "5", (path, headers)
 
 
 async def test_plug_ins_get_a_presigned_url_only_for_their_accounts_assets(
