@@ -13,6 +13,7 @@ import pytest
 from collab.schema import ProjectDocument
 from dawserver.transcript_document import apply_text_edit, store_transcript
 from dsp_core.session import Clip, Session, Track
+from transcription.errors import EditError
 from transcription.transcript import Segment, Transcript, Word
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
@@ -34,10 +35,10 @@ def source_audio() -> np.ndarray:
     return audio
 
 
-def project(audio: np.ndarray) -> ProjectDocument:
+def project(audio: np.ndarray, **timing: object) -> ProjectDocument:
     """A track with a clip that starts 0.1 s into its source, and a clip after it."""
     clip = Clip("/audio/voice.wav", RATE, audio.size - int(0.1 * RATE), offset=int(0.1 * RATE),
-                fade_in=96, fade_out=96, id="voice")
+                fade_in=96, fade_out=96, id="voice", **timing)
     after = Clip("/audio/after.wav", 4 * RATE, RATE, id="after")
     document = ProjectDocument.from_session(Session(tracks=[Track("t", "Voice",
                                                                   clips=[clip, after])]))
@@ -47,6 +48,11 @@ def project(audio: np.ndarray) -> ProjectDocument:
 
 
 def js_plan(document: ProjectDocument, first: int, last: int) -> dict:
+    return json.loads(run_plan(document, first, last, check=True).stdout)
+
+
+def run_plan(document: ProjectDocument, first: int, last: int, *, check: bool
+             ) -> subprocess.CompletedProcess:
     data = document.to_json()
     script = (f"import {{ planCut }} from {json.dumps(CUT_JS.as_uri())}\n"
               "const input = JSON.parse(process.argv[1])\n"
@@ -54,9 +60,8 @@ def js_plan(document: ProjectDocument, first: int, last: int) -> dict:
     payload = {"clip": data["clips"]["voice"], "transcript": data["transcripts"]["voice"],
                "first": first, "last": last, "sampleRate": RATE,
                "trackClips": list(data["clips"].values())}
-    done = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
-                          capture_output=True, text=True, timeout=30, check=True)
-    return json.loads(done.stdout)
+    return subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
+                          capture_output=True, text=True, timeout=30, check=check)
 
 
 def applied(document: ProjectDocument, plan: dict) -> dict:
@@ -104,3 +109,16 @@ def test_page_cut_matches_the_server_text_edit(first: int, last: int) -> None:
             assert a0 == pytest.approx(b0, abs=0.01) and a1 == pytest.approx(b1, abs=0.01)
     assert page["clips"]["after"]["position"] == pytest.approx(
         server["clips"]["after"]["position"], abs=2 * TOLERANCE)
+
+
+@pytest.mark.parametrize("timing", [{"stretch": 1.5}, {"warp": ((0, 0), (RATE, 2 * RATE))},
+                                    {"follow_tempo": True, "source_bpm": 100.0}])
+def test_page_cut_refuses_a_retimed_clip_as_the_server_does(timing: dict) -> None:
+    """A stretched, warped or tempo-following clip has its words elsewhere than its
+    source has them: the page refuses to cut it, as the server does, and plans nothing."""
+    audio = source_audio()
+    done = run_plan(project(audio, **timing), 1, 1, check=False)
+    assert done.returncode != 0 and not done.stdout, done.stdout
+    assert "plays its source stretched" in done.stderr, done.stderr
+    with pytest.raises(EditError, match="plays its source stretched"):
+        apply_text_edit(project(audio, **timing), "voice", [0, 2, 3, 4], audio)

@@ -50,11 +50,27 @@ export function cutFrame (words, i, clip, sampleRate) {
 }
 
 /**
+ * Why a word cut of `clip` would cut the wrong audio, or '' when it would not: a clip
+ * that plays its source stretched, warped or following the tempo has its words elsewhere
+ * on the timeline than its source has them (the server refuses the same clips).
+ */
+export function retimedReason (clip) {
+  const warped = Array.isArray(clip.warp) && clip.warp.length > 0
+  if (!clip.follow_tempo && !warped && (clip.stretch ?? 1) === 1) return ''
+  return `clip '${clip.id}' plays its source stretched (stretch, warp markers or following ` +
+    'the tempo): its words are not where its source has them, so a cut would remove the ' +
+    'wrong audio; take the stretch off the clip first, or bounce it and transcribe that'
+}
+
+/**
  * The document changes that delete words `first..last` (indices into transcriptWords).
+ * Throws an Error (with {@link retimedReason}) for a clip that plays its source retimed.
  *
  * @returns {{update: object, remove: string[], add: object[], transcripts: object}}
  */
 export function planCut ({ clip, transcript, first, last, sampleRate, trackClips, newId }) {
+  const refused = retimedReason(clip)
+  if (refused) throw new Error(refused)
   const words = transcriptWords(transcript)
   const plan = { update: {}, remove: [], add: [], transcripts: {} }
   if (!words.length || first < 0 || last >= words.length || first > last) return plan

@@ -198,12 +198,18 @@ export class TranscriptPanel {
       return
     }
     const clip = this.project.clip(clipId)
-    const plan = planCut({
-      clip, transcript: this.project.transcript(clipId), first, last,
-      sampleRate: this.project.sampleRate,
-      trackClips: this.project.clipsOn(clip.track),
-      newId: newClipId
-    })
+    let plan
+    try {
+      plan = planCut({
+        clip, transcript: this.project.transcript(clipId), first, last,
+        sampleRate: this.project.sampleRate,
+        trackClips: this.project.clipsOn(clip.track),
+        newId: newClipId
+      })
+    } catch (err) {
+      this.notify(`Cut: ${err.message}`, true)
+      return
+    }
     this.project.applyCut(plan)
   }
 }
