@@ -117,7 +117,16 @@ from .grant_revocation import (
 from .public_api.contract import Listing as PublicListing
 from .public_api.contract import One as PublicOne
 from .public_api.contract import Resource as PublicResource
-from .public_api.contract import answer_one, answer_page, in_sandbox, mark_sandbox, rfc3339
+from .public_api.contract import (
+    answer_one,
+    answer_page,
+    answer_seeked,
+    in_sandbox,
+    key_sandbox,
+    mark_sandbox,
+    page_after,
+    rfc3339,
+)
 
 PROJECT = "maxbooster"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -132,7 +141,7 @@ __all__ = [
     "Permanent", "Permission", "PluginContext", "PluginError", "Preconditions", "Principal",
     "Pseudonymiser",
     "PublicListing", "PublicOne", "PublicResource", "answer_one", "answer_page", "rfc3339",
-    "in_sandbox", "mark_sandbox",
+    "answer_seeked", "in_sandbox", "key_sandbox", "mark_sandbox", "page_after",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "SendMail",
     "Sunset", "TooManyRequests", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "allows", "backoff_delay",

@@ -6,7 +6,9 @@ beats, orders and licences. Cursor pages, sparse fields, problem details, the sc
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from public_api_helpers import key_of, post_releases, signed_in
@@ -15,10 +17,14 @@ from smtp_server import SmtpServer
 from business.distribution.services import services as distribution
 from business.distribution.stores.fakestore import FakeStore
 from business.marketplace.models import Beat, BeatFile, Licence, Order, Tier
+from business.marketplace.services import PLUGIN_NAME
 from business.marketplace.services import services as marketplace
 from dawserver.keys import PLUGIN_CONTEXT_KEY
+from dawserver.plugin_api import mark_sandbox
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(240)]
+
+T = TypeVar("T")
 
 PLUGIN_SCOPES = ["distribution.read", "distribution.releases", "distribution.deliver",
                  "distribution.royalties", "marketplace.read", "marketplace.library"]
@@ -170,3 +176,66 @@ async def test_beats_orders_and_licences_are_public_v1_resources(
         assert (await library.call("GET", "/api/v1/orders"))[0] == 403
         status, problem, _ = await ada_all.call("GET", "/api/v1/orders?status=lost")
         assert status == 422, problem
+
+
+async def test_orders_pages_seek_in_the_database_and_keep_each_keys_mode(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """A seller's sales list is read a page at a time (never every order per request):
+    a cursor walk gives each order once in (created_at, id) order, ties included, with
+    the status filter and each key's mode (a sandbox sale only to a test-mode key)."""
+    async with signed_in(tmp_path, smtp_server) as (
+            app, (ada_person, ada), (_bob_person, bob)):
+        live = await key_of(ada_person, ada, PLUGIN_SCOPES)
+        test = await key_of(ada_person, ada, PLUGIN_SCOPES, test=True)
+        store = marketplace(app[PLUGIN_CONTEXT_KEY]).store
+        await store.insert_beat(_beat(ada.person_id, "beat-1", 1.0))
+        made = [100.0 + n // 3 for n in range(14)]  # three orders share each second
+        async with store.db.transaction() as tx:
+            for n, at in enumerate(made):
+                await store.insert_order(tx, Order(
+                    ada.person_id, f"order-{n:02d}", "beat-1", "wav_lease", bob.person_id,
+                    2999, "usd", False, "refunded" if n % 4 == 0 else "paid", "acct_1",
+                    f"cs_{n}", f"pi_{n}", "", at, at, sandbox=n == 5))
+        await mark_test_mode(app, ada.person_id, ["order-05"])
+        ids, largest = await rows_read_while(store.db, walk_ids(live, "/api/v1/orders?limit=4"))
+        assert ids == [f"order-{n:02d}" for n in range(14) if n != 5]
+        assert largest <= 5, largest  # a page reads at most limit + 1 orders
+        paid = await walk_ids(live, "/api/v1/orders?limit=3&status=paid")
+        assert paid == [f"order-{n:02d}" for n in range(14) if n % 4 and n != 5]
+        assert await walk_ids(test, "/api/v1/orders?limit=2") == ["order-05"]
+
+
+async def mark_test_mode(app, account_id: str, order_ids: list[str]) -> None:  # noqa: ANN001
+    """Mark orders sandbox objects, as a test-mode key's sandbox sale does."""
+    for order_id in order_ids:
+        await mark_sandbox(app[PLUGIN_CONTEXT_KEY], PLUGIN_NAME, account_id, order_id)
+
+
+async def walk_ids(caller, url: str) -> list[str]:  # noqa: ANN001 - a public_api_helpers Caller
+    """The ids of every item of a list, following its cursors to the end."""
+    ids, cursor = [], None
+    for _ in range(50):
+        status, page, _ = await caller.call("GET", url + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200, page
+        ids += [item["id"] for item in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids
+    raise AssertionError(f"{url}: the cursor walk does not end")
+
+
+async def rows_read_while(db, work: Awaitable[T]) -> tuple[T, int]:  # noqa: ANN001
+    """``work``'s result and the most rows one database read returned meanwhile."""
+    fetch, largest = db.fetch, 0
+
+    async def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        nonlocal largest
+        rows = await fetch(*args, **kwargs)
+        largest = max(largest, len(rows))
+        return rows
+
+    db.fetch = counting
+    try:
+        return await work, largest
+    finally:
+        db.fetch = fetch

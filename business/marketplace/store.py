@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from business.marketplace.models import (
@@ -265,6 +266,28 @@ class MarketStore:
             "ORDER BY created_at, order_id", account_id)
         return [order_from(r) for r in rows]
 
+    async def orders_page(self, account_id: str, *, limit: int, status: str | None = None,
+                          sandbox: bool | None = None,
+                          after: tuple[float, str] | None = None) -> list[Order]:
+        """At most ``limit`` of the seller's orders, oldest first (ties by id), after the
+        position ``after`` (``(created_at, order_id)`` of the last one seen), in
+        ``status`` and of the mode ``sandbox`` when given: a page seeks on the seller's
+        index instead of reading every order."""
+        where, args = ["account_id = ?"], [account_id]
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if sandbox is not None:
+            where.append("sandbox = ?")
+            args.append(int(sandbox))
+        if after is not None:
+            where.append("(created_at > ? OR (created_at = ? AND order_id > ?))")
+            args += [after[0], after[0], after[1]]
+        rows = await self.db.fetch(
+            f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE {' AND '.join(where)} "
+            f"ORDER BY created_at, order_id LIMIT {int(limit)}", *args)
+        return [order_from(r) for r in rows]
+
     async def buyer_order(self, buyer: str, order_id: str) -> Order | None:
         row = await self.db.fetchrow(
             f"SELECT {ORDER_COLUMNS} FROM mkt_orders WHERE buyer_account = ? "
@@ -311,17 +334,18 @@ class MarketStore:
             "ORDER BY granted_at DESC, licence_id", buyer)
         return [licence_from(r) for r in rows]
 
-    async def licence_ids_of_orders(self, account_id: str, order_id: str | None = None
+    async def licence_ids_of_orders(self, account_id: str, order_ids: Sequence[str]
                                     ) -> dict[str, str]:
-        """The licence each order of the seller granted, by order id, in one query (all
-        its orders', or ``order_id``'s). A licence names its order (one per order: unique
-        by seller and order), so a sandbox order's is the sandbox licence granted with it."""
-        sql = "SELECT order_id, licence_id FROM mkt_licences WHERE account_id = ?"
-        args = [account_id]
-        if order_id is not None:
-            sql += " AND order_id = ?"
-            args.append(order_id)
-        return {r["order_id"]: r["licence_id"] for r in await self.db.fetch(sql, *args)}
+        """The licence each of the seller's ``order_ids`` granted, by order id, in one
+        query. A licence names its order (one per order: unique by seller and order), so
+        a sandbox order's is the sandbox licence granted with it."""
+        if not order_ids:
+            return {}
+        marks = ", ".join("?" * len(order_ids))
+        rows = await self.db.fetch(
+            "SELECT order_id, licence_id FROM mkt_licences WHERE account_id = ? "
+            f"AND order_id IN ({marks})", account_id, *order_ids)
+        return {r["order_id"]: r["licence_id"] for r in rows}
 
     async def licences_of_beat(self, account_id: str, beat_id: str) -> list[Licence]:
         rows = await self.db.fetch(

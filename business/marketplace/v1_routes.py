@@ -46,8 +46,11 @@ from dawserver.plugin_api import (
     Unprocessable,
     answer_one,
     answer_page,
+    answer_seeked,
+    key_sandbox,
     map_errors,
     mark_sandbox,
+    page_after,
     rfc3339,
 )
 
@@ -89,10 +92,10 @@ def _order(row: OrderRow, licence_id: str | None) -> Order:
                  refunded_at=_time(row.refunded_at), licence_id=licence_id)
 
 
-async def _licence_ids(request: Request, order_id: str | None = None) -> dict[str, str]:
-    """The licence each order of the seller granted, by order id, in one query."""
+async def _licence_ids(request: Request, order_ids: list[str]) -> dict[str, str]:
+    """The licence each of the seller's ``order_ids`` granted, by order id, in one query."""
     return await services(request.context).store.licence_ids_of_orders(request.account_id,
-                                                                       order_id)
+                                                                       order_ids)
 
 
 async def list_beats(request: Request) -> Any:
@@ -134,16 +137,17 @@ async def get_licence(request: Request) -> Any:
 async def list_orders(request: Request) -> Any:
     """The orders of the account's beats (its sales), oldest first; filter with `status`.
 
-    Each names the licence it granted (`licence_id`), read for the whole list at once.
+    Each names the licence it granted (`licence_id`), read for the whole page at once.
     """
-    status = request.query.status
-    rows = [o for o in await services(request.context).store.orders_of(request.account_id)
-            if status is None or o.status == status]
+    query: OrderFilter = request.query
+    rows = await services(request.context).store.orders_page(
+        request.account_id, limit=query.limit + 1, status=query.status,
+        sandbox=key_sandbox(request), after=page_after(request, ((int, float), str)))
     made = {o.order_id: o.created_at for o in rows}
-    licences = await _licence_ids(request) if rows else {}
-    return answer_page(request, OrderPage,
-                       [_order(o, licences.get(o.order_id)) for o in rows],
-                       lambda o: (made[o.id], o.id))
+    licences = await _licence_ids(request, list(made))
+    return answer_seeked(request, OrderPage,
+                         [_order(o, licences.get(o.order_id)) for o in rows],
+                         lambda o: (made[o.id], o.id))
 
 
 async def get_order(request: Request) -> Any:
@@ -152,7 +156,7 @@ async def get_order(request: Request) -> Any:
     found = await services(request.context).store.order(request.account_id, order_id)
     if found is None:
         raise NotFound(f"no order {order_id!r} of this account's beats")
-    licences = await _licence_ids(request, order_id)
+    licences = await _licence_ids(request, [order_id])
     return answer_one(request, _order(found, licences.get(order_id)))
 
 
