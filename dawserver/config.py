@@ -11,9 +11,12 @@ from urllib.parse import urlsplit
 from accounts.models import DEFAULT_REGION
 from accounts.regions import check_distinct, check_region_name
 
+from .background import KEEP_FINISHED_S
 from .forwarded import trusted_networks
 
 DEFAULT_PORT = 8750
+#: How long a person's export archive is kept after its job is done (seconds): 7 days.
+EXPORT_KEEP_S = 7 * 86_400.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,11 @@ class ServerConfig:
         How often (seconds; default hourly) the audio of assets no project uses any more
         is deleted from object storage once past its grace period (docs/storage.md); one
         node collects each region per interval.
+    export_keep_seconds:
+        How long (seconds; default 7 days) a person's privacy export archive stays
+        downloadable after its job is done; then the hourly sweep deletes it wherever it
+        is kept (docs/accounts.md, "Privacy: export and deletion"). At most 30 days, as
+        long as the export's job is kept on record.
     trusted_proxies:
         Addresses or networks of the reverse proxies in front of this server (HAProxy of
         ``dawserver deploy haproxy``): a request from one of them counts as coming from
@@ -177,6 +185,7 @@ class ServerConfig:
     storage_url: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
     asset_collection_seconds: float = 3600.0
+    export_keep_seconds: float = EXPORT_KEEP_S
     trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -185,6 +194,11 @@ class ServerConfig:
         if not self.asset_collection_seconds > 0:
             raise ValueError(f"asset_collection_seconds {self.asset_collection_seconds!r}: "
                              "give the seconds between collections, above 0 (default 3600)")
+        if not 0 < self.export_keep_seconds <= KEEP_FINISHED_S:
+            raise ValueError(f"export_keep_seconds {self.export_keep_seconds!r}: give the "
+                             f"seconds an export archive is kept, above 0 and at most "
+                             f"{KEEP_FINISHED_S} (30 days, as long as its job is on record; "
+                             f"default {EXPORT_KEEP_S:.0f})")
         if self.storage_url is not None and not self.storage_url.startswith("s3://"):
             raise ValueError(f"storage {self.storage_url!r}: give s3://BUCKET/PREFIX, or "
                              "leave it unset for local disk under the data directory")

@@ -68,6 +68,12 @@ class Conflict(ApiError):
     status = HTTPStatus.CONFLICT
 
 
+class Gone(ApiError):
+    """The thing named in the path existed but is gone for good (410)."""
+
+    status = HTTPStatus.GONE
+
+
 class PreconditionFailed(ApiError):
     """An ``If-Match`` that no longer matches: someone changed it meanwhile (412)."""
 

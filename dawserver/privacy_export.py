@@ -28,17 +28,29 @@ Files (audio, samples) are held up to :data:`~dawserver.privacy_files.FILES_LIMI
 bytes (2 GiB) in all; the rest is listed in the manifest. The job reports its progress
 (0..1, with a note naming the step) as it goes; the archive is written in a worker
 thread, under a temporary name first, streaming the files from disk.
+
+An archive is kept ``config.export_keep_seconds`` (7 days by default) after its job is
+done; then :class:`ExportExpiry` shows it expired and deletes it wherever it lies:
+every hour each node queues one ``privacy.expire`` job (idempotency key: the hour), as
+:mod:`dawserver.asset_collection` does, and one worker sweeps every region's object store
+and local directory, the per-person and the older per-job places alike. An archive whose
+job is still under way is never swept; one whose job was purged (finished jobs are kept
+30 days, longer than any keeping period) always is. An archive that cannot be deleted now
+is logged and left to the next sweep; the others go on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
 import shutil
 import time
 import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +60,18 @@ from accounts.export import account_parts
 from accounts.pseudonyms import Pseudonymiser
 from collab.errors import CollabError
 from collab.scrub import authored, stored_doc
-from jobs import JobContext, Permanent, QueueSettings, Retry
+from jobs import DONE, JobContext, JobRecord, Permanent, QueueSettings, Retry
 from transcription.registry import ModelRegistry
 
 from .authorization import project_account
 from .context import PluginContext
-from .keys import ACCOUNTS, DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE
+from .keys import ACCOUNTS, BACKGROUND, CONFIG, DATABASE, PLUGIN_CONTEXT_KEY, ROOMS, STORE
 from .privacy_developer import usage_part, webhook_part
 from .privacy_files import FILES_LIMIT, ExportFiles, project_content, sample_part
 from .regions import account_storage
-from .storage import StorageError
-from .storage.service import account_objects
+from .storage import ObjectStore, StorageError
+from .storage.local import LocalObjectStore
+from .storage.service import OBJECT_STORES, account_objects
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +298,202 @@ class ExportJob:
                 "files_left_out": len(manifest["files"]["left_out"])}
 
 
+#: The queue of the sweeps that delete expired archives, and the account of its jobs.
+EXPIRE_QUEUE = "privacy.expire"
+EXPIRE_ACCOUNT = "server:privacy.expire"
+EXPIRE_SETTINGS = QueueSettings(max_attempts=3, backoff_base=30.0, backoff_cap=300.0,
+                                lease_s=120.0, concurrency=1)
+#: Seconds between sweeps.
+SWEEP_EVERY_S = 3600.0
+#: Archives' keys (every region's store), per person and, before that, per job.
+EXPORTS = "exports/"
+#: Job ids looked up at once by a sweep.
+LOOKUP_BATCH = 500
+
+
+def archive_job(key: str) -> str | None:
+    """The job id of an archive's key (``exports/<person>/<job>.zip``, or an older
+    ``exports/<job>.zip``); None for any other key (a partial archive, scratch files)."""
+    parts = key.split("/")
+    if parts[0] != EXPORTS.rstrip("/") or len(parts) not in (2, 3):
+        return None
+    job_id = parts[-1].removesuffix(".zip")
+    return job_id if job_id and job_id != parts[-1] else None
+
+
+def sweep_due(record: JobRecord | None, keep_s: float, now: float) -> bool:
+    """Whether a sweep deletes an archive whose job is ``record``: never while the job is
+    under way; once ``keep_s`` passed since it finished; always once it was purged."""
+    if record is None:
+        return True
+    if not record.finished or record.finished_at is None:
+        return False
+    return now >= record.finished_at + keep_s
+
+
+@dataclass(frozen=True)
+class StoredArchive:
+    """An export archive found by a sweep: the store holding it, its key and job id."""
+
+    store: ObjectStore
+    key: str
+    job_id: str
+
+
+@dataclass
+class Swept:
+    """What one sweep did: archives deleted, kept (not yet due) and failed (left)."""
+
+    deleted: int = 0
+    kept: int = 0
+    failed: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        """The sweep job's result."""
+        return {"deleted": self.deleted, "kept": self.kept, "failed": self.failed}
+
+
+def archive_places(app: web.Application) -> list[ObjectStore]:
+    """Every store an archive may lie in: each region's object store, and for a region on
+    object storage its local directory too (where an archive is written first)."""
+    config, places = app[CONFIG], []
+    for region, store in app[OBJECT_STORES].items():
+        places.append(store)
+        if store.redirects:
+            places.append(LocalObjectStore(config.storage_of(region)))
+    return places
+
+
+async def stored_archives(store: ObjectStore) -> list[StoredArchive]:
+    """The export archives in ``store`` (:class:`StorageError` when it cannot be read)."""
+    return [StoredArchive(store, key, job_id) for key in await store.keys(EXPORTS)
+            if (job_id := archive_job(key)) is not None]
+
+
+async def export_records(app: web.Application, job_ids: Iterable[str]
+                         ) -> dict[str, JobRecord]:
+    """The export jobs on record among ``job_ids``, by id."""
+    queue, wanted, found = app[BACKGROUND].queue, sorted(set(job_ids)), {}
+    for start in range(0, len(wanted), LOOKUP_BATCH):
+        batch = wanted[start:start + LOOKUP_BATCH]
+        for record in await queue.find(queue=QUEUE, ids=batch, limit=len(batch)):
+            found[record.id] = record
+    return found
+
+
+class ExportExpiry:
+    """Deletes export archives past keeping: queues one sweep per window and runs it.
+
+    Parameters
+    ----------
+    app:
+        The server application (its object stores and job queue).
+    keep_s:
+        How long an archive is kept after its job is done.
+    every_s:
+        Seconds per window: one sweep per window, however many nodes.
+    clock:
+        The time in seconds (``time.time``).
+    """
+
+    def __init__(self, app: web.Application, keep_s: float, *,
+                 every_s: float = SWEEP_EVERY_S,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.app, self.keep_s, self.every_s, self.clock = app, keep_s, every_s, clock
+        self._task: asyncio.Task | None = None
+
+    def expires_at(self, record: JobRecord) -> float | None:
+        """When the archive of export ``record`` expires: ``keep_s`` after its job was
+        done (None while it is not done)."""
+        if record.state != DONE or record.finished_at is None:
+            return None
+        return record.finished_at + self.keep_s
+
+    def expired(self, record: JobRecord) -> bool:
+        """Whether export ``record`` is done and its archive past keeping now."""
+        at = self.expires_at(record)
+        return at is not None and self.clock() >= at
+
+    def window(self) -> int:
+        """The number of the current window."""
+        return int(self.clock() // self.every_s)
+
+    async def schedule(self) -> JobRecord:
+        """Queue this window's sweep (once, however many nodes ask); the job."""
+        window = self.window()
+        return await self.app[BACKGROUND].queue.enqueue(
+            EXPIRE_QUEUE, {"window": window}, account_id=EXPIRE_ACCOUNT,
+            idempotency_key=f"expire/{window}")
+
+    async def handle(self, job: JobContext) -> dict[str, int]:
+        """The ``privacy.expire`` job: one sweep."""
+        return (await self.sweep()).to_json()
+
+    async def sweep(self) -> Swept:
+        """Delete every archive due (:func:`sweep_due`); one that fails is left for the
+        next sweep and the others go on."""
+        swept, found = Swept(), []
+        for store in archive_places(self.app):
+            try:
+                found += await stored_archives(store)
+            except StorageError as exc:
+                swept.failed += 1
+                log.warning("cannot list the export archives in %r (next sweep): %s",
+                            store, exc)
+        records = await export_records(self.app, (a.job_id for a in found))
+        now = self.clock()
+        for archive in found:
+            if not sweep_due(records.get(archive.job_id), self.keep_s, now):
+                swept.kept += 1
+            elif await self._delete(archive):
+                swept.deleted += 1
+            else:
+                swept.failed += 1
+        if swept.deleted or swept.failed:
+            log.info("export archives swept: %s", swept.to_json())
+        return swept
+
+    async def _delete(self, archive: StoredArchive) -> bool:
+        """Delete one archive; False (logged) when its store fails."""
+        try:
+            await archive.store.delete(archive.key)
+        except (StorageError, OSError) as exc:
+            log.warning("cannot delete the expired export archive %s (next sweep): %s",
+                        archive.key, exc)
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Queue each window's sweep at its start, until cancelled."""
+        while True:
+            try:
+                await self.schedule()
+            except Exception as exc:  # the database may be down for a while
+                log.warning("cannot queue the sweep of expired export archives: %s", exc)
+            await asyncio.sleep(self.every_s - self.clock() % self.every_s)
+
+    async def start(self, app: web.Application) -> None:
+        """``on_startup``: run the loop (every ``cleanup_ctx``, the job queue's among
+        them, has started by then)."""
+        self._task = asyncio.create_task(self.run(), name="privacy:expire-exports")
+
+    async def stop(self, app: web.Application) -> None:
+        """``on_shutdown``: stop the loop (before the job queue closes)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+#: The server's sweep of expired export archives.
+EXPORT_EXPIRY = web.AppKey("export_expiry", ExportExpiry)
+
+
 def setup_privacy_export(app: web.Application, background: Any) -> None:
-    """Serve the ``privacy.export`` queue."""
+    """Serve the ``privacy.export`` queue, and sweep expired archives every hour."""
     background.register(QUEUE, ExportJob(app), SETTINGS)
+    expiry = app[EXPORT_EXPIRY] = ExportExpiry(app, app[CONFIG].export_keep_seconds)
+    background.register(EXPIRE_QUEUE, expiry.handle, EXPIRE_SETTINGS)
+    app.on_startup.append(expiry.start)
+    app.on_shutdown.append(expiry.stop)

@@ -1,8 +1,10 @@
 """Privacy routes: a person's export of their data, and the erasure of their account.
 
 - ``POST /me/export`` (signed-in session): queue an export job; 202 with the job.
-- ``GET /me/export/{job_id}``: its state and progress (0..1, with a note).
-- ``GET /me/export/{job_id}/download``: the zip, once done.
+- ``GET /me/export/{job_id}``: its state and progress (0..1, with a note); once done,
+  when its archive expires (``expires_at``: ``config.export_keep_seconds`` after), and
+  then ``expired``.
+- ``GET /me/export/{job_id}/download``: the zip, once done; 410 once expired.
 - ``POST /me/delete`` ``{"password": ...}``: erase the account. The password is
   asked again (a person without one must have signed in within the last ten
   minutes); 409 while they are the last owner of an organisation. The account
@@ -30,7 +32,7 @@ from accounts.erasure import DELETION, EXPORT, AccountErasure
 from jobs import DEAD, DONE, QUEUED, RETRYING, RUNNING, JobRecord, UnknownJob
 
 from .auth_routes import _session, actor_of, session_cookie
-from .errors import TooManyRequests
+from .errors import Gone, TooManyRequests
 from .file_answer import FileAnswer
 from .keys import ACCOUNTS, BACKGROUND
 from .permissions import ACCOUNT_SELF
@@ -47,14 +49,16 @@ from .plugin_api import (
 )
 from .privacy_erase import QUEUE as ERASE_QUEUE
 from .privacy_erase import setup_privacy_erase
-from .privacy_export import QUEUE as EXPORT_QUEUE
 from .privacy_export import (
+    EXPORT_EXPIRY,
+    ExportExpiry,
     archive_path,
     export_key,
     legacy_archive_path,
     legacy_export_key,
     setup_privacy_export,
 )
+from .privacy_export import QUEUE as EXPORT_QUEUE
 from .storage import ObjectNotFound
 from .storage.service import account_objects, object_response
 
@@ -65,6 +69,8 @@ DAY_S = 86_400.0
 #: The API's names of the job states.
 STATES = {"queued": "queued", "retrying": "queued", "running": "running", DONE: DONE,
           DEAD: "failed", "cancelled": "cancelled"}
+#: The state an export shows once its archive is past keeping.
+EXPIRED = "expired"
 
 
 class PrivacyJob(Model):
@@ -80,6 +86,8 @@ class PrivacyJob(Model):
     finished_at: float | None
     url: str
     download: str | None = None
+    #: An export's: when its archive is deleted (once done; None before).
+    expires_at: float | None = None
 
 
 class Confirm(Model):
@@ -107,6 +115,26 @@ def _view(record: JobRecord, kind: str) -> PrivacyJob:
                       else None)
 
 
+def _export_view(request: Request, record: JobRecord) -> PrivacyJob:
+    """An export as its person sees it: when its archive expires, and once it has, the
+    ``expired`` state without a download link."""
+    expiry = request.app[EXPORT_EXPIRY]
+    view = _view(record, "export")
+    view.expires_at = expiry.expires_at(record)
+    if expiry.expired(record):
+        view.state, view.download = EXPIRED, None
+    return view
+
+
+def _expired_error(record: JobRecord, expiry: ExportExpiry) -> Gone:
+    """The answer to the download of an expired export."""
+    at = expiry.expires_at(record)
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    return Gone(f"export {record.id} expired at {when}: archives are kept "
+                f"{expiry.keep_s / 86_400:g} days, then deleted; ask for a new export "
+                "with POST /me/export", expired_at=at)
+
+
 async def _export(request: Request) -> JobRecord:
     """The caller's export job the path names (404 for anyone else's)."""
     person_id = _session(request).person_id
@@ -130,7 +158,7 @@ async def start_export(request: Request) -> Reply:
     earlier = await queue.find(account_id=person_id, queue=EXPORT_QUEUE, newest_first=True)
     under_way = [r for r in earlier if r.state in (QUEUED, RUNNING, RETRYING)]
     if under_way:
-        return Reply(_view(under_way[0], "export"), status=202)
+        return Reply(_export_view(request, under_way[0]), status=202)
     today = sorted(r.created_at for r in earlier if r.created_at > now - DAY_S)
     if len(today) >= EXPORTS_PER_DAY:
         wait = max(1, math.ceil(today[-EXPORTS_PER_DAY] + DAY_S - now))
@@ -146,17 +174,20 @@ async def start_export(request: Request) -> Reply:
     actor = actor_of(request)
     await request.app[ACCOUNTS].store.audit(person_id, person_id, EXPORT,
                                             address=actor.address, detail={"job": record.id})
-    return Reply(_view(record, "export"), status=202)
+    return Reply(_export_view(request, record), status=202)
 
 
 async def get_export(request: Request) -> PrivacyJob:
-    """Your export's state and progress."""
-    return _view(await _export(request), "export")
+    """Your export's state and progress, and when its archive expires."""
+    return _export_view(request, await _export(request))
 
 
 async def download_export(request: Request) -> web.StreamResponse:
-    """Your export's zip, once the job is done."""
+    """Your export's zip, once the job is done and until it expires (410 after)."""
     record = await _export(request)
+    expiry = request.app[EXPORT_EXPIRY]
+    if expiry.expired(record):
+        raise _expired_error(record, expiry)
     if record.state != DONE:
         raise Conflict(f"export {record.id} is {STATES.get(record.state, record.state)}, not "
                        f"done; poll GET /me/export/{record.id}")
