@@ -6,6 +6,8 @@ table (:mod:`jobs.queue`), run by the process's :class:`JobWorker`
 (:mod:`jobs.worker`) with leases, heartbeats, progress, backoff with jitter,
 dead letters, cancellation, idempotency keys and per-queue concurrency.  On
 PostgreSQL many nodes claim jobs side by side (``FOR UPDATE SKIP LOCKED``).
+Each heartbeat is bounded: a worker whose heartbeats fail or hang stops its
+handler before the lease can run out, so two workers never run one job at once.
 
 This package imports only :mod:`database`; ``collab``, ``transcription``,
 ``dawserver`` and the plug-ins (through ``dawserver.plugin_api``) use it.

@@ -21,7 +21,16 @@ What a handler's end means:
 - the worker stops: running handlers are cancelled and their jobs given back
   unfinished (not counted as attempts), so another worker starts them again;
 - the lease is lost (this process stalled past it, another worker took the
-  job): the handler is cancelled and nothing of it is recorded.
+  job), or may have been (no heartbeat got through, failing or getting no answer
+  in time, for the length of the lease): the handler is cancelled and nothing of
+  it is recorded, before another worker can claim the job.
+
+Each heartbeat is bounded (``BEAT_TIMEOUT_SHARE`` of ``lease_s``, between
+``MIN_BEAT_TIMEOUT_S`` and ``MAX_BEAT_TIMEOUT_S``, and never past the lease it
+renews), so a database that
+hangs (a network partition, a locked SQLite file) cannot keep a worker running
+a job whose lease ran out; one beat that times out while the lease still holds
+is a blip, and the job runs on when the next one gets through.
 """
 
 from __future__ import annotations
@@ -61,6 +70,12 @@ MAX_BEAT_INTERVAL_S = 5.0
 #: ``MAX_LEASE_MARGIN_S``) before the lease it last renewed runs out.
 LEASE_MARGIN = 0.1
 MAX_LEASE_MARGIN_S = 2.0
+#: A heartbeat is given up (counted as failed) after this share of ``lease_s`` (at least
+#: ``MIN_BEAT_TIMEOUT_S``, so a slow database under load is waited for; at most
+#: ``MAX_BEAT_TIMEOUT_S``), and in any case when the lease it renews may run out.
+BEAT_TIMEOUT_SHARE = 0.25
+MIN_BEAT_TIMEOUT_S = 1.0
+MAX_BEAT_TIMEOUT_S = 10.0
 #: How long stopping waits for cancelled handlers to end (seconds).
 STOP_GRACE_S = 30.0
 
@@ -164,6 +179,8 @@ class JobWorker:
         self.error_backoff_cap = error_backoff_cap
         self._loops: list[asyncio.Task] = []
         self._running: dict[str, dict[asyncio.Task, JobContext]] = {}
+        #: Heartbeats given up on and cancelled, held until they end.
+        self._abandoned_beats: set[asyncio.Task] = set()
         self._stopping = False
 
     async def __aenter__(self) -> Self:
@@ -313,15 +330,18 @@ class JobWorker:
 
     async def _hold(self, ctx: JobContext, handler_task: asyncio.Task,
                     cancel: Callable[[], None]) -> bool:
-        """Keep the lease while the handler runs; False if it was lost."""
+        """Keep the lease while the handler runs; False if it was (or may have been) lost,
+        the handler then stopped."""
         job = ctx.job
         lease_s = self.queue.settings_for(job.queue).lease_s
         beat_every = min(lease_s / 3, MAX_BEAT_INTERVAL_S)
+        beat_timeout = min(max(lease_s * BEAT_TIMEOUT_SHARE, MIN_BEAT_TIMEOUT_S),
+                           MAX_BEAT_TIMEOUT_S)
         # the lease surely holds until lease_s after the last beat that got through
         # (the claim counts as one), less a margin for the time the beat took to land
         holds_for = lease_s - min(lease_s * LEASE_MARGIN, MAX_LEASE_MARGIN_S)
         last_beat = last_good_beat = ctx.claimed_at
-        failing = False  # the last heartbeat raised (an event loop that stalled has not)
+        failing = False  # the last beat failed or timed out (an event loop that stalled has not)
         while not handler_task.done():
             lease_left = last_good_beat + holds_for - time.monotonic()
             await asyncio.wait({handler_task}, timeout=max(0.0, min(PROGRESS_INTERVAL_S,
@@ -329,18 +349,18 @@ class JobWorker:
             if handler_task.done():
                 break
             if failing and time.monotonic() - last_good_beat >= holds_for:
-                log.warning("job %s (%s): lease ran out while heartbeats failed; another "
-                            "worker may have it now", job.id, job.queue)
+                log.warning("job %s (%s): no heartbeat got through for the length of its "
+                            "lease (the database failed or did not answer); stopping its "
+                            "handler, another worker may have the job now", job.id, job.queue)
                 await _stop(handler_task)
                 return False
             progress = ctx.take_progress()
             if progress is None and time.monotonic() - last_beat < beat_every:
                 continue
             sent = time.monotonic()
-            try:
-                beat = await self.queue.heartbeat(job, *(progress or (None, None)))
-            except Exception as exc:  # keep running while the lease may still hold
-                log.warning("job %s: heartbeat failed: %s", job.id, exc)
+            beat = await self._beat_within(
+                job, progress, _beat_limit(beat_timeout, last_good_beat + holds_for - sent))
+            if beat is None:  # keep running while the lease may still hold
                 failing = True
                 continue
             last_beat = last_good_beat = sent
@@ -353,6 +373,42 @@ class JobWorker:
             if beat.cancel_requested and not ctx.cancel_requested:
                 cancel()
         return True
+
+    async def _beat_within(self, job: JobRecord, progress: tuple[float | None, str | None]
+                           | None, limit_s: float) -> Beat | None:
+        """One heartbeat of ``job``, given up after ``limit_s``; None if it failed or timed out.
+
+        The database call runs as a task of its own, so giving up never waits for it to
+        end (a statement on SQLite's writer runs to its end even when cancelled).
+        """
+        beat = asyncio.create_task(self.queue.heartbeat(job, *(progress or (None, None))),
+                                   name=f"heartbeat:{job.id}")
+        try:
+            await asyncio.wait({beat}, timeout=limit_s)
+        finally:
+            if not beat.done():
+                self._abandon(beat)
+        if not beat.done():
+            log.warning("job %s (%s): heartbeat got no answer within %.2f s", job.id,
+                        job.queue, limit_s)
+            return None
+        try:
+            return beat.result()
+        except Exception as exc:
+            log.warning("job %s (%s): heartbeat failed: %s", job.id, job.queue, exc)
+            return None
+
+    def _abandon(self, beat: asyncio.Task) -> None:
+        """Cancel a heartbeat given up on, and hold it (unawaited) until it ends."""
+        beat.cancel()
+        self._abandoned_beats.add(beat)
+        beat.add_done_callback(self._forget_beat)
+
+    def _forget_beat(self, beat: asyncio.Task) -> None:
+        """Drop an abandoned heartbeat that ended; how it ended is no news any more."""
+        self._abandoned_beats.discard(beat)
+        if not beat.cancelled():
+            beat.exception()  # retrieved, so asyncio does not log it as lost
 
     async def _record(self, ctx: JobContext, handler_task: asyncio.Task) -> None:
         job = ctx.job
@@ -385,6 +441,16 @@ class JobWorker:
             if not isinstance(outcome, JobCancelled | Exception):
                 log.error("job %s (%s): handler raised %r", job.id, job.queue, outcome)
             ctx.outcome = await self.queue.fail(job, _describe(outcome)) or None
+
+
+def _beat_limit(beat_timeout: float, lease_left: float) -> float:
+    """How long a heartbeat may take: it gives up before the lease it renews may run out.
+
+    After a stall of the event loop past the lease (no beat failed: ``lease_left`` is
+    not positive) only the database knows whether the job is still ours, so it is asked,
+    within ``beat_timeout``.
+    """
+    return min(beat_timeout, lease_left) if lease_left > 0 else beat_timeout
 
 
 async def _stop(handler_task: asyncio.Task) -> None:
