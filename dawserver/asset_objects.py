@@ -11,7 +11,10 @@ Keys (under the store's prefix)::
     assets/objects/ab/<sha256>.peaks.npz         its peaks
     assets/objects/ab/<sha256>.json              its description: written last, so an
                                                  asset exists once this object does
-    assets/projects/<project id>/<sha256>        membership: the project uses the asset
+    assets/projects/<project id>/<sha256>        membership: the project uses the asset;
+                                                 JSON {"name": ...}, the name it was
+                                                 uploaded there under (empty: from
+                                                 before names were kept per project)
     assets/members/ab/<sha256>/<project id>      the same membership, found by asset
     assets/forgotten/<sha256>                    a project let it go (unix time): its
                                                  audio goes after a grace period if
@@ -70,7 +73,7 @@ from typing import Any
 from dsp_core.peaks import Peaks, compute_peaks
 
 from . import asset_cache
-from .asset_store import _ASSET_ID, Asset, AssetError, AssetNotFound, AssetStore
+from .asset_store import _ASSET_ID, Asset, AssetError, AssetNotFound, AssetStore, named
 from .storage import ObjectNotFound, ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -138,15 +141,19 @@ def _forgotten_key(asset_id: str) -> str:
     return f"assets/forgotten/{asset_id}"
 
 
-async def _join(objects: ObjectStore, project_id: str, asset_id: str) -> None:
-    await objects.put(member_key(project_id, asset_id), b"")
+async def _join(objects: ObjectStore, project_id: str, asset_id: str,
+                name: str | None = None) -> None:
+    body = b"" if name is None else json.dumps({"name": name}).encode()
+    await objects.put(member_key(project_id, asset_id), body)
     await objects.put(_members_prefix(asset_id) + _safe(project_id), b"")
 
 
-async def add_member(objects: ObjectStore, project_id: str, asset_id: str) -> None:
-    """Record that ``project_id`` uses ``asset_id`` (before its objects are written: see
-    the module on deletions); a region move writes it as an upload does."""
-    await _join(objects, project_id, asset_id)
+async def add_member(objects: ObjectStore, project_id: str, asset_id: str,
+                     name: str | None = None) -> None:
+    """Record that ``project_id`` uses ``asset_id``, under ``name`` when known (before its
+    objects are written: see the module on deletions); a region move writes it as an
+    upload does."""
+    await _join(objects, project_id, asset_id, name)
 
 
 async def _leave(objects: ObjectStore, project_id: str, asset_id: str) -> None:
@@ -167,7 +174,8 @@ async def ingest_remote(store: AssetStore, tmp: Path, asset_id: str, size: int,
     objects = _objects(store)
     ext, audio, rate = await loop.run_in_executor(executor, store._check, tmp, name)
     peaks: Peaks | None = None
-    await _join(objects, project_id, asset_id)  # first: see the module on deletions
+    # first: see the module on deletions
+    await _join(objects, project_id, asset_id, os.path.basename(name))
     try:
         if not await objects.exists(object_key(asset_id, "json")):  # identical bytes: once
             peaks = await loop.run_in_executor(executor, compute_peaks, audio, rate)
@@ -236,9 +244,40 @@ async def is_member(store: AssetStore, project_id: str, asset_id: str) -> bool:
     return False
 
 
-def _remember(store: AssetStore, project_id: str, asset_id: str) -> None:
+def _remember(store: AssetStore, project_id: str, asset_id: str,
+              name: str | None = None) -> None:
     with store._indexes:
-        store._remember(project_id, asset_id)
+        store._remember(project_id, asset_id, name)
+
+
+async def project_name(store: AssetStore, project_id: str, asset_id: str) -> str | None:
+    """The name ``project_id`` uploaded ``asset_id`` under (this node's index, else its
+    membership in the object store); None when none was kept (an upload from before
+    names were kept per project)."""
+    name = store.project_name(project_id, asset_id)
+    if name is not None or store.objects is None or not _ASSET_ID.match(asset_id):
+        return name
+    try:
+        body = await store.objects.get(member_key(project_id, asset_id))
+    except ObjectNotFound:
+        return None
+    try:
+        name = json.loads(body)["name"] if body else None
+    except (ValueError, KeyError, TypeError):
+        log.warning("membership of asset %s in project %s is not JSON; its name is "
+                    "not shown", asset_id, project_id)
+        return None
+    if isinstance(name, str):
+        await asyncio.to_thread(_remember, store, project_id, asset_id, name)
+        return name
+    return None
+
+
+async def pull_for(store: AssetStore, project_id: str, asset_id: str) -> Asset:
+    """:func:`pull`, named as ``project_id`` named it: identical bytes are stored once,
+    under the first upload's name, and another project never sees that name."""
+    asset = await pull(store, asset_id)
+    return named(asset, await project_name(store, project_id, asset_id))
 
 
 async def project_assets(store: AssetStore, project_id: str) -> list[str]:
@@ -441,7 +480,8 @@ async def publish(store: AssetStore, asset: Asset, project_id: str) -> None:
     ``project_id``: the membership first (see the module on deletions), then audio and
     peaks, then its description."""
     objects = _objects(store)
-    await _join(objects, project_id, asset.id)  # first: see the module on deletions
+    # first: see the module on deletions
+    await _join(objects, project_id, asset.id, store.project_name(project_id, asset.id))
     if not await objects.exists(object_key(asset.id, "json")):
         path = Path(asset.path)
         await objects.put_file(object_key(asset.id, asset.format), path,

@@ -6,20 +6,23 @@ Layout under ``root`` (``DATA_DIR/assets`` by default)::
     objects/ab/<sha256>.json              format, rate, channels, frames, first name
     objects/ab/<sha256>.peaks.npz         min/max peaks at several zoom levels
     projects/<project id>.txt             ids of the assets uploaded to that project
+    projects/<project id>.names.json      the name each was uploaded to that project under
     peaks-cache/<key>.peaks.npz           peaks of other project sources, made on demand
     tmp/                                  uploads in progress (removed on any failure)
 
 An upload is written to ``tmp/`` while its hash is computed, then checked
 with soundfile (every sample decoded), and only then renamed into place, so a
 rejected or aborted upload leaves nothing behind.  Identical bytes are stored
-once.  A deleted project's index goes (:meth:`AssetStore.forget_project`), and with it
-each of its assets that no other project's index lists (the audio, its description
-and its peaks).
+once, so the description's name is the first upload's: a project shows its own upload's
+name (:meth:`AssetStore.project_name`), never another project's.  A deleted project's
+index goes (:meth:`AssetStore.forget_project`), and with it each of its assets that no
+other project's index lists (the audio, its description and its peaks).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -91,6 +94,11 @@ class Asset:
         data["source"] = self.id
         data["duration"] = self.duration
         return data
+
+
+def named(asset: Asset, name: str | None) -> Asset:
+    """``asset`` under ``name`` (a project's own name of it), unchanged for None."""
+    return asset if name is None else dataclasses.replace(asset, name=name)
 
 
 class AssetStore:
@@ -210,8 +218,8 @@ class AssetStore:
                 self._write_atomic(final.with_suffix(".json"), meta.encode())
                 os.replace(tmp, final)
                 log.info("stored asset %s (%s, %d bytes)", asset_id, name or "upload", size)
-            self._remember(project_id, asset_id)
-            return self.asset(asset_id)
+            self._remember(project_id, asset_id, os.path.basename(name))
+            return self.asset_of(project_id, asset_id)
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -247,6 +255,17 @@ class AssetStore:
         for line in index.read_text().split():
             seen.setdefault(line, None)
         return list(seen)
+
+    def asset_of(self, project_id: str, asset_id: str) -> Asset:
+        """:meth:`asset`, named as ``project_id`` named it (:meth:`project_name`; the
+        first upload's name when none was kept)."""
+        return named(self.asset(asset_id), self.project_name(project_id, asset_id))
+
+    def project_name(self, project_id: str, asset_id: str) -> str | None:
+        """The name ``asset_id`` was uploaded to ``project_id`` under (its latest upload
+        there); None when this node recorded none (an upload from before names were kept
+        per project, or one another node took)."""
+        return self._project_names(project_id).get(asset_id)
 
     def belongs(self, project_id: str, asset_id: str) -> bool:
         """Whether ``asset_id`` was uploaded to (or recorded in) ``project_id``."""
@@ -286,9 +305,10 @@ class AssetStore:
         with self._indexes:
             own = self._index(project_id)
             mine = self.project_assets(project_id)
-            if own.exists():
-                own.unlink()
-                removed.append(own)
+            for listing in (own, self._names(project_id)):
+                if listing.exists():
+                    listing.unlink()
+                    removed.append(listing)
             if not mine:
                 return removed
             cached = asset_cache.cache_size(self)
@@ -325,10 +345,36 @@ class AssetStore:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", project_id)
         return self.root / "projects" / f"{safe}.txt"
 
-    def _remember(self, project_id: str, asset_id: str) -> None:
+    def _names(self, project_id: str) -> Path:
+        return self._index(project_id).with_suffix(".names.json")
+
+    def _project_names(self, project_id: str) -> dict[str, str]:
+        try:
+            return json.loads(self._names(project_id).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _remember(self, project_id: str, asset_id: str, name: str | None = None) -> None:
+        """List ``asset_id`` in the project's index, under ``name`` when given (the
+        caller holds ``_indexes``)."""
         if asset_id not in self.project_assets(project_id):
             with open(self._index(project_id), "a") as index:
                 index.write(asset_id + "\n")
+        names = self._project_names(project_id)
+        if name is not None and names.get(asset_id) != name:
+            self._write_atomic(self._names(project_id),
+                               json.dumps({**names, asset_id: name}).encode())
+
+    def _forget_name(self, project_id: str, asset_id: str) -> None:
+        """Take ``asset_id``'s name out of the project's names (the caller holds
+        ``_indexes``)."""
+        names = self._project_names(project_id)
+        if names.pop(asset_id, None) is None:
+            return
+        if names:
+            self._write_atomic(self._names(project_id), json.dumps(names).encode())
+        else:
+            self._names(project_id).unlink(missing_ok=True)
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         handle, tmp = tempfile.mkstemp(dir=self.root / "tmp")

@@ -184,7 +184,7 @@ async def account_asset_link(app: web.Application, account_id: str, asset_id: st
             continue
         for project_id in projects:
             if await asset_objects.is_member(store, project_id, asset_id):
-                asset = await asset_objects.pull(store, asset_id)
+                asset = await asset_objects.pull_for(store, project_id, asset_id)
                 return await store.objects.presigned_url(
                     asset_objects.object_key(asset_id, asset.format),
                     app[STORAGE_SETTINGS].presign_seconds,
@@ -351,7 +351,7 @@ async def _follow_move(old: AssetStore, new: AssetStore, project_id: str,
         except AssetNotFound:  # the move's clean step copied it and deleted it here
             if not await asset_objects.is_member(new, project_id, asset.id):
                 raise
-        moved = await asset_objects.pull(new, asset.id)
+        moved = await asset_objects.pull_for(new, project_id, asset.id)
     except (AssetNotFound, StorageError, OSError) as exc:  # OSError: a disk target full
         # the copy writes the new region's membership (or index entry) first: take it
         # back unless the project used these bytes there before this upload
@@ -379,7 +379,8 @@ async def list_assets(request: Request) -> list[AssetInfo]:
     async with _storage_errors():
         for asset_id in await asset_objects.project_assets(store, project_id):
             try:
-                rows.append(_asset_json(project_id, await asset_objects.pull(store, asset_id)))
+                rows.append(_asset_json(project_id, await asset_objects.pull_for(
+                    store, project_id, asset_id)))
             except AssetNotFound:
                 continue
     return rows
@@ -393,7 +394,7 @@ async def project_asset(request: Request) -> Asset:
         if not await asset_objects.is_member(store, project_id, asset_id):
             raise NotFound(f"no asset {asset_id} in project {project_id}")
         try:
-            return await asset_objects.pull(store, asset_id)
+            return await asset_objects.pull_for(store, project_id, asset_id)
         except AssetNotFound as exc:
             raise NotFound(str(exc)) from None
 
@@ -485,7 +486,7 @@ async def _referenced_asset(request: Request) -> tuple[AssetStore, Asset]:
             raise NotFound(f"no asset of project {project_id} is {source!r}; clips name "
                            "audio by the id of one of the project's assets")
         try:
-            return store, await asset_objects.pull(store, asset_id)
+            return store, await asset_objects.pull_for(store, project_id, asset_id)
         except AssetNotFound as exc:
             raise NotFound(str(exc)) from None
 

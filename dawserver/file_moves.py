@@ -333,6 +333,9 @@ def copy_project_assets(source: AssetStore, target: AssetStore, project_id: str)
                     f"the audio {rel} does not hash to its name in "
                     f"{target.root}; the move stops, nothing is deleted"
                 )
+    names = source._names(project_id)  # noqa: SLF001 - the names each upload had there
+    if names.exists():
+        copy_file(names, target._names(project_id))  # noqa: SLF001
     copy_file(index, target._index(project_id))  # noqa: SLF001
     return copied
 

@@ -140,13 +140,14 @@ async def copy_asset(source: AssetStore, target: AssetStore, project_id: str,
     if not files:
         raise AssetNotFound(f"region storage {source.root} does not hold asset {asset_id} "
                             f"whole; nothing to copy")
+    name = await asset_objects.project_name(source, project_id, asset_id)  # goes along
     if target.objects is not None:
-        await asset_objects.add_member(target.objects, project_id, asset_id)
+        await asset_objects.add_member(target.objects, project_id, asset_id, name)
         # not described there (absent, or forgotten and in its grace period): its audio
         # is written again whatever bytes are there, as an upload does
         described = await target.objects.exists(object_key(asset_id, "json"))
     else:  # the index first: a deletion of another project sharing it keeps its files
-        await asyncio.to_thread(_write_index, target, project_id, [asset_id])
+        await asyncio.to_thread(_write_index, target, project_id, [asset_id], name)
         described = True
     # the audio and peaks first, the description last: it says the asset exists
     for suffix in sorted(files, key=lambda s: s == "json"):
@@ -235,6 +236,7 @@ def _unindex(store: AssetStore, project_id: str, asset_id: str) -> None:
     stay as cached files, which eviction deletes once no one uses them."""
     index = store._index(project_id)  # noqa: SLF001 - the layout's owner is this pair
     with store._indexes:  # noqa: SLF001
+        store._forget_name(project_id, asset_id)  # noqa: SLF001
         rest = [a for a in store.project_assets(project_id) if a != asset_id]
         if index.exists():
             if rest:
@@ -436,14 +438,15 @@ async def _put_description(target: AssetStore, asset_id: str, meta: dict) -> int
     return await asyncio.to_thread(write)
 
 
-def _write_index(target: AssetStore, project_id: str, asset_ids: list[str]) -> None:
-    """Add ``asset_ids`` to the project's index in ``target`` (before their files) and
-    sync it to disk."""
+def _write_index(target: AssetStore, project_id: str, asset_ids: list[str],
+                 name: str | None = None) -> None:
+    """Add ``asset_ids`` to the project's index in ``target`` (before their files), under
+    ``name`` when known, and sync it to disk."""
     index = target._index(project_id)  # noqa: SLF001 - the layout's owner is this pair
     with target._indexes:  # noqa: SLF001
         index.parent.mkdir(parents=True, exist_ok=True)
         for asset_id in asset_ids:
-            target._remember(project_id, asset_id)  # noqa: SLF001
+            target._remember(project_id, asset_id, name)  # noqa: SLF001
         with open(index, "rb") as written:
             os.fsync(written.fileno())
     _sync_dir(index.parent)

@@ -130,7 +130,7 @@ async def _assets(app: web.Application, project_id: str, files: ExportFiles
     held: dict[str, str] = {}
     for asset_id in await asset_objects.project_assets(store, project_id):
         try:
-            asset = await asset_objects.pull(store, asset_id)
+            asset = await asset_objects.pull_for(store, project_id, asset_id)
         except AssetNotFound:
             continue
         relative = f"audio/{asset.id}.{asset.format}"

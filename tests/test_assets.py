@@ -213,3 +213,31 @@ async def test_deleting_a_project_deletes_its_stretch_renders(api) -> None:
             "Authorization": f"Bearer {api.token(Role.OWNER)}"}) as answer:
         assert answer.status == 200, await answer.text()
     assert derived() == []
+
+
+async def test_a_project_never_sees_anothers_name_for_the_same_bytes(api: Api) -> None:
+    """Identical bytes are stored once, but each project shows the name it uploaded them
+    under: a label's "unreleased-single-final.wav" never shows to another project that
+    uploads the same file (in the upload's answer, the list, the info or the download)."""
+    data = wav_bytes(np.sin(np.arange(9000, dtype=np.float32) / 5)[None, :] * 0.5)
+    first = await api.upload(data, name="unreleased-single-final.wav")
+    assert first.status == 201
+    other = (await import_session(api.app[STORE], Session(name="Other"))).project_id
+    token = api.app[TOKENS].issue(other, Role.EDITOR, "bo")
+    base = f"{api.base}/projects/{other}"
+    async with api.http.post(f"{base}/assets", data=data, params={"name": "beat.wav"},
+                             headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 201
+        asset = await response.json()
+    assert asset["name"] == "beat.wav"
+    for path in ("/assets", f"/assets/{asset['id']}/info", f"/assets/{asset['id']}"):
+        async with api.http.get(f"{base}{path}", params={"token": token}) as response:
+            assert response.status == 200, path
+            shown = await response.read()
+            assert b"unreleased" not in shown, path
+            assert "unreleased" not in response.headers.get("Content-Disposition", ""), path
+    async with api.http.get(f"{base}/assets/{asset['id']}/info",
+                            params={"token": token}) as response:
+        assert (await response.json())["name"] == "beat.wav"
+    response, body = await api.get(f"/assets/{asset['id']}/info")  # the first project's own
+    assert json.loads(body)["name"] == "unreleased-single-final.wav"

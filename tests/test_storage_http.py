@@ -169,6 +169,26 @@ async def test_another_projects_asset_answers_404_like_a_missing_one(studio: Stu
         asset["id"]).path
 
 
+async def test_each_project_names_shared_bytes_its_own_way_on_every_node(
+        studio: Studio) -> None:
+    """Identical bytes are stored once in S3, but a project shows the name it uploaded
+    them under, also on a node that never saw the upload (the name travels in the
+    project's membership object), and never another project's name."""
+    a, b = studio.projects
+    data = wav(0.3)
+    _, first, _ = await studio.upload(a, data, name="unreleased-single.wav")
+    status, second, _ = await studio.upload(b, data, name="beat.wav")
+    assert status == 201 and second["name"] == "beat.wav", second
+    store = studio.app[ASSETS]
+    for names in (store.root / "projects").glob("*.names.json"):
+        names.unlink()  # another node: only the object store knows the names
+    for project, name in ((a, "unreleased-single.wav"), (b, "beat.wav")):
+        status, listed, _ = await studio.call("GET", project, "/assets")
+        assert status == 200 and [x["name"] for x in listed] == [name], listed
+        status, info, _ = await studio.call("GET", project, f"/assets/{first['id']}/info")
+        assert status == 200 and info["name"] == name, info
+
+
 async def test_a_bounce_renders_from_the_cache_and_is_stored_in_s3(studio: Studio) -> None:
     a, _ = studio.projects
     _, asset, _ = await studio.upload(a, wav(0.5))

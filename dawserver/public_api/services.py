@@ -128,14 +128,14 @@ async def assets(app: web.Application, project_ids: list[str]) -> dict[str, list
         found = []
         for asset_id in store.project_assets(project_id):
             try:
-                found.append(asset_view(project_id, store.asset(asset_id)))
+                found.append(asset_view(project_id, store.asset_of(project_id, asset_id)))
             except AssetNotFound:  # deleted meanwhile
                 continue
         return found
 
     stores = [await assets_of(app, pid) for pid in project_ids]
     if any(store.objects is not None for store in stores):  # object storage holds them
-        return {pid: [asset_view(pid, await asset_objects.pull(store, asset_id))
+        return {pid: [asset_view(pid, await asset_objects.pull_for(store, pid, asset_id))
                       for asset_id in await asset_objects.project_assets(store, pid)]
                 for store, pid in zip(stores, project_ids, strict=True)}
     lists = await asyncio.to_thread(
