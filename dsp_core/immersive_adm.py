@@ -175,9 +175,10 @@ def _pcm24(block: np.ndarray) -> bytes:
     return ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
 
 
-def write_adm_bwf(path: str | os.PathLike[str], stems: Stems, title: str = "Untitled"
-                  ) -> Path:
-    """Write ``stems`` as an ADM BWF file; returns the path written."""
+def write_adm_bwf(path: str | os.PathLike[str], stems: Stems, title: str = "Untitled",
+                  progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write ``stems`` as an ADM BWF file; returns the path written. ``progress(frames
+    written, frames)`` is called after each block (it may raise to stop the write)."""
     include_bed = stems.has_bed
     channels = [*(stems.bed if include_bed else []), *(o.signal for o in stems.objects)]
     if not channels:
@@ -196,6 +197,8 @@ def write_adm_bwf(path: str | os.PathLike[str], stems: Stems, title: str = "Unti
         for start in range(0, stems.frames, _BLOCK):
             block = np.stack([c[start:start + _BLOCK] for c in channels], axis=1)
             out.write(_pcm24(block))
+            if progress is not None:
+                progress(min(start + _BLOCK, stems.frames), stems.frames)
         if data_size % 2:
             out.write(b"\0")
         riff_size = out.tell() - 8
@@ -217,11 +220,31 @@ def bounce_adm(session: Session, path: str | os.PathLike[str], sample_rate: int 
     """Render ``session``'s bed and objects and write them as ADM BWF (a bounce's figures:
     frames, time, peak, samples clipped at 24-bit full scale, plug-ins that failed)."""
     started = time.perf_counter()
-    stems = render_stems(session, sample_rate, tail=tail, progress=progress)
-    write_adm_bwf(path, stems, session.name)
+    rendering = writing = None
+    if progress is not None:  # the render, then the write (a cancel stops either)
+        rendering = _part_of(progress, 0.0, RENDER_SHARE)
+        writing = _part_of(progress, RENDER_SHARE, 1.0 - RENDER_SHARE)
+    stems = render_stems(session, sample_rate, tail=tail, progress=rendering)
+    write_adm_bwf(path, stems, session.name, writing)
     signals = [stems.bed if stems.has_bed else stems.bed[:0],
                *(o.signal[None, :] for o in stems.objects)]
     peak = max((float(np.abs(s).max(initial=0.0)) for s in signals), default=0.0)
     clipped = sum(int(np.count_nonzero(np.abs(s) > 1.0)) for s in signals)
     return BounceStats(stems.frames, stems.sample_rate, time.perf_counter() - started, peak,
                        clipped, stems.plugin_errors)
+
+
+#: The share of an ADM bounce's progress its render takes (the file's write: the rest).
+RENDER_SHARE = 0.9
+#: The steps of an ADM bounce's progress, as ``progress(done, total)`` reports them.
+PROGRESS_STEPS = 10_000
+
+
+def _part_of(progress: Callable[[int, int], None], start: float, share: float
+             ) -> Callable[[int, int], None]:
+    """``progress`` of a step that fills ``share`` of the whole from ``start``."""
+    def part(done: int, total: int) -> None:
+        fraction = done / total if total else 1.0
+        progress(round(PROGRESS_STEPS * (start + share * fraction)), PROGRESS_STEPS)
+
+    return part

@@ -6,6 +6,7 @@ without it they are skipped with that reason.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import struct
 import subprocess
@@ -128,3 +129,33 @@ def test_ear_reads_the_positions_back(exported: Path) -> None:
     assert (block.position.azimuth, block.position.elevation) == (100.0, 20.0)
     bed = objects["Bed"].audioPackFormats[0].audioChannelFormats
     assert [c.audioBlockFormats[0].speakerLabel[0] for c in bed] == list(BED_714)
+
+
+def test_a_bounce_reports_its_whole_progress_only_once_the_file_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render fills most of an ADM bounce's progress and the write the rest, so 100 %
+    means the file is there, and a cancel (the progress raising) also stops the write."""
+    monkeypatch.setattr(immersive_adm, "render_stems",
+                        functools.partial(render_stems, loader=loader()))
+    path, seen = tmp_path / "mix.wav", []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done / total, path.stat().st_size if path.exists() else 0))
+
+    immersive_adm.bounce_adm(mixed_session(), path, progress=progress)
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    first_whole = next(size for fraction, size in seen if fraction == 1.0)
+    assert first_whole == path.stat().st_size > 0  # 100 % only once the data is written
+    assert any(fraction <= immersive_adm.RENDER_SHARE for fraction in fractions[:-1])
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_in_the_write(done: int, total: int) -> None:
+        if done / total > immersive_adm.RENDER_SHARE:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        immersive_adm.bounce_adm(mixed_session(), tmp_path / "stopped.wav",
+                                 progress=cancel_in_the_write)
