@@ -22,6 +22,7 @@ SLIDER = """async () => {
     style: 'width:400px', ...hold.attrs })
   document.body.append(slider)
   window.state = () => ({ held: isHeld(slider), tracked: hold.held(), released: window.released })
+  window.removeSlider = () => slider.remove()
 }"""
 
 
@@ -67,3 +68,22 @@ def test_the_window_losing_focus_mid_press_lets_the_slider_go(page: Any) -> None
     assert len(state["released"]) == 1 and 45 <= state["released"][0] <= 55  # released once
     page.mouse.up()  # the up that comes later, if any, releases nothing more
     assert len(page.evaluate("window.state()")["released"]) == 1
+
+
+def test_a_slider_taken_out_of_the_page_mid_press_is_released_when_let_go(page: Any) -> None:
+    """A collaborator removing the effect rebuilds its card under the held slider: its
+    release (which ends an automation pass) still comes, once (Chromium ends the press
+    as the slider goes; the window's pointer up covers browsers that do not)."""
+    _press_and_move(page)
+    page.evaluate("window.removeSlider()")
+    page.mouse.up()
+    state = page.evaluate("window.state()")
+    assert state["tracked"] is False
+    assert len(state["released"]) == 1 and 45 <= state["released"][0] <= 55
+
+
+def test_the_browser_taking_the_pointer_away_releases_the_slider(page: Any) -> None:
+    _press_and_move(page)
+    page.evaluate("window.dispatchEvent(new PointerEvent('pointercancel'))")  # no up follows
+    state = page.evaluate("window.state()")
+    assert state["tracked"] is False and len(state["released"]) == 1

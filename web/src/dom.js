@@ -26,24 +26,30 @@ export function h (tag, attrs = {}, ...children) {
 
 /**
  * Whether a slider is held (pointer down to up), for controls whose moves the automation
- * writer records: spread `attrs` into the slider's attributes; `release(event)` runs once
- * when a press ends (pointer up, the change that follows it, or the window losing focus
- * mid-press, when `event.target` is the slider). A key press is never held: its move is
- * a touch and release at once.
+ * writer records: spread `attrs` into the slider's attributes; `release({target})` runs
+ * once, with the slider as `target`, when a press ends: the pointer let go anywhere (also
+ * off a slider taken out of the page mid-press), the browser taking the pointer away
+ * (pointercancel: a touch turned into a scroll), the change that follows, or the window
+ * losing focus mid-press. A key press is never held: its move is a touch and release at
+ * once.
  */
 export function holdTracker (release) {
   let held = null // the pressed slider
-  const up = (e) => {
+  const ends = ['pointerup', 'pointercancel']
+  const up = () => {
     if (held === null) return
     const slider = held
     held = null
     window.removeEventListener('blur', up)
-    release(e.target === window ? { target: slider } : e)
+    for (const end of ends) window.removeEventListener(end, up, true)
+    release({ target: slider })
   }
   const down = (e) => {
     held = e.currentTarget
-    // the window losing focus mid-press (another app took it) ends it: no pointer up comes
+    // the window losing focus mid-press (another app took it) ends it: no pointer up
+    // comes; neither does one to a slider no longer in the page, so the window hears it
     window.addEventListener('blur', up)
+    for (const end of ends) window.addEventListener(end, up, true)
   }
   return { attrs: { onpointerdown: down, onpointerup: up, onchange: up }, held: () => held !== null }
 }
