@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -360,3 +361,33 @@ def test_held_money_allocated_later_reconciles_exactly_like_an_import(db_url: st
 
     asyncio.run(prepare())
     check()
+
+
+def test_a_re_exported_statement_is_the_same_statement(db_url: str) -> None:
+    """A store's second export of one statement (CRLF line endings, another column order,
+    rows reordered, 7.0 for 7.00, a lower-case currency) is not imported again: its money
+    would be paid twice. A statement imported before fingerprints (its checksum the
+    CSV's bytes) is still found by its bytes."""
+    re_exported = ("currency,amount,units,isrc,territory,store\r\n"
+                   "eur,0.1,5,QZABC2600009,FR,Deezer\r\n"
+                   "EUR,7.0,10,QZABC2600001,de,Apple\r\n"
+                   "USD,3.33330,1000,QZABC2600001,US,Spotify\r\n")
+    earlier = HEADER + f"Tidal,US,{ISRC},3,1.25,USD\n"
+
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await migrate(db)
+            royalties = Royalties(db)
+            first = await royalties.import_statement("acc", STATEMENT, "nov.csv")
+            again = await royalties.import_statement("acc", re_exported, "nov-again.csv")
+            assert again["duplicate"] and again["statement_id"] == first["statement_id"]
+            other = await royalties.import_statement("acc", STATEMENT.replace("7.00", "7.01"))
+            assert not other["duplicate"]
+            await db.execute(
+                "INSERT INTO dist_statements (account_id, statement_id, checksum, source, "
+                "imported_at, line_count, totals) VALUES (?, ?, ?, ?, ?, ?, ?)", "acc",
+                "before", hashlib.sha256(earlier.encode()).hexdigest(), "", 0.0, 1, "{}")
+            old = await royalties.import_statement("acc", earlier)
+            assert old["duplicate"] and old["statement_id"] == "before"
+
+    asyncio.run(go())

@@ -32,6 +32,7 @@ from business.distribution.statements import (
     allocate_held,
     allocate_statement,
     parse_statement,
+    statement_fingerprint,
 )
 
 #: Ledger kinds of the money held for ``unallocated`` (and taken back from it).
@@ -274,15 +275,17 @@ class Royalties:
 
     async def import_statement(self, account_id: str, text: str, source: str = ""
                                ) -> dict[str, Any]:
-        """Import a statement CSV once (same bytes twice: the first import is returned)."""
+        """Import a statement CSV once: the same statement again (its rows, however the CSV
+        writes them: :func:`statement_fingerprint`) returns the first import."""
         lines = await asyncio.to_thread(parse_statement, text)
-        checksum = hashlib.sha256(text.encode()).hexdigest()
+        checksum = statement_fingerprint(lines)
+        as_written = hashlib.sha256(text.encode()).hexdigest()  # imports before fingerprints
         now = time.time()
         async with self.db.transaction() as tx:
             await self._lock(tx, account_id)
             existing = await tx.fetchrow(
                 "SELECT statement_id, totals FROM dist_statements WHERE account_id = ? AND "
-                "checksum = ?", account_id, checksum)
+                "checksum IN (?, ?)", account_id, checksum, as_written)
             if existing:
                 return {"statement_id": existing["statement_id"], "duplicate": True,
                         "totals": json.loads(existing["totals"])}

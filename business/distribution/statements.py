@@ -14,7 +14,9 @@ statement to the minor unit; when the track's split is set later,
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +117,16 @@ def _parse_row(row: Mapping[str, str | None]) -> StatementLine:
     exponent(values["currency"])  # a payable ISO 4217 code, or StatementError
     return StatementLine(values["store"], values["territory"].upper(), isrc, units, amount,
                          currency)
+
+
+def statement_fingerprint(lines: Sequence[StatementLine]) -> str:
+    """The SHA-256 of what a statement says, not how its CSV is written: its rows sorted,
+    each as parsed (so line endings, a BOM, column order, spaces, letter case of codes
+    and ``10.0`` against ``10.00`` leave it unchanged). A store's re-export of a statement
+    has the fingerprint of the first export."""
+    rows = sorted((line.store, line.territory, line.isrc, str(line.units),
+                   format(line.amount.normalize(), "f"), line.currency) for line in lines)
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 
 
 def allocate_statement(lines: list[StatementLine], splits: Mapping[str, Split]
