@@ -20,12 +20,17 @@ job under the person's pseudonym. :class:`EraseJob` then, reporting progress:
    (:meth:`collab.room.Room.compact`), so the store keeps no update or snapshot
    that holds the old text;
 4. deletes the person's export archives (and what an export stopped half-way left) and
-   sample library (rows and uploads);
+   sample library (rows and uploads), then the job rows under the person's account:
+   every export, and every finished job of any queue (:func:`forget_jobs`);
 5. erases the core's rows and pseudonymises the security log
-   (:meth:`accounts.erasure.AccountErasure.erase`), which records ``deletion``.
+   (:meth:`accounts.erasure.AccountErasure.erase`), which records ``deletion``;
+6. rewrites its own row, the person's receipt (``GET /privacy/erasures/{job}``, under
+   the pseudonym), so that its payload and idempotency key name the pseudonym only.
 
 The account row is deleted last, so a retried job still knows whom to forget;
-every step is idempotent.
+every step is idempotent. An export racing the erasure leaves nothing behind: the
+account is closed before this job starts, and an export re-checks it after publishing
+its archive and withdraws it (:class:`dawserver.privacy_export.ExportArchive`).
 """
 
 from __future__ import annotations
@@ -38,10 +43,10 @@ from typing import Any
 from aiohttp import web
 
 from accounts.erasure import AccountErasure
-from accounts.pseudonyms import Pseudonymiser
+from accounts.pseudonyms import Pseudonymiser, pseudonym_of
 from collab.errors import ProjectNotFound
 from collab.scrub import scrub
-from jobs import JobContext, QueueSettings
+from jobs import CANCELLED, DONE, JobContext, QueueSettings
 
 from .keys import ACCOUNTS, BACKGROUND, PLUGIN_CONTEXT_KEY, ROOMS
 from .privacy_export import QUEUE as EXPORT_QUEUE
@@ -121,6 +126,29 @@ async def delete_exports(app: web.Application, person_id: str) -> int:
     return removed
 
 
+#: The states of the person's jobs (of any queue) whose rows an erasure deletes: finished
+#: ones, which the queue would purge later anyway. Waiting and running jobs of other
+#: queues are their owners' (a plug-in cancels its own), and dead letters wait for an
+#: operator; they stay.
+FORGOTTEN_STATES = (DONE, CANCELLED)
+
+
+async def forget_jobs(app: web.Application, person_id: str) -> int:
+    """Delete the job rows under the person's account: every export (each cancelled by
+    :func:`delete_exports`; a running one still writing then stops as a lost job and
+    withdraws its archive) and every finished job; how many."""
+    queue = app[BACKGROUND].queue
+    deleted = await queue.delete_jobs(person_id, queue=EXPORT_QUEUE)
+    return deleted + await queue.delete_jobs(person_id, states=FORGOTTEN_STATES)
+
+
+async def forget_in_receipt(app: web.Application, ctx: JobContext, pseudonym: str) -> None:
+    """Make the erasure job's own row (the receipt, keyed by the pseudonym and the job
+    id) name the pseudonym instead of the person, in payload and idempotency key."""
+    await app[BACKGROUND].queue.rewrite(ctx.job.account_id, ctx.job.id,
+                                        {"pseudonym": pseudonym}, pseudonym)
+
+
 class EraseJob:
     """The ``privacy.erase`` queue's handler: plug-ins, documents, exports, then the core."""
 
@@ -128,10 +156,13 @@ class EraseJob:
         self.app = app
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any]:
-        person_id = ctx.payload["person_id"]
+        person_id = ctx.payload.get("person_id")
         service = self.app[ACCOUNTS]
         erasure = AccountErasure(service)
+        if person_id is None:  # a retry after the receipt was rewritten
+            return {"erased": True}
         if await service.store.account(person_id) is None:  # a retry after the last step
+            await forget_in_receipt(self.app, ctx, pseudonym_of(person_id))
             return {"erased": True}
         pz = await erasure.pseudonymiser(person_id)
         projects = sorted({*(await service.projects(person_id)),
@@ -154,16 +185,18 @@ class EraseJob:
         ctx.progress(0.85, "exports")
         exports = await delete_exports(self.app, person_id)
         samples = await self.app[SAMPLES].forget_account(person_id)
+        jobs = await forget_jobs(self.app, person_id)
         ctx.progress(0.9, "account")
         rows = await erasure.erase(pz, detail={"projects": len(projects),
                                                "projects_deleted": len(alone),
                                                "plugins": plugins})
+        await forget_in_receipt(self.app, ctx, pz.pseudonym)
         log.info("erased person %s as %s: %d projects (%d deleted), %d values scrubbed",
                  person_id, pz.pseudonym, len(projects), len(alone), scrubbed)
         return {"erased": True, "pseudonym": pz.pseudonym, "projects": len(projects),
                 "projects_deleted": len(alone), "values_scrubbed": scrubbed,
-                "exports_deleted": exports, "samples_deleted": samples, "plugins": plugins,
-                "rows": rows}
+                "exports_deleted": exports, "samples_deleted": samples, "jobs_deleted": jobs,
+                "plugins": plugins, "rows": rows}
 
 
 def setup_privacy_erase(app: web.Application, background: Any) -> None:

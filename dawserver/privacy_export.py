@@ -234,6 +234,63 @@ def _write_archive(path: Path, parts: dict[str, dict[str, Any]], manifest: dict[
     return path.stat().st_size
 
 
+async def active_person(app: web.Application, person_id: str | None) -> Any:
+    """``person_id``'s account while it is active; None once it is closed or erased."""
+    person = await app[ACCOUNTS].store.account(person_id) if person_id else None
+    return person if person is not None and person.active else None
+
+
+async def require_active(app: web.Application, person_id: str) -> None:
+    """:class:`Permanent` unless ``person_id`` is still an active person: an erasure
+    closes the account first, so an export that sees it active after publishing its
+    archive finished before the erasure started deleting the person's archives."""
+    if await active_person(app, person_id) is None:
+        raise Permanent(f"person {person_id!r} was erased (or closed) during the export; "
+                        "its archive is withdrawn")
+
+
+@dataclass(frozen=True)
+class ExportArchive:
+    """Where one export job's archive is written (``path``) and, with object storage,
+    published (``key`` in ``objects``), resolved once: an erased person's region is still
+    known by their id."""
+
+    path: Path
+    objects: ObjectStore
+    key: str
+
+    @classmethod
+    def of(cls, app: web.Application, person_id: str, job_id: str) -> ExportArchive:
+        """The places of ``person_id``'s export job ``job_id``."""
+        return cls(archive_path(app, person_id, job_id), account_objects(app, person_id),
+                   export_key(person_id, job_id))
+
+    async def publish(self) -> None:
+        """With object storage, put the archive there and remove the local copy (a
+        failure is retried); without, the local file is the archive."""
+        if not self.objects.redirects:
+            return
+        try:
+            await self.objects.put_file(self.key, self.path, content_type="application/zip")
+        finally:
+            self.path.unlink(missing_ok=True)
+
+    async def withdraw(self) -> None:
+        """Delete whatever of the archive was written, wherever (idempotent), and the
+        person's folder if nothing else is left in it (it names them)."""
+        await asyncio.to_thread(self._remove_local)
+        if self.objects.redirects:
+            await self.objects.delete(self.key)
+
+    def _remove_local(self) -> None:
+        """Remove the archive, its partial file and scratch files, then the empty folder."""
+        self.path.unlink(missing_ok=True)
+        self.path.with_suffix(".partial").unlink(missing_ok=True)
+        shutil.rmtree(self.path.with_suffix(".files"), ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: other archives of the person
+            self.path.parent.rmdir()
+
+
 class ExportJob:
     """The ``privacy.export`` queue's handler: gather every part, write the archive
     (holding at most ``files_limit`` bytes of files)."""
@@ -243,9 +300,10 @@ class ExportJob:
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any]:
         person_id = ctx.payload.get("person_id")
-        service = self.app[ACCOUNTS]
-        person = await service.store.account(person_id) if person_id else None
-        if person is None or not person.active:
+        person = await active_person(self.app, person_id)
+        if person is None:
+            if person_id:  # erased while an earlier attempt had written its archive
+                await ExportArchive.of(self.app, person_id, ctx.job.id).withdraw()
             raise Permanent(f"there is no active person {person_id!r} to export")
         scratch = scratch_directory(self.app, person_id, ctx.job.id)
         try:
@@ -285,15 +343,16 @@ class ExportJob:
         manifest = {"account": person_id, "job": ctx.job.id,
                     "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "parts": [], "files": files.manifest()}
-        path = archive_path(self.app, person_id, ctx.job.id)
-        size = await ctx.run_in_thread(_write_archive, path, parts, manifest)
-        objects = account_objects(self.app, person_id)
-        if objects.redirects:  # object storage keeps it; a failure is retried
-            try:
-                await objects.put_file(export_key(person_id, ctx.job.id), path,
-                                       content_type="application/zip")
-            finally:
-                path.unlink(missing_ok=True)
+        archive = ExportArchive.of(self.app, person_id, ctx.job.id)
+        await require_active(self.app, person_id)
+        try:
+            size = await ctx.run_in_thread(_write_archive, archive.path, parts, manifest)
+            await archive.publish()
+            # an erasure that ran since the check above missed this archive: withdraw it
+            await require_active(self.app, person_id)
+        except BaseException:  # erased, cancelled, or the object store failed
+            await archive.withdraw()
+            raise
         return {"bytes": size, "parts": [p["file"] for p in manifest["parts"]],
                 "files_left_out": len(manifest["files"]["left_out"])}
 

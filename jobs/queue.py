@@ -539,6 +539,26 @@ class JobQueue:
         self.wake(record.queue)
         return record
 
+    async def delete_jobs(self, account_id: str, *, queue: str | None = None,
+                          states: Iterable[str] | None = None) -> int:
+        """Delete ``account_id``'s jobs (only ``queue``'s and those in ``states``, when
+        given); how many. A running job deleted is lost to its worker, as when another
+        worker takes it over: its handler stops at the next heartbeat, nothing is recorded.
+        """
+        where, args = ["account_id = ?"], [account_id]
+        _filter_queue_and_states(where, args, queue, states)
+        return await self.db.execute(f"DELETE FROM jobs WHERE {' AND '.join(where)}", *args)
+
+    async def rewrite(self, account_id: str, job_id: str, payload: dict[str, Any],
+                      idempotency_key: str | None) -> bool:
+        """Replace a job's stored payload and idempotency key (e.g. to forget whom they
+        named once the job no longer needs it); whether the job exists."""
+        changed = await self.db.execute(
+            "UPDATE jobs SET payload = ?, idempotency_key = ?, updated_at = ? "
+            "WHERE account_id = ? AND id = ?", json.dumps(payload), idempotency_key,
+            self._clock(), account_id, job_id)
+        return bool(changed)
+
     async def purge(self, older_than_s: float) -> int:
         """Delete finished jobs (not dead letters) older than ``older_than_s``; how many."""
         return await self.db.execute(
