@@ -4,9 +4,15 @@ Clips on one track may not overlap (the engine refuses such a session), so a
 take recorded over existing material trims, splits or removes the clips under
 it, as a tape punch-in would.  Everything happens in one document transaction
 (one update on the wire).
+
+A take during which the playhead jumped (a seek) or the loop changed is placed in
+segments (:class:`TakeSegment`), each where its own audio was recorded.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from collab.schema import ProjectDocument
 from dsp_core.session import Clip
@@ -17,8 +23,23 @@ def _fit_fades(length: int, fade_in: int, fade_out: int) -> tuple[int, int]:
     return fade_in, min(fade_out, length - fade_in)
 
 
-def loop_passes(position: int, length: int, loop: tuple[int, int] | None
-                ) -> list[tuple[int, int, int]]:
+Loop = tuple[int, int]
+Pass = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class TakeSegment:
+    """A part of a take recorded while the playhead ran on without a jump: it begins at
+    frame ``offset`` of the take's audio, which belongs at ``position`` on the timeline,
+    and was recorded while the transport looped over ``loop`` (None: no loop)."""
+
+    offset: int
+    position: int
+    loop: Loop | None = None
+
+
+def loop_passes(position: int, length: int, loop: Loop | None, *, ended: bool = True
+                ) -> list[Pass]:
     """``(position, offset, length)`` of each pass of a take of ``length`` frames whose
     first frame played at ``position`` while the transport looped over ``loop`` (start,
     end; None: no loop).
@@ -28,7 +49,8 @@ def loop_passes(position: int, length: int, loop: tuple[int, int] | None
     later one from the loop's start for at most the loop's length. A take starting at or
     after the loop's end never loops, and is one pass. A last pass shorter than a tenth
     of the loop (recording stopped just after a jump) is left out rather than cutting
-    that much of the pass before it.
+    that much of the pass before it, unless ``ended`` is False (the take went on in
+    another segment: the pass was cut by a seek, not by stopping).
     """
     if loop is None or loop[1] <= loop[0] or position >= loop[1]:
         return [(position, 0, length)]
@@ -38,14 +60,49 @@ def loop_passes(position: int, length: int, loop: tuple[int, int] | None
         count = min(length - offset, loop[1] - at)
         passes.append((at, offset, count))
         offset, at = offset + count, loop[0]
-    if len(passes) > 1 and passes[-1][2] * 10 < loop[1] - loop[0]:
+    if ended and len(passes) > 1 and passes[-1][2] * 10 < loop[1] - loop[0]:
         passes.pop()
     return passes
 
 
+def segment_passes(segments: Sequence[TakeSegment], length: int) -> list[Pass]:
+    """:func:`loop_passes` of each of ``segments`` (by ``offset``, the first at 0) of a
+    take of ``length`` frames, in recording order, with offsets into the whole take.
+
+    A segment runs to the next one's offset (or the take's end); an empty one is left
+    out. Passes that follow on from each other on the timeline and in the audio (a loop
+    change that moved no audio) are joined into one.
+    """
+    passes: list[Pass] = []
+    ends = [segment.offset for segment in segments[1:]] + [length]
+    for index, (segment, end) in enumerate(zip(segments, ends, strict=True)):
+        end = min(end, length)
+        if end <= segment.offset:
+            continue
+        ended = index == len(segments) - 1
+        for at, offset, count in loop_passes(segment.position, end - segment.offset,
+                                             segment.loop, ended=ended):
+            passes.append((at, segment.offset + offset, count))
+    return _joined(passes)
+
+
+def _joined(passes: list[Pass]) -> list[Pass]:
+    """``passes`` with each one that continues the one before it merged into it."""
+    joined: list[Pass] = []
+    for at, offset, count in passes:
+        if joined:
+            last_at, last_offset, last_count = joined[-1]
+            if last_at + last_count == at and last_offset + last_count == offset:
+                joined[-1] = (last_at, last_offset, last_count + count)
+                continue
+        joined.append((at, offset, count))
+    return joined
+
+
 def place_passes(document: ProjectDocument, track_id: str, source: str,
-                 passes: list[tuple[int, int, int]]) -> list[str]:
-    """:func:`place_take` for each of ``passes`` (:func:`loop_passes`) in order, the
+                 passes: list[Pass]) -> list[str]:
+    """:func:`place_take` for each of ``passes`` (:func:`loop_passes`,
+    :func:`segment_passes`) in order, the
     later winning where they overlap; the new clips' ids."""
     with document.transaction():
         return [place_take(document, track_id, source, at, count, offset=offset)

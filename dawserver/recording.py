@@ -11,6 +11,12 @@ edit.  The take starts on the timeline where the live playhead was when its
 first frame arrived, minus the latency the client declared last before the take
 ended (a client may measure its round trip over the take and declare it then).
 
+The recorder follows the live playhead through the take: when it jumps (a seek) or the
+loop changes, the take is split there (:class:`collab.takes.TakeSegment`), and the audio
+recorded after the jump is placed where the playhead was when it arrived, not where
+the playhead would have got to had it played on. A segment after a jump begins the
+declared latency later in the take (the musician heard the jump that much later).
+
 With an object store, the take is placed first (its local file plays on this node) and
 then published in the background; while the object store fails it stays in this node's
 cache, never evicted, and is retried (:func:`dawserver.asset_objects.keep_take`), so an
@@ -35,11 +41,11 @@ import soundfile as sf
 
 from collab.errors import CollabError
 from collab.schema import ProjectDocument
-from collab.takes import loop_passes, place_passes
+from collab.takes import Loop, TakeSegment, place_passes, segment_passes
 
 from . import asset_cache, asset_objects
 from .asset_store import AssetError, AssetStore
-from .live_mix import LiveMix
+from .live_mix import LiveMix, MixFrame
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,14 @@ class Take:
     resampler: Any = None  # an av.AudioResampler, once a frame came at another rate
     loop: tuple[int, int] | None = None  # the transport's loop as it began (session frames)
     next_tick: int | None = None  # the RTP timestamp the next frame should carry
+    jumps: list[TakeSegment] = field(default_factory=list)  # where the playhead jumped
+    seen: MixFrame | None = None  # the live mix's last frame the take saw
+    seen_loop: Loop | None = None  # the live playhead's loop then (render frames)
+
+    def segments(self) -> list[TakeSegment]:
+        """The take's segments as heard: offsets in the take's frames, positions in
+        session frames (no latency applied)."""
+        return [TakeSegment(0, self.heard_at, self.loop), *self.jumps]
 
 
 def _always() -> bool:
@@ -100,6 +114,43 @@ def _always() -> bool:
 RTP_WRAP = 1 << 32
 #: A longer jump of the timestamps is a sender starting over, not lost packets.
 MAX_LOSS_S = 5.0
+
+
+#: A playhead this far (seconds) from where playing on would have put it jumped.
+SEEK_TOLERANCE_S = 0.005
+
+
+def continued(position: int, frames: int, loop: Loop | None) -> int:
+    """Where a playhead at ``position`` is after playing ``frames`` frames on over
+    ``loop`` (start, end), as :meth:`dsp_core.playhead.Playhead.advance` moves it."""
+    ahead = position + frames
+    if loop is None or loop[1] <= loop[0] or position >= loop[1] or ahead < loop[1]:
+        return ahead
+    return loop[0] + (ahead - loop[1]) % (loop[1] - loop[0])
+
+
+def jumped(seen: MixFrame, now: MixFrame, frame: int, loop: Loop | None,
+           tolerance: int) -> bool:
+    """Whether the live mix's frame ``now`` is not where its frame ``seen`` played on
+    (``frame`` frames a frame, over ``loop``) would have put it: a seek came between."""
+    if seen.timeline is None or now.timeline is None:
+        return False
+    expected = continued(seen.timeline, (now.index - seen.index) * frame, loop)
+    return abs(now.timeline - expected) > tolerance
+
+
+def placed_segments(heard: list[TakeSegment], latency: int) -> list[TakeSegment]:
+    """Where the parts of a take go given the client's round trip ``latency`` (frames).
+
+    The first part starts ``latency`` earlier than heard (not before 0). A later part was
+    heard from the frame that arrived as the playhead jumped, but the musician heard the
+    jump ``latency`` later: it begins that much later in the take, at the position the
+    playhead jumped to.
+    """
+    first, *later = heard
+    return [TakeSegment(0, max(0, first.position - latency), first.loop),
+            *(TakeSegment(part.offset + latency, part.position, part.loop)
+              for part in later)]
 
 
 def _lost_seconds(take: Take, frame: Any) -> float:
@@ -179,6 +230,7 @@ class TakeRecorder:
         lost = _lost_seconds(self._take, frame)
         if lost:  # packets lost on the way: silence where they were, the rest in place
             self._write(self._take, np.zeros(round(lost * self.mix.sample_rate), np.float32))
+        self._follow(self._take)
         if frame.sample_rate != self.mix.sample_rate:  # not Opus: PCMU is 8 kHz, G.722 16
             self._write(self._take, self._resampled(self._take, frame))
             return
@@ -207,6 +259,27 @@ class TakeRecorder:
         take.writer.write(mono)
         take.frames += len(mono)
 
+    def _follow(self, take: Take) -> None:
+        """Start a new segment of ``take`` here if the live playhead jumped or its loop
+        changed since the take last looked."""
+        head, now = self.mix.playhead, self.mix.last_frame
+        if now is None or now.timeline is None:
+            return
+        seen, loop = take.seen, take.seen_loop
+        take.seen, take.seen_loop = now, head.loop
+        tolerance = round(SEEK_TOLERANCE_S * self.mix.sample_rate)
+        moved = (seen is not None and now.index != seen.index
+                 and jumped(seen, now, self.mix.frame, loop, tolerance))
+        if not moved and head.loop == loop:
+            return
+        position = self.mix.timeline_now()
+        if position is None:
+            return
+        take.jumps.append(TakeSegment(take.frames, position, _session_loop(head)))
+        log.info("project %s: the playhead %s during the take of %s; from frame %d of "
+                 "the take it goes at %d", self.room.project_id,
+                 "jumped" if moved else "changed its loop", self.user, take.frames, position)
+
     def _armed(self) -> list[str]:
         document: ProjectDocument = self.room.document
         armed = [t for t in document.track_ids() if document.track(t).get("arm")]
@@ -228,11 +301,14 @@ class TakeRecorder:
         writer = sf.SoundFile(name, "w", samplerate=self.mix.sample_rate, channels=1,
                               subtype="FLOAT", format="WAV")
         head = self.mix.playhead
-        loop = None if head.loop is None else (head.to_session(head.loop[0]),
-                                               head.to_session(head.loop[1]))
-        self._take = Take(Path(name), writer, position, tracks, loop=loop)
+        self._take = Take(Path(name), writer, position, tracks, loop=_session_loop(head),
+                          seen=self.mix.last_frame, seen_loop=head.loop)
         log.info("project %s: recording %s into %s, heard from frame %d", self.room.project_id,
                  self.user, tracks, position)
+
+    def _session_frames(self, frames: int) -> int:
+        """Frames of the take's audio (the mix's rate) in session frames."""
+        return int(round(frames * self.mix.playhead.session_rate / self.mix.sample_rate))
 
     async def _finish(self) -> None:
         take, self._take = self._take, None
@@ -247,10 +323,11 @@ class TakeRecorder:
                 None, lambda: self.assets.ingest_file(
                     take.path, project_id=self.room.project_id,
                     name=f"take-{self.user or 'guest'}.wav"))
-            rate = self.mix.playhead.session_rate
-            length = max(1, int(round(take.frames * rate / self.mix.sample_rate)))
-            position = max(0, take.heard_at - self.latency_frames)
-            passes = loop_passes(position, length, take.loop)  # one clip per loop pass
+            length = max(1, self._session_frames(take.frames))
+            heard = [TakeSegment(self._session_frames(part.offset), part.position, part.loop)
+                     for part in take.segments()]
+            segments = placed_segments(heard, self.latency_frames)
+            passes = segment_passes(segments, length)  # one clip per loop pass and segment
             added: list[str] = []
 
             def place(document: ProjectDocument) -> None:
@@ -274,3 +351,9 @@ class TakeRecorder:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 take.path.unlink()
+
+
+def _session_loop(head: Any) -> Loop | None:
+    """The loop of ``head`` (a :class:`dsp_core.playhead.Playhead`) in session frames."""
+    return None if head.loop is None else (head.to_session(head.loop[0]),
+                                           head.to_session(head.loop[1]))
