@@ -244,40 +244,57 @@ async def is_member(store: AssetStore, project_id: str, asset_id: str) -> bool:
     return False
 
 
-def _remember(store: AssetStore, project_id: str, asset_id: str,
-              name: str | None = None) -> None:
+def _remember(store: AssetStore, project_id: str, asset_id: str) -> None:
     with store._indexes:
-        store._remember(project_id, asset_id, name)
+        store._remember(project_id, asset_id)
 
 
-async def project_name(store: AssetStore, project_id: str, asset_id: str) -> str | None:
-    """The name ``project_id`` uploaded ``asset_id`` under (this node's index, else its
-    membership in the object store); None when none was kept (an upload from before
-    names were kept per project)."""
-    name = store.project_name(project_id, asset_id)
-    if name is not None or store.objects is None or not _ASSET_ID.match(asset_id):
-        return name
+def _note_name(store: AssetStore, project_id: str, asset_id: str, name: str | None) -> None:
+    with store._indexes:
+        store._note_name(project_id, asset_id, name)
+
+
+async def project_name(store: AssetStore, project_id: str, asset_id: str,
+                       names: dict[str, str | None] | None = None) -> str | None:
+    """The name ``project_id`` uploaded ``asset_id`` under: this node's (``names``, when
+    the caller read them: :meth:`AssetStore.project_names`), else its membership in the
+    object store, kept here once read. None when none was kept (an upload from before
+    names were kept per project), or while the object store cannot say."""
+    names = store.project_names(project_id) if names is None else names
+    if asset_id in names or store.objects is None or not _ASSET_ID.match(asset_id):
+        return names.get(asset_id)
     try:
         body = await store.objects.get(member_key(project_id, asset_id))
     except ObjectNotFound:
         return None
+    except StorageError as exc:  # the description's name this time; asked again later
+        log.warning("cannot read the name of asset %s in project %s: %s", asset_id,
+                    project_id, exc)
+        return None
+    name = _member_name(body, project_id, asset_id)
+    await asyncio.to_thread(_note_name, store, project_id, asset_id, name)
+    names[asset_id] = name
+    return name
+
+
+def _member_name(body: bytes, project_id: str, asset_id: str) -> str | None:
+    """The name a membership object's body holds (None: empty, from before names)."""
     try:
         name = json.loads(body)["name"] if body else None
     except (ValueError, KeyError, TypeError):
         log.warning("membership of asset %s in project %s is not JSON; its name is "
                     "not shown", asset_id, project_id)
         return None
-    if isinstance(name, str):
-        await asyncio.to_thread(_remember, store, project_id, asset_id, name)
-        return name
-    return None
+    return name if isinstance(name, str) else None
 
 
-async def pull_for(store: AssetStore, project_id: str, asset_id: str) -> Asset:
+async def pull_for(store: AssetStore, project_id: str, asset_id: str,
+                   names: dict[str, str | None] | None = None) -> Asset:
     """:func:`pull`, named as ``project_id`` named it: identical bytes are stored once,
-    under the first upload's name, and another project never sees that name."""
+    under the first upload's name, and another project never sees that name
+    (``names``: the project's, read once for a list)."""
     asset = await pull(store, asset_id)
-    return named(asset, await project_name(store, project_id, asset_id))
+    return named(asset, await project_name(store, project_id, asset_id, names))
 
 
 async def project_assets(store: AssetStore, project_id: str) -> list[str]:
@@ -288,6 +305,15 @@ async def project_assets(store: AssetStore, project_id: str) -> list[str]:
     prefix = _project_prefix(project_id)
     remote = [key[len(prefix):] for key in await store.objects.keys(prefix)]
     return local + [asset_id for asset_id in remote if asset_id not in set(local)]
+
+
+async def has_audio(store: AssetStore, asset: Asset) -> bool:
+    """Whether ``asset``'s audio is there to read: in this node's cache, else in the
+    object store (asked, nothing downloaded)."""
+    if Path(asset.path).is_file():
+        return True
+    return store.objects is not None and await store.objects.exists(
+        object_key(asset.id, asset.format))
 
 
 async def local_file(store: AssetStore, asset_id: str) -> Path:

@@ -265,7 +265,16 @@ class AssetStore:
         """The name ``asset_id`` was uploaded to ``project_id`` under (its latest upload
         there); None when this node recorded none (an upload from before names were kept
         per project, or one another node took)."""
-        return self._project_names(project_id).get(asset_id)
+        return self.project_names(project_id).get(asset_id)
+
+    def project_names(self, project_id: str) -> dict[str, str | None]:
+        """The names this node knows of ``project_id``'s assets, by id, read once (a list
+        reads them for all its assets). None: the object store was asked and kept no name
+        (an upload from before names were kept per project)."""
+        try:
+            return json.loads(self._names(project_id).read_text())
+        except FileNotFoundError:
+            return {}
 
     def belongs(self, project_id: str, asset_id: str) -> bool:
         """Whether ``asset_id`` was uploaded to (or recorded in) ``project_id``."""
@@ -348,29 +357,30 @@ class AssetStore:
     def _names(self, project_id: str) -> Path:
         return self._index(project_id).with_suffix(".names.json")
 
-    def _project_names(self, project_id: str) -> dict[str, str]:
-        try:
-            return json.loads(self._names(project_id).read_text())
-        except FileNotFoundError:
-            return {}
-
     def _remember(self, project_id: str, asset_id: str, name: str | None = None) -> None:
         """List ``asset_id`` in the project's index, under ``name`` when given (the
         caller holds ``_indexes``)."""
         if asset_id not in self.project_assets(project_id):
             with open(self._index(project_id), "a") as index:
                 index.write(asset_id + "\n")
-        names = self._project_names(project_id)
-        if name is not None and names.get(asset_id) != name:
+        if name is not None:
+            self._note_name(project_id, asset_id, name)
+
+    def _note_name(self, project_id: str, asset_id: str, name: str | None) -> None:
+        """Keep ``name`` as ``asset_id``'s in the project (None: none was kept; the
+        caller holds ``_indexes``)."""
+        names = self.project_names(project_id)
+        if asset_id not in names or names[asset_id] != name:
             self._write_atomic(self._names(project_id),
                                json.dumps({**names, asset_id: name}).encode())
 
     def _forget_name(self, project_id: str, asset_id: str) -> None:
         """Take ``asset_id``'s name out of the project's names (the caller holds
         ``_indexes``)."""
-        names = self._project_names(project_id)
-        if names.pop(asset_id, None) is None:
+        names = self.project_names(project_id)
+        if asset_id not in names:
             return
+        del names[asset_id]
         if names:
             self._write_atomic(self._names(project_id), json.dumps(names).encode())
         else:

@@ -376,11 +376,12 @@ async def list_assets(request: Request) -> list[AssetInfo]:
     project_id = request.params["project_id"]
     store = await assets_of(request.app, project_id)
     rows = []
+    names = await asyncio.to_thread(store.project_names, project_id)  # once for the list
     async with _storage_errors():
         for asset_id in await asset_objects.project_assets(store, project_id):
             try:
                 rows.append(_asset_json(project_id, await asset_objects.pull_for(
-                    store, project_id, asset_id)))
+                    store, project_id, asset_id, names)))
             except AssetNotFound:
                 continue
     return rows

@@ -25,6 +25,7 @@ size and SHA-256 and stays downloadable from the project or library.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
@@ -128,9 +129,10 @@ async def _assets(app: web.Application, project_id: str, files: ExportFiles
     store = await assets_of(app, project_id)
     listed: list[dict[str, Any]] = []
     held: dict[str, str] = {}
+    names = await asyncio.to_thread(store.project_names, project_id)
     for asset_id in await asset_objects.project_assets(store, project_id):
         try:
-            asset = await asset_objects.pull_for(store, project_id, asset_id)
+            asset = await asset_objects.pull_for(store, project_id, asset_id, names)
         except AssetNotFound:
             continue
         relative = f"audio/{asset.id}.{asset.format}"

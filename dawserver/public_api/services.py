@@ -19,7 +19,7 @@ from collab.store import ProjectInfo
 
 from .. import asset_objects
 from .. import bounces as core_bounces
-from ..asset_store import AssetNotFound
+from ..asset_store import AssetNotFound, named
 from ..assets import assets_of
 from ..declarations import Principal
 from ..errors import NotFound
@@ -125,22 +125,30 @@ def asset_view(project_id: str, asset: Any) -> Asset:
 async def assets(app: web.Application, project_ids: list[str]) -> dict[str, list[Asset]]:
     """The assets of each project, oldest first (read from the asset stores' indexes)."""
     def read(store: Any, project_id: str) -> list[Asset]:
-        found = []
+        found, names = [], store.project_names(project_id)
         for asset_id in store.project_assets(project_id):
             try:
-                found.append(asset_view(project_id, store.asset_of(project_id, asset_id)))
+                found.append(asset_view(project_id, named(store.asset(asset_id),
+                                                          names.get(asset_id))))
             except AssetNotFound:  # deleted meanwhile
                 continue
         return found
 
     stores = [await assets_of(app, pid) for pid in project_ids]
     if any(store.objects is not None for store in stores):  # object storage holds them
-        return {pid: [asset_view(pid, await asset_objects.pull_for(store, pid, asset_id))
-                      for asset_id in await asset_objects.project_assets(store, pid)]
-                for store, pid in zip(stores, project_ids, strict=True)}
+        return {pid: await _listed(store, pid) for store, pid in zip(stores, project_ids,
+                                                                    strict=True)}
     lists = await asyncio.to_thread(
         lambda: [read(store, pid) for store, pid in zip(stores, project_ids, strict=True)])
     return dict(zip(project_ids, lists, strict=True))
+
+
+async def _listed(store: Any, project_id: str) -> list[Asset]:
+    """A project's assets on object storage, its names read once."""
+    names = await asyncio.to_thread(store.project_names, project_id)
+    return [asset_view(project_id, await asset_objects.pull_for(store, project_id, asset_id,
+                                                                names))
+            for asset_id in await asset_objects.project_assets(store, project_id)]
 
 
 def bounce_view(core: core_bounces.Bounce) -> Bounce:
