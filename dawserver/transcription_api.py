@@ -214,10 +214,12 @@ async def _clip_asset(request: Request, project_id: str, clip_id: str, source: s
     with _refused_as_conflict(clip_id):
         asset_id = await project_asset_id(store, project_id, source)
         try:
-            return await asset_objects.pull(store, asset_id)
+            asset = await asset_objects.pull(store, asset_id)
         except AssetNotFound:
-            raise SourceRefused(f"asset {asset_id} of this project is gone; upload it "
-                                "again") from None
+            asset = None
+        if asset is None or not await asset_objects.has_audio(store, asset):
+            raise SourceRefused(f"asset {asset_id} of this project is gone; upload it again")
+        return asset
 
 
 async def _clip_file(request: Request, project_id: str, clip_id: str, source: str) -> str:
