@@ -7,7 +7,10 @@ table (:mod:`jobs.queue`), run by the process's :class:`JobWorker`
 dead letters, cancellation, idempotency keys and per-queue concurrency.  On
 PostgreSQL many nodes claim jobs side by side (``FOR UPDATE SKIP LOCKED``).
 Each heartbeat is bounded: a worker whose heartbeats fail or hang stops its
-handler before the lease can run out, so two workers never run one job at once.
+handler before the lease can run out, so a database that fails or hangs never
+lets another worker take over a job still running here (an event loop that stalls
+past the lease is the exception: it then asks the database whether the job is
+still its own).
 
 This package imports only :mod:`database`; ``collab``, ``transcription``,
 ``dawserver`` and the plug-ins (through ``dawserver.plugin_api``) use it.
