@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -314,7 +315,8 @@ class AssetStore:
         with self._indexes:
             own = self._index(project_id)
             mine = self.project_assets(project_id)
-            for listing in (own, self._names(project_id)):
+            names = self._names(project_id)
+            for listing in (own, names, names.with_suffix(".lock")):
                 if listing.exists():
                     listing.unlink()
                     removed.append(listing)
@@ -369,22 +371,36 @@ class AssetStore:
     def _note_name(self, project_id: str, asset_id: str, name: str | None) -> None:
         """Keep ``name`` as ``asset_id``'s in the project (None: none was kept; the
         caller holds ``_indexes``)."""
-        names = self.project_names(project_id)
-        if asset_id not in names or names[asset_id] != name:
-            self._write_atomic(self._names(project_id),
-                               json.dumps({**names, asset_id: name}).encode())
+        with self._names_locked(project_id):
+            names = self.project_names(project_id)
+            if asset_id not in names or names[asset_id] != name:
+                self._write_atomic(self._names(project_id),
+                                   json.dumps({**names, asset_id: name}).encode())
 
     def _forget_name(self, project_id: str, asset_id: str) -> None:
         """Take ``asset_id``'s name out of the project's names (the caller holds
         ``_indexes``)."""
-        names = self.project_names(project_id)
-        if asset_id not in names:
-            return
-        del names[asset_id]
-        if names:
-            self._write_atomic(self._names(project_id), json.dumps(names).encode())
-        else:
-            self._names(project_id).unlink(missing_ok=True)
+        with self._names_locked(project_id):
+            names = self.project_names(project_id)
+            if asset_id not in names:
+                return
+            del names[asset_id]
+            if names:
+                self._write_atomic(self._names(project_id), json.dumps(names).encode())
+            else:
+                self._names(project_id).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _names_locked(self, project_id: str) -> Iterator[None]:
+        """Hold the project's names file against other processes sharing this directory
+        (a read, change and rewrite; ``_indexes`` orders this process's threads only)."""
+        lock = self._names(project_id).with_suffix(".lock")
+        with open(lock, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(held, fcntl.LOCK_UN)
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         handle, tmp = tempfile.mkstemp(dir=self.root / "tmp")

@@ -5,6 +5,7 @@ cannot answer leaves the description's name instead of failing the request."""
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,6 @@ from dawserver import asset_objects
 from dawserver.asset_store import AssetStore
 from dawserver.storage import StorageUnavailable
 from dawserver.storage.local import LocalObjectStore
-
-pytestmark = pytest.mark.asyncio
 
 
 class CountedGets(LocalObjectStore):
@@ -46,6 +45,7 @@ async def shared_asset(tmp_path: Path) -> tuple[CountedGets, str]:
     return objects, asset.id
 
 
+@pytest.mark.asyncio
 async def test_another_node_reads_a_projects_name_once_from_its_membership(
         tmp_path: Path) -> None:
     objects, asset_id = await shared_asset(tmp_path)
@@ -58,6 +58,7 @@ async def test_another_node_reads_a_projects_name_once_from_its_membership(
     assert objects.gets[member] == 1  # kept on this node once read
 
 
+@pytest.mark.asyncio
 async def test_an_older_membership_is_asked_once_and_a_store_outage_fails_nothing(
         tmp_path: Path) -> None:
     objects, asset_id = await shared_asset(tmp_path)
@@ -75,3 +76,31 @@ async def test_an_older_membership_is_asked_once_and_a_store_outage_fails_nothin
     assert (await asset_objects.pull_for(third, "c", asset_id)).name == "unreleased.wav"
     objects.down = False  # not kept while the store could not say: asked again
     assert (await asset_objects.pull_for(third, "c", asset_id)).name == "c-take.wav"
+
+
+def _note_names(root: str, first: int, count: int, start: object) -> None:
+    """In another process: note ``count`` names in project p of the store at ``root``."""
+    store = AssetStore(Path(root))
+    start.wait()  # type: ignore[attr-defined] - a multiprocessing Event
+    for n in range(first, first + count):
+        with store._indexes:
+            store._note_name("p", f"{n:064x}", f"take-{n}.wav")
+
+
+def test_processes_sharing_a_data_directory_keep_every_name(tmp_path: Path) -> None:
+    """Several server processes may share one data directory (docs/scale-out.md): each
+    rewrites a project's names file, and none may lose another's name (the asset would
+    then show its first upload's name, maybe another project's)."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    AssetStore(tmp_path)
+    workers = [context.Process(target=_note_names, args=(str(tmp_path), first, 600, start))
+               for first in (0, 100_000)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    names = AssetStore(tmp_path).project_names("p")
+    assert len(names) == 1200 and names[f"{100_599:064x}"] == "take-100599.wav"
