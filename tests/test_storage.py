@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -194,3 +195,21 @@ async def test_a_local_link_signs_the_name_to_save_as(tmp_path: Path) -> None:
     assert store.check_link(key, expires, signature, "take.wav") == store.path(key)
     with pytest.raises(LinkRefused, match="not one we signed"):
         store.check_link(key, expires, signature, "invoice.exe")
+
+
+async def test_a_local_listing_walks_its_folders_off_the_event_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing a local store walks a folder tree (the hourly export sweep lists every
+    export's scratch files): in a thread, so the rooms and live mixes on the event loop
+    never wait for the disk."""
+    store = LocalObjectStore(tmp_path)
+    await store.put("exports/p/j.zip", b"zip")
+    walked_on_loop, rglob = [], Path.rglob
+
+    def spy(self: Path, pattern: str):  # noqa: ANN202 - Path.rglob's generator
+        walked_on_loop.append(threading.current_thread() is threading.main_thread())
+        return rglob(self, pattern)
+
+    monkeypatch.setattr(Path, "rglob", spy)
+    assert await store.keys("exports/") == ["exports/p/j.zip"]
+    assert walked_on_loop == [False]

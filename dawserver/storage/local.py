@@ -120,8 +120,12 @@ class LocalObjectStore(ObjectStore):
         self.path(key).unlink(missing_ok=True)
 
     async def keys(self, prefix: str) -> list[str]:
-        """Keys under ``prefix`` (a folder prefix or the start of a name)."""
+        """Keys under ``prefix`` (a folder prefix or the start of a name); the folders
+        are walked in a thread (a big tree would hold the event loop)."""
         folder = check_prefix(prefix).rpartition("/")[0]
+        return await asyncio.to_thread(self._keys, prefix, folder)
+
+    def _keys(self, prefix: str, folder: str) -> list[str]:
         base = self.root / folder if folder else self.root
         if not base.is_dir():
             return []
