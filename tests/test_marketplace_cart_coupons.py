@@ -134,3 +134,31 @@ async def test_one_use_per_cart_held_under_concurrency_and_given_back_on_expiry(
         status, body = await m.call("POST", f"{M}/carts/seller/checkout", who(loser),
                                     {"coupon": "ONCE"})
         assert status == 201 and (await uses(m))["ONCE"] == 1, body
+
+
+async def test_a_cart_paid_after_its_checkout_expired_counts_its_coupon_again(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """The sweep closed the cart's checkout and gave its coupon's use back, then the buyer
+    paid on Stripe's page after all: the discounted cart is sold, so the use counts
+    again, and a one-use coupon is used up (as for a single checkout)."""
+    async with market(tmp_path, db_url) as m:
+        await m.seller("seller")
+        beats = [await m.beat("seller", title=f"Beat {n}") for n in range(2)]
+        status, _ = await m.call("PUT", f"{M}/coupons/ONCE", who("seller"),
+                                 {"kind": "percent", "value": 20, "max_uses": 1})
+        assert status == 200
+        await fill(m, "buyer", beats)
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"),
+                                       {"coupon": "ONCE"})
+        assert status == 201, started
+        await market_services(m).checkout.sweep(time.time() + 10 ** 5)
+        assert (await uses(m))["ONCE"] == 0
+        m.pay(started)
+        for o in started["orders"]:
+            await m.order("buyer", o["order_id"], "paid")
+        await m.fake.webhooks.settled()
+        assert (await uses(m))["ONCE"] == 1
+        await fill(m, "other", beats)
+        status, body = await m.call("POST", f"{M}/carts/seller/checkout", who("other"),
+                                    {"coupon": "ONCE"})
+        assert status == 409 and "used up" in body["error"], body

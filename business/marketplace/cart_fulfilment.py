@@ -162,6 +162,8 @@ class CartEvents:
                         account_id=seller, order_id=order.order_id, beat_id=order.beat_id,
                         tier=order.tier, amount_cents=order.amount, currency=currency,
                         at=now).model_dump(), seller)
+            if paid:  # paid after the sweep or the expired event gave its coupon's use
+                await _recount_closed(tx, waiting)  # back: it counts again
             await self.f.carts_take(tx, order.buyer_account, seller, paid)
             await customers.record(tx, seller, [o.order_id for o in waiting
                                                 if o.beat_id in paid],
@@ -248,3 +250,13 @@ def refunds_by_line(refunds: list[dict[str, Any]],
         named = str((refund.get("metadata") or {}).get("order_id", ""))
         found.setdefault(named if named in lines else None, []).append(refund)
     return found
+
+
+async def _recount_closed(tx: Any, lines: list[Order]) -> None:
+    """Count again the coupon use a cart's closed lines gave back (only the line that
+    carries the coupon has one), as a single checkout paid late does."""
+    from business.marketplace.checkout import recount_coupon
+
+    for line in lines:
+        if line.status != OPEN:
+            await recount_coupon(tx, line)
