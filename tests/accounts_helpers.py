@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from loopback import free_port
 from nodepeer import running_server
 from smtp_server import SmtpServer, links_in
@@ -102,3 +103,15 @@ async def accounts_server(tmp_path: Path, smtp: SmtpServer, **overrides: Any
     config = server_config(tmp_path, smtp, **overrides)
     async with running_server(config) as app:
         yield app, config
+
+
+async def storage_overrides(storage: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """:func:`server_config` overrides that keep data on ``storage``: ``"local"`` disk,
+    or ``"s3"``, a new bucket of the test session's S3 server."""
+    if storage == "local":
+        return {}
+    from test_storage_http import make_bucket
+
+    s3_server = request.getfixturevalue("s3_server")
+    return {"storage_url": f"s3://{await make_bucket(s3_server)}/main",
+            "storage_options": s3_server.settings()}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from accounts_helpers import Person, accounts_server
+from accounts_helpers import Person, accounts_server, storage_overrides
 from smtp_server import SmtpServer
 
 from dawserver.config import EXPORT_KEEP_S, ServerConfig
@@ -56,16 +56,6 @@ def _later(app: Any, at: float) -> None:
     app[EXPORT_EXPIRY].clock = lambda: at
 
 
-async def _storage(storage: str, request: pytest.FixtureRequest) -> dict[str, Any]:
-    if storage == "local":
-        return {}
-    from test_storage_http import make_bucket
-
-    s3_server = request.getfixturevalue("s3_server")
-    return {"storage_url": f"s3://{await make_bucket(s3_server)}/main",
-            "storage_options": s3_server.settings()}
-
-
 def test_the_keeping_period_is_a_setting_of_at_most_30_days(tmp_path: Path) -> None:
     assert ServerConfig(data_dir=tmp_path).export_keep_seconds == EXPORT_KEEP_S == 7 * 86_400
     assert ServerConfig(data_dir=tmp_path, export_keep_seconds=3600).export_keep_seconds == 3600
@@ -80,7 +70,7 @@ async def test_an_export_expires_answers_410_and_its_archive_is_swept_everywhere
         storage: str, request: pytest.FixtureRequest, tmp_path: Path,
         smtp_server: SmtpServer) -> None:
     keep_s = 2 * 86_400
-    options = await _storage(storage, request)
+    options = await storage_overrides(storage, request)
     async with accounts_server(tmp_path, smtp_server, export_keep_seconds=keep_s,
                                **options) as (app, config):
         ada = Person(config.base_url, smtp_server, "ada@example.org")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from accounts_helpers import PASSWORD, Person, accounts_server
+from accounts_helpers import PASSWORD, Person, accounts_server, storage_overrides
 from smtp_server import SmtpServer
 
 from accounts.pseudonyms import pseudonym_of
@@ -63,16 +63,6 @@ class HeldExport:
         self.go.set()
 
 
-async def _storage(storage: str, request: pytest.FixtureRequest) -> dict[str, Any]:
-    if storage == "local":
-        return {}
-    from test_storage_http import make_bucket
-
-    s3_server = request.getfixturevalue("s3_server")
-    return {"storage_url": f"s3://{await make_bucket(s3_server)}/main",
-            "storage_options": s3_server.settings()}
-
-
 async def _finished(person: Person, url: str) -> dict[str, Any]:
     """Poll a privacy job until it is finished; its last answer."""
     async with asyncio.timeout(WAIT_S):
@@ -117,7 +107,7 @@ async def test_an_export_cancelled_by_the_erasure_while_writing_leaves_no_archiv
         storage: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     held = HeldExport(monkeypatch)
-    options = await _storage(storage, request)
+    options = await storage_overrides(storage, request)
     async with accounts_server(tmp_path, smtp_server, **options) as (app, config):
         ada = Person(config.base_url, smtp_server, "ada@example.org")
         try:
@@ -152,7 +142,7 @@ async def test_an_export_the_erasure_cannot_reach_withdraws_its_archive(
     """Another node's export, past its checks, writes and publishes after the erasure
     deleted the person's archives: it sees the person erased and withdraws its own."""
     held = HeldExport(monkeypatch)
-    options = await _storage(storage, request)
+    options = await storage_overrides(storage, request)
     async with accounts_server(tmp_path, smtp_server, **options) as (app, config):
         ada = Person(config.base_url, smtp_server, "ada@example.org")
         try:
