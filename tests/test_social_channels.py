@@ -161,6 +161,11 @@ def test_a_late_answer_never_overwrites_a_newer_refresh_token(db_url: str) -> No
             await migrated(db)
             slow, _ = await _channels(db, network, lease_s=0.05)
             channel_id = await _connected(slow, network)
+
+            async def paused(*_: object) -> bool:  # a stalled process renews nothing
+                return True
+
+            slow.store.renew_refresh = paused
             slow.clock = later(40)
             fast, _ = await _channels(db, network, lease_s=0.05, clock=later(40))
             network.delays = [0.5]                   # the first refresh answers late
@@ -198,15 +203,25 @@ def test_a_refresh_without_a_refresh_token_keeps_the_one_held(db_url: str) -> No
     asyncio.run(go())
 
 
-def test_the_refresh_rule_keeps_a_newer_refresh_token() -> None:
+def test_the_refresh_rule_takes_any_sent_refresh_token_and_never_an_empty_one() -> None:
     held = ChannelTokens("a1", "r1", 100.0, "post", 3, 50.0, 50.0)
     empty = merge_refresh(held, OAuthTokens("a2", "", 200.0), 60.0).tokens
     assert (empty.access_token, empty.refresh_token, empty.generation) == ("a2", "r1", 4)
-    older = merge_refresh(held, OAuthTokens("a0", "r0", 90.0), 40.0).tokens
-    assert (older.access_token, older.refresh_token, older.expires_at) == ("a1", "r1", 100.0)
+    none = merge_refresh(held, OAuthTokens("a2", None, 200.0), 60.0)
+    assert none.tokens.refresh_token == "r1" and not none.refresh_replaced
     newer = merge_refresh(held, OAuthTokens("a3", "r3", 300.0), 70.0)
     assert (newer.tokens.refresh_token, newer.tokens.refresh_issued_at) == ("r3", 70.0)
     assert newer.refresh_replaced
+
+
+def test_a_rotated_refresh_token_is_kept_when_this_clock_is_behind_the_last_one() -> None:
+    # the held tokens were refreshed by a process whose clock runs ahead (50.0); this
+    # process's refresh answers at 40.0 by its own clock, after the network rotated
+    held = ChannelTokens("a1", "r1", 100.0, "post", 3, 50.0, 50.0)
+    merged = merge_refresh(held, OAuthTokens("a2", "r2", 90.0), 40.0)
+    assert (merged.tokens.access_token, merged.tokens.refresh_token) == ("a2", "r2")
+    assert merged.tokens.expires_at == 90.0 and merged.tokens.generation == 4
+    assert merged.refresh_replaced
 
 
 def test_a_dead_grant_flags_the_channel_and_tells_the_owner(tmp_path: Path,
@@ -380,5 +395,47 @@ def test_a_channel_without_a_refresh_token_is_flagged_once_its_token_expired(
             assert event[1]["reconnect_url"] == channels.reconnect_url("acc", dead)
             assert await channels.refresh_due() == 0  # told once
             assert network.refresh_calls == 0
+
+    asyncio.run(go())
+
+
+def test_a_slow_refresh_keeps_its_lease_so_no_other_spends_the_refresh_token(
+        db_url: str) -> None:
+    network = InTestNetwork("x", lifetime_s=60.0)   # rotates: a used token is spent
+
+    async def go() -> None:
+        async with open_database(db_url) as db, asyncio.timeout(30):
+            await migrated(db)
+            slow, _ = await _channels(db, network, lease_s=0.3)
+            channel_id = await _connected(slow, network)
+            other, _ = await _channels(db, network, lease_s=2.0)   # another process
+            network.delays = [1.0]                   # processed now, answered late
+            late = asyncio.create_task(slow.refresh("acc", channel_id, force=True))
+            await asyncio.sleep(0.6)                 # twice the slow one's lease
+            waited = await other.refresh("acc", channel_id, force=True)
+            answered = await late
+            assert (waited.state, answered.state) == ("active", "active")
+            assert network.refresh_calls == 1
+            assert (await other.get("acc", channel_id)).token_generation == 2
+
+    asyncio.run(go())
+
+
+def test_a_refresh_without_an_answer_gives_its_lease_back_and_is_retryable(
+        db_url: str) -> None:
+    network = InTestNetwork("x", lifetime_s=60.0)
+
+    async def go() -> None:
+        async with open_database(db_url) as db, asyncio.timeout(30):
+            await migrated(db)
+            channels, _ = await _channels(db, network, refresh_timeout_s=0.2)
+            channel_id = await _connected(channels, network)
+            network.delays = [600.0]                 # the answer never comes
+            with pytest.raises(NetworkError, match="no answer") as raised:
+                await channels.refresh("acc", channel_id, force=True)
+            assert raised.value.retryable
+            row = await db.fetchrow("SELECT refresh_lease, state FROM social_channels "
+                                    "WHERE channel_id = ?", channel_id)
+            assert (row["refresh_lease"], row["state"]) == ("", "active")
 
     asyncio.run(go())

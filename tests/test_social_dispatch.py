@@ -818,3 +818,93 @@ def test_two_pacers_on_one_redis_share_a_channels_burst_limit(any_redis_url: str
         assert 0 < waits[3] <= 60
         assert await one.take("x", "channel-2") == 0.0  # another channel's own budget
     asyncio.run(go())
+
+
+# -- a post waiting for its retry, and refused tokens ---------------------------------------
+
+@pytest.mark.parametrize("network", ["threads", "bluesky"])
+def test_a_post_waiting_to_retry_a_lost_answer_is_neither_edited_nor_deleted(
+        sqlite_url: str, tmp_path: Path, network: str) -> None:
+    publish_path = {"threads": "threads_publish", "bluesky": "createRecord"}[network]
+
+    async def go() -> None:
+        async with dispatching(sqlite_url, [network], tmp_path, backoff_base=60.0,
+                               backoff_cap=120.0) as h, asyncio.timeout(40):
+            channel = await h.channel(network)
+            h.fake(network).lose_answers(1, publish_path)
+            post = await h.due_post([channel], "Night Drive out now")
+
+            async def waiting() -> bool:
+                [target] = (await targets(h, post.post_id)).values()
+                return target.error != "" and target.state == "scheduled"
+
+            async with h.worker():
+                await until(waiting)
+            assert len(h.fake(network).posts) == 1      # it is out, its answer was lost
+            assert (await h.store.post("acc", post.post_id)).state == "publishing"
+            later = dt.datetime.fromtimestamp(time.time() + 5, dt.UTC).isoformat()
+            with pytest.raises(ConflictError, match="being published"):
+                await h.posts.edit("acc", post.post_id, "p_ada", {
+                    "text": "Night Drive out now", "targets": [{"channel_id": channel}],
+                    "publish_at": later})
+            with pytest.raises(ConflictError, match="being published"):
+                await h.posts.delete("acc", post.post_id, "p_ada")
+            stored = await h.store.post("acc", post.post_id)
+            assert stored.state == "publishing" and stored.targets[0].attempts == 1
+            assert len(h.fake(network).posts) == 1
+
+    run(go())
+
+
+def test_an_edit_of_a_failed_post_keeps_each_channels_publish_history(
+        sqlite_url: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with dispatching(sqlite_url, ["x"], tmp_path) as h, asyncio.timeout(40):
+            channel = await h.channel("x")
+            h.fake("x").fail(400, times=1)
+            post = await h.due_post([channel], "Refused")
+            async with h.worker():
+                await until(lambda: all_ended(h, [post.post_id]))
+            [failed] = (await targets(h, post.post_id)).values()
+            assert failed.state == "failed" and failed.attempts == 1
+            edited = await h.posts.edit("acc", post.post_id, "p_ada", {
+                "text": "Accepted", "targets": [{"channel_id": channel}]})
+            [target] = edited.targets
+            assert (target.attempts, target.first_attempt_at, target.dedupe_key) == (
+                failed.attempts, failed.first_attempt_at, failed.dedupe_key)
+            [stored] = (await targets(h, post.post_id)).values()
+            assert (stored.attempts, stored.first_attempt_at) == (1, failed.first_attempt_at)
+
+    run(go())
+
+
+class CountsRefreshes:
+    """A connector that counts its calls to the token endpoint."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.refreshes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def refresh(self, refresh_token: str) -> Any:
+        self.refreshes += 1
+        return await self.inner.refresh(refresh_token)
+
+
+def test_ten_jobs_refused_the_same_token_refresh_it_once(sqlite_url: str,
+                                                         tmp_path: Path) -> None:
+    async def go() -> None:
+        async with dispatching(sqlite_url, ["x"], tmp_path) as h, asyncio.timeout(40):
+            channel_id = await h.channel("x")
+            counting = CountsRefreshes(h.connectors["x"])
+            h.channels.connectors["x"] = counting
+            channel = await h.store.channel("acc", channel_id)
+            tokens = await asyncio.gather(*(
+                h.dispatcher._fresh_token(channel) for _ in range(10)))  # noqa: SLF001
+            assert counting.refreshes == 1
+            assert len(set(tokens)) == 1
+            assert (await h.store.channel("acc", channel_id)).token_generation == 2
+
+    run(go())

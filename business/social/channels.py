@@ -3,7 +3,9 @@ tokens fresh, flagging it when its grant died, disconnecting it.
 
 The refresh rule holds across processes: a refresh first takes the channel's lease
 (compare-and-set on ``token_generation`` and ``refresh_lease``), so one refresh of
-a channel runs at a time; its answer is written only over the generation it read,
+a channel runs at a time; the lease is renewed while the network's answer is awaited
+(at most ``refresh_timeout_s``), so a slow answer never lets another refresh spend the
+same refresh token; its answer is written only over the generation it read,
 and :func:`~business.social.tokens.merge_refresh` keeps the refresh token we hold
 when the network sends none; so does a reconnect whose code exchange sends none
 (Google's, when the user consents again unasked). A refresh the network refuses for
@@ -32,7 +34,12 @@ from business.social.errors import (
     SocialError,
 )
 from business.social.models import ACTIVE, Channel, ChannelTokens
-from business.social.networks.base import Connector, code_challenge, new_code_verifier
+from business.social.networks.base import (
+    Connector,
+    OAuthTokens,
+    code_challenge,
+    new_code_verifier,
+)
 from business.social.revocation import DISCONNECTED, REVOKE, queue_revoke
 from business.social.store import SocialStore
 from business.social.tokens import TokenBox, merge_refresh
@@ -59,8 +66,8 @@ class Channels:
 
     def __init__(self, store: SocialStore, box: TokenBox, connectors: Mapping[str, Connector],
                  publish: Publish, *, base_url: str = "", margin_s: float = 300.0,
-                 lease_s: float = 30.0, clock: Callable[[], float] = time.time,
-                 queue: Any = None) -> None:
+                 lease_s: float = 30.0, refresh_timeout_s: float = 90.0,
+                 clock: Callable[[], float] = time.time, queue: Any = None) -> None:
         self.store = store
         #: The job queue a disconnected grant's withdrawal goes to (None: not queued).
         self.queue = queue
@@ -70,6 +77,8 @@ class Channels:
         self.base_url = base_url.rstrip("/")
         self.margin_s = margin_s
         self.lease_s = lease_s
+        #: The longest a token refresh may take (its lease is renewed meanwhile).
+        self.refresh_timeout_s = refresh_timeout_s
         self.clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._opened: dict[tuple[str, str], tuple[str, str]] = {}
@@ -179,20 +188,32 @@ class Channels:
 
     async def access_token(self, account_id: str, channel_id: str) -> str:
         """A usable access token for the channel, refreshed first when it is due."""
+        return (await self._usable(account_id, channel_id))[0]
+
+    async def _usable(self, account_id: str, channel_id: str) -> tuple[str, int]:
+        """:meth:`access_token` and the token generation it belongs to."""
         channel = await self.refresh(account_id, channel_id)
         if channel.state != ACTIVE:
             raise ConflictError(f"channel {channel_id!r} needs to be connected again")
         sealed = await self.store.sealed_tokens(account_id, channel_id)
         assert sealed is not None
-        return self.open_access(account_id, channel_id, sealed.access_token)
+        return (self.open_access(account_id, channel_id, sealed.access_token),
+                sealed.generation)
 
     async def token_for(self, channel: Channel, sealed: ChannelTokens | None) -> str:
         """:meth:`access_token` from a channel and tokens the caller has just read: no
         read of its own unless the token is due for a refresh, and the opened token
         kept per channel while its sealed form stays the same."""
+        return (await self.held_token(channel, sealed))[0]
+
+    async def held_token(self, channel: Channel, sealed: ChannelTokens | None
+                         ) -> tuple[str, int]:
+        """:meth:`token_for` and the token generation it belongs to (what a caller whose
+        token was refused passes to :meth:`refresh` as ``seen_generation``)."""
         if sealed is None or channel.state != ACTIVE or self._due(sealed):
-            return await self.access_token(channel.account_id, channel.channel_id)
-        return self.open_access(channel.account_id, channel.channel_id, sealed.access_token)
+            return await self._usable(channel.account_id, channel.channel_id)
+        return (self.open_access(channel.account_id, channel.channel_id,
+                                 sealed.access_token), sealed.generation)
 
     def open_access(self, account_id: str, channel_id: str, sealed_access: str) -> str:
         """The opened access token of a sealed one, cached per channel (decryption is
@@ -218,20 +239,24 @@ class Channels:
         return (tokens.expires_at - self.margin_s <= now
                 and (tokens.expires_at + tokens.issued_at) / 2 <= now)
 
-    async def refresh(self, account_id: str, channel_id: str, *, force: bool = False
-                      ) -> Channel:
+    async def refresh(self, account_id: str, channel_id: str, *, force: bool = False,
+                      seen_generation: int | None = None) -> Channel:
         """Refresh the channel's tokens when they are due (or ``force``); the channel.
 
         One refresh per channel at a time, across processes; a caller that finds
-        another refresh under way waits for it and takes its result.
+        another refresh under way waits for it and takes its result. A caller whose
+        token the network refused names that token's generation (``seen_generation``):
+        once the stored tokens moved past it (another job refreshed meanwhile) nothing
+        is refreshed, so many refused calls cost one call to the token endpoint.
         """
         lock = self._locks.setdefault((account_id, channel_id), asyncio.Lock())
         async with lock:
-            return await self._refresh(account_id, channel_id, force)
+            return await self._refresh(account_id, channel_id, force, seen_generation)
 
-    async def _refresh(self, account_id: str, channel_id: str, force: bool) -> Channel:
+    async def _refresh(self, account_id: str, channel_id: str, force: bool,
+                       seen_generation: int | None = None) -> Channel:
         channel = await self.get(account_id, channel_id)
-        started = channel.token_generation
+        started = channel.token_generation if seen_generation is None else seen_generation
         deadline = self.clock() + 2 * self.lease_s
         while True:
             sealed = await self.store.sealed_tokens(account_id, channel_id)
@@ -264,7 +289,7 @@ class Channels:
         connector = self.connector(channel.network)
         issued = self.clock()
         try:
-            answer = await connector.refresh(self.box.open(sealed.refresh_token))
+            answer = await self._ask(connector, channel, sealed, lease)
         except NetworkError as exc:
             if exc.retryable:
                 await self.store.release_refresh(account_id, channel_id, lease,
@@ -298,6 +323,35 @@ class Channels:
             logger.warning("refresh of channel %s/%s answered after its lease passed to "
                            "another refresh; its answer is dropped", account_id, channel_id)
         return await self.get(account_id, channel_id)
+
+    async def _ask(self, connector: Connector, channel: Channel, sealed: ChannelTokens,
+                   lease: str) -> OAuthTokens:
+        """The network's answer to a refresh, within ``refresh_timeout_s`` (a retryable
+        :class:`NetworkError` after it). Our lease is renewed while the call is in
+        flight: a slow answer never lets another refresh spend the same refresh token."""
+        renewing = asyncio.create_task(self._renew(channel, lease))
+        try:
+            async with asyncio.timeout(self.refresh_timeout_s):
+                return await connector.refresh(self.box.open(sealed.refresh_token))
+        except TimeoutError:
+            raise NetworkError(f"the token refresh got no answer within "
+                               f"{self.refresh_timeout_s:g} s", network=channel.network,
+                               retryable=True) from None
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _renew(self, channel: Channel, lease: str) -> None:
+        """Extend our refresh lease every third of it, until cancelled or no longer ours."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                if not await self.store.renew_refresh(channel.account_id, channel.channel_id,
+                                                      lease, self.clock() + self.lease_s):
+                    return
+            except Exception as exc:  # the next renewal may work; the lease may lapse
+                logger.warning("renewing the refresh lease of channel %s/%s failed: %s",
+                               channel.account_id, channel.channel_id, exc)
 
     async def _flag(self, channel: Channel, lease: str, reason: str, *,
                     what: str = "refresh refused") -> None:

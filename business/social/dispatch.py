@@ -23,7 +23,9 @@ One attempt (:meth:`Dispatcher.handle`):
    otherwise it publishes;
 4. the answer: ``published`` (remote id, URL, ``social.post_published``); a retryable
    failure (5xx, 429, quota, connection) goes back to ``scheduled`` with the network's
-   reason and the job retries after ``Retry-After`` or a backoff with jitter; an expired
+   reason and the job retries after ``Retry-After`` or a backoff with jitter (the post
+   stays ``publishing``, :func:`target_progress`: it may be out already, so it is not
+   edited nor deleted until the retry ends it published or failed); an expired
    token is refreshed through :class:`~business.social.channels.Channels` and the call
    made again; a dead grant flags the channel and fails the target; anything else the
    network refuses, or the last attempt, ends ``failed`` with the network's reason
@@ -165,6 +167,13 @@ def simulated(post_id: str) -> Published:
     """What a sandbox post's simulated publishing records: an obviously fake remote id
     (``sandbox-<post id>``) and no URL, as no network holds it."""
     return Published(remote_id=f"sandbox-{post_id}", url="")
+
+
+def target_progress(state: str, attempts: int | None) -> str:
+    """A target's state as its post counts it: one attempted and back to ``scheduled``
+    for its retry (a lost answer, a 5xx) is still ``publishing``, as it may be out
+    already: its post is neither edited nor deleted until it ends."""
+    return PUBLISHING if state == SCHEDULED and (attempts or 0) > 0 else state
 
 
 def settled_state(states: Iterable[str], current: str) -> str:
@@ -390,7 +399,7 @@ class Dispatcher:
             metrics.DEFERRED.labels(channel.network, "paced").inc()
             raise Retry(f"paced: {channel.network} channel burst limit", after=self._jitter(wait))
         try:
-            token = await self.channels.token_for(channel, sealed)
+            token, generation = await self.channels.held_token(channel, sealed)
         except ConflictError as exc:
             return await self._fail(post, target, channel, str(exc))
         except (NetworkError, SocialError) as exc:  # a refresh that may work later
@@ -412,7 +421,8 @@ class Dispatcher:
         except _Superseded:
             self.pacer.give_back(channel.network, pace_key)
             return {"outcome": "superseded"}
-        return await self._attempt(post, started, channel, connector, token, pace_key)
+        return await self._attempt(post, started, channel, connector, token, pace_key,
+                                   generation)
 
     async def _simulate(self, post: Post, target: PostTarget, channel: Channel,
                         job_id: str) -> dict[str, Any]:
@@ -424,9 +434,10 @@ class Dispatcher:
         return await self._published(post, started, channel, simulated(post.post_id))
 
     async def _attempt(self, post: Post, target: PostTarget, channel: Channel, connector: Any,
-                       token: str, pace_key: str) -> dict[str, Any]:
+                       token: str, pace_key: str, generation: int | None = None
+                       ) -> dict[str, Any]:
         try:
-            published = await self._send(post, target, channel, connector, token)
+            published = await self._send(post, target, channel, connector, token, generation)
         except Duplicate as exc:
             # the network's own pick (exc.existing) may be an older post with the same text
             # (last week's weekly post): only one created since this target's first attempt
@@ -458,8 +469,9 @@ class Dispatcher:
         return await self._published(post, target, channel, published)
 
     async def _send(self, post: Post, target: PostTarget, channel: Channel, connector: Any,
-                    token: str) -> Published:
-        """Publish, or find the post an earlier attempt sent; one token refresh on 401."""
+                    token: str, generation: int | None = None) -> Published:
+        """Publish, or find the post an earlier attempt sent; one token refresh on 401
+        (none when the token of ``generation`` was replaced meanwhile)."""
         fields_ = variant(post, target)
         text, link = fields_["text"] or "", fields_["link"]
         if link and self.shorten is not None:
@@ -481,7 +493,7 @@ class Dispatcher:
             except TokenExpired:
                 if refreshed:
                     raise
-                token = await self._fresh_token(channel)
+                token = await self._fresh_token(channel, generation)
         raise AssertionError("unreachable")
 
     async def _media(self, account_id: str, refs: list[dict[str, Any]]
@@ -502,11 +514,14 @@ class Dispatcher:
         except NetworkError:
             return None
 
-    async def _fresh_token(self, channel: Channel) -> str:
-        """A refreshed access token; :class:`_ChannelDead` when the grant is gone."""
+    async def _fresh_token(self, channel: Channel, generation: int | None = None) -> str:
+        """An access token newer than the refused one of ``generation`` (default: the
+        channel's as read): refreshed, unless another job refreshed it meanwhile;
+        :class:`_ChannelDead` when the grant is gone."""
+        seen = channel.token_generation if generation is None else generation
         try:
             refreshed = await self.channels.refresh(channel.account_id, channel.channel_id,
-                                                    force=True)
+                                                    force=True, seen_generation=seen)
         except ConflictError as exc:
             raise _ChannelDead(str(exc)) from None
         if refreshed.state != ACTIVE:
@@ -552,12 +567,13 @@ class Dispatcher:
     async def _settle(self, tx: Any, account_id: str, post_id: str) -> str:
         """Set the post's state from its targets'; the state."""
         rows = await tx.fetch(
-            "SELECT p.state AS post_state, t.state FROM social_posts p "
+            "SELECT p.state AS post_state, t.state, t.attempts FROM social_posts p "
             "LEFT JOIN social_post_targets t ON t.account_id = p.account_id "
             "AND t.post_id = p.post_id WHERE p.account_id = ? AND p.post_id = ?",
             account_id, post_id)
         current = rows[0]["post_state"] if rows else ""
-        state = settled_state((r["state"] for r in rows if r["state"] is not None), current)
+        state = settled_state((target_progress(r["state"], r["attempts"]) for r in rows
+                               if r["state"] is not None), current)
         await tx.execute("UPDATE social_posts SET state = ?, updated_at = ? WHERE "
                          "account_id = ? AND post_id = ? AND deleted = 0", state, self.clock(),
                          account_id, post_id)

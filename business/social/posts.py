@@ -7,6 +7,8 @@ scheduled post cancels its pending dispatch (recorded as ``dispatch.cancelled`` 
 the version it was for, and any dispatch carries its version and does nothing once it
 changed). Editing the content of a post under approval, or approved, sends it back to
 the first tier; moving its publish time alone does not.
+A post with a channel attempted and waiting for its retry (the answer of its attempt may
+have been lost: it may be out) is neither edited nor deleted until the retry ends it.
 """
 
 from __future__ import annotations
@@ -90,6 +92,36 @@ class Arming(Protocol):
 def job_ids(post: Post) -> list[str]:
     """The publish jobs the post's targets name."""
     return [t.job_id for t in post.targets if t.job_id]
+
+
+def in_flight(post: Post) -> list[str]:
+    """The channels of ``post`` attempted and back to scheduled for a retry: each may be
+    out on its network already, its answer lost (one attempted right now is
+    ``publishing``, and so is its post)."""
+    return [t.channel_id for t in post.targets if t.attempts > 0 and t.state == SCHEDULED]
+
+
+def refuse_in_flight(post: Post, what: str) -> None:
+    """:class:`ConflictError` when a channel of ``post`` is being published (``what``:
+    "edited", "deleted")."""
+    channels = in_flight(post)
+    if channels:
+        raise ConflictError(
+            f"post {post.post_id!r} is being published on {', '.join(channels)}: an attempt "
+            "may have reached the network without its answer coming back, so it cannot be "
+            f"{what} now; wait for its retry, which ends it published or failed (a failed "
+            "channel is retried with POST .../targets/{channel_id}/retry)")
+
+
+def keep_attempts(old: list[PostTarget], new: list[PostTarget]) -> None:
+    """Carry each channel's publish history (attempts, first attempt, dedupe key) from
+    ``old`` to ``new``: a channel attempted before asks its network before publishing."""
+    tried = {t.channel_id: t for t in old if t.attempts > 0}
+    for target in new:
+        before = tried.get(target.channel_id)
+        if before is not None:
+            target.attempts, target.first_attempt_at = before.attempts, before.first_attempt_at
+            target.dedupe_key = before.dedupe_key or target.dedupe_key
 
 
 class Posts:
@@ -221,6 +253,7 @@ class Posts:
                    fields: dict[str, Any]) -> Post:
         """Apply the composer's changed ``fields``; the post, one version on."""
         post = await self.get(account_id, post_id)
+        refuse_in_flight(post, "edited")
         if post.state not in EDITABLE:
             raise ConflictError(f"post {post_id!r} is {post.state}; it can no longer be "
                                 "edited")
@@ -236,7 +269,8 @@ class Posts:
             if name in fields:
                 setattr(post, name, cleared if fields[name] is None else fields[name])
         if "targets" in fields:
-            post.targets = self._targets(post, fields["targets"] or [])
+            kept, post.targets = post.targets, self._targets(post, fields["targets"] or [])
+            keep_attempts(kept, post.targets)
         self._schedule(post, fields)
         channels = await self._channels(account_id, post.targets)
         rights.check_compose(channels.values(), actor)
@@ -380,6 +414,7 @@ class Posts:
     async def delete(self, account_id: str, post_id: str, actor: str) -> Post:
         """Cancel and remove the post (a pending dispatch of it does nothing)."""
         post = await self.get(account_id, post_id)
+        refuse_in_flight(post, "deleted")
         if post.state not in EDITABLE:
             raise ConflictError(f"post {post_id!r} is {post.state}; it cannot be deleted "
                                 "now")

@@ -200,6 +200,15 @@ class SocialStore:
             channel_id, generation, lease)
         return changed == 1
 
+    async def renew_refresh(self, account_id: str, channel_id: str, lease: str,
+                            until: float) -> bool:
+        """Extend our refresh lease to ``until`` while its refresh is in flight; False
+        once the lease is no longer ours."""
+        changed = await self.db.execute(
+            "UPDATE social_channels SET refresh_lease_until = ? WHERE account_id = ? "
+            "AND channel_id = ? AND refresh_lease = ?", until, account_id, channel_id, lease)
+        return changed == 1
+
     async def release_refresh(self, account_id: str, channel_id: str, lease: str,
                               error: str, now: float) -> None:
         """Give the lease back after a refresh that may be tried again, noting why."""

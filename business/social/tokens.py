@@ -8,8 +8,9 @@ settings (``token_keys``: Fernet keys, newest first) or are derived from the
 server's secret.
 
 The refresh rule (:func:`merge_refresh`): a refresh token is never replaced by an
-empty or an older one. A network that answers a refresh without a refresh token
-keeps the one we hold; an answer issued before the one stored loses.
+empty one. A network that answers a refresh without a refresh token keeps the one we
+hold; any other answer's is taken. Answers are ordered by the token generation they
+were asked over (the store's compare-and-set), never by wall clocks.
 """
 
 from __future__ import annotations
@@ -85,19 +86,19 @@ class Merged:
 def merge_refresh(current: ChannelTokens, answer: OAuthTokens, issued_at: float) -> Merged:
     """The tokens to keep after a refresh answered ``answer`` at ``issued_at``.
 
-    The access token and expiry are the answer's; the refresh token is the answer's
-    only when it sent a non-empty one issued no earlier than the one held.
+    The answer is the newest: its write is guarded by the generation and lease it was
+    asked under (compare-and-set), so no wall clock orders it (processes' clocks differ).
+    Its access token and expiry are taken, and its refresh token whenever it sent a
+    non-empty one (a network that rotates has just spent the one held); an empty one
+    never overwrites the one held.
     """
-    newer = current.refresh_issued_at is None or issued_at >= current.refresh_issued_at
-    take_refresh = bool(answer.refresh_token) and newer
-    access_newer = issued_at >= current.issued_at
+    take_refresh = bool(answer.refresh_token)
     return Merged(ChannelTokens(
-        access_token=answer.access_token if access_newer and answer.access_token
-        else current.access_token,
+        access_token=answer.access_token or current.access_token,
         refresh_token=answer.refresh_token if take_refresh else current.refresh_token,
-        expires_at=answer.expires_at if access_newer else current.expires_at,
+        expires_at=answer.expires_at if answer.access_token else current.expires_at,
         scope=answer.scope or current.scope,
         generation=current.generation + 1,
-        issued_at=max(issued_at, current.issued_at),
+        issued_at=issued_at,
         refresh_issued_at=issued_at if take_refresh else current.refresh_issued_at,
     ), take_refresh and answer.refresh_token != current.refresh_token)
