@@ -1,6 +1,7 @@
 """Licence contracts: each purchase's PDF (parties, the tier's rights, the beat, date,
 order id, a SHA-256 of each delivered file) written by the job, kept under the seller's
-account, re-downloadable by the buyer (another account's: 404); the seller's template
+account, re-downloadable by the buyer while the licence is active (another account's:
+404; a refunded licence's: 403, the seller's copy kept); the seller's template
 checked in the sandbox when saved (escapes refused), and one failing on live data falling
 back to the default wording."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import zlib
 from pathlib import Path
@@ -136,6 +138,30 @@ async def test_a_purchase_gets_a_contract_with_rights_and_checksums(
         contracts = market_services(m).contracts
         again = await contracts.write("seller", licence["licence_id"])
         assert again.pdf == pdf and again.template == "default"
+
+
+async def test_a_refunded_licences_contract_is_the_sellers_alone(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """Refunded in full, the licence's contract is refused to the buyer (403, as its
+    files are) while the seller keeps their copy for the records."""
+    async with market(tmp_path, db_url) as m:
+        order, licence = await bought(m, "mp3_lease")
+        sale = f"{M}/sales/{order['order_id']}/contract"
+        status, pdf, _ = await get_pdf(m, licence["contract_url"], "buyer")
+        assert status == 200, pdf
+        status, body = await m.call("POST", f"{M}/sales/{order['order_id']}/refund",
+                                    who("seller"), {})
+        assert status == 202, body
+        await m.order("buyer", order["order_id"], "refunded")
+        status, refused, _ = await get_pdf(m, licence["contract_url"], "buyer")
+        assert status == 403 and "refunded" in json.loads(refused)["error"], refused
+        status, library = await m.call("GET", f"{M}/library", who("buyer"))
+        assert status == 200 and [x["contract_url"] for x in library
+                                  if x["licence_id"] == licence["licence_id"]] == [None]
+        status, theirs, _ = await get_pdf(m, sale, "seller")
+        assert status == 200 and theirs == pdf
+        # another account is still told there is no such licence
+        assert (await get_pdf(m, licence["contract_url"], "other"))[0] == 404
 
 
 async def test_an_exclusive_contract_says_so(tmp_path: Path) -> None:

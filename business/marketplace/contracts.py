@@ -28,9 +28,14 @@ from business.marketplace.contract_pdf import (
     sample_contract_data,
 )
 from business.marketplace.delivery import AssetFile
-from business.marketplace.errors import CatalogueInvalid, NotForSale, NotFoundHere
+from business.marketplace.errors import (
+    CatalogueInvalid,
+    DownloadRefused,
+    NotForSale,
+    NotFoundHere,
+)
 from business.marketplace.ledger import format_amount
-from business.marketplace.models import Licence
+from business.marketplace.models import ACTIVE, Licence
 from business.marketplace.render_pool import RenderPool
 from business.marketplace.sandbox import MAX_TEMPLATE_CHARS, TemplateRefused
 from business.marketplace.store import MarketStore
@@ -252,10 +257,15 @@ class Contracts:
         return _contract_from(row)
 
     async def of_buyer(self, buyer: str, licence_id: str) -> Contract:
-        """The contract of one of the buyer's licences (another's answers 404)."""
+        """The contract of one of the buyer's licences (another's answers 404), only while
+        the licence is active: a refunded, revoked or disputed one's is refused as its
+        files are (:class:`DownloadRefused`); the seller keeps theirs (:meth:`of_sale`)."""
         licence = await self.store.licence(licence_id)
         if licence is None or licence.buyer_account != buyer:
             raise NotFoundHere(f"no licence {licence_id!r} of yours")
+        if licence.status != ACTIVE:
+            raise DownloadRefused(f"this licence is {licence.status}, so its contract can no "
+                                  "longer be downloaded")
         row = await self.db.fetchrow("SELECT * FROM mkt_contracts WHERE account_id = ? AND "
                                      "licence_id = ?", licence.account_id, licence_id)
         if row is None:

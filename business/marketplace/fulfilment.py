@@ -15,7 +15,9 @@ checkout.session.completed     the order is paid; a licence is granted, or (the 
                                sold exclusively meanwhile) the order is refunded by the
                                ``marketplace.refund`` job
 checkout.session.expired       the order expires; an exclusive hold is released
-charge.refunded                the order is refunded, its licence revoked, the refund booked
+charge.refunded                the refund booked; once the whole payment is refunded the
+                               order is refunded and its licence revoked (a partial refund
+                               leaves it paid)
 charge.dispute.*, payout.*     disputes and payouts: :mod:`.money_events`
 subscription, invoice events   memberships (and a refund of a membership invoice):
                                :mod:`.membership_events`, asked first
@@ -90,6 +92,15 @@ async def _nothing(*_: Any) -> None:
 def _nothing_paid(order: Order) -> bool:
     """Whether no money was paid for ``order`` (free, or without a payment)."""
     return order.amount == 0 or not order.payment_intent
+
+
+def refunded_in_full(order: Order, charge: dict[str, Any]) -> bool:
+    """Whether a ``charge.refunded`` event ends ``order``: the whole charge went back (as
+    our own refunds always take it) or at least the order's amount did. A partial refund
+    made elsewhere (Stripe's dashboard) is booked but leaves the order paid and its
+    licence active."""
+    refunded = int(charge.get("amount_refunded") or 0)
+    return 0 < int(charge.get("amount") or 0) <= refunded or refunded >= order.amount
 
 
 class _Retry(Exception):
@@ -310,9 +321,11 @@ class Fulfilment:
                 await self.ledger.record(tx, order.account_id, bookings.refund(
                     f"refund:{order.order_id}:{refunded}", str(charge["currency"]),
                     amount=grew, imposed=True))
-            await self.store.set_order(tx, order.account_id, order.order_id, status=REFUNDED,
-                                       refunded_at=now, expect=(PAID, REFUNDING))
-            await self.store.revoke_licence(tx, order.account_id, order.order_id)
+            if refunded_in_full(order, charge):
+                await self.store.set_order(tx, order.account_id, order.order_id,
+                                           status=REFUNDED, refunded_at=now,
+                                           expect=(PAID, REFUNDING))
+                await self.store.revoke_licence(tx, order.account_id, order.order_id)
         return Outcome.PROCESSED
 
     async def refund(self, seller: str, order_id: str) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 :func:`sales` sums the seller's **paid** orders (refunded and refunding ones, and sandbox
 sales made with test-mode API keys, left out) in ``[since, until)`` by beat, licence
 tier, the buyer's billing country (``"??"`` when Stripe gave none) and UTC day, each
-figure per currency in minor units. :func:`customers_csv` writes one row per buyer who
-bought from the seller (paid orders, no sandbox sale): the buyer's account, country,
-orders, amount spent per currency and, **only where the buyer agreed**
+figure per currency in minor units; a paid order refunded in part counts what the seller
+kept (:data:`NET_AMOUNT`). :func:`customers_csv` writes one row per buyer who bought from
+the seller (paid orders, no sandbox sale): the buyer's account, country, orders, amount
+spent (net of partial refunds) per currency and, **only where the buyer agreed**
 (:mod:`.customers`), name and email. Every cell is formula-safe (:func:`safe_cell`).
 """
 
@@ -26,6 +27,9 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 #: Columns of the customer CSV.
 CSV_COLUMNS = ("customer", "name", "email", "country", "orders", "spent", "currency",
                "first_purchase", "last_purchase")
+#: What an order of ``mkt_orders o`` brought in: its amount less what was refunded of it
+#: (a paid order's partial refund; :meth:`.MarketStore.refund_growth`).
+NET_AMOUNT = "o.amount - o.refunded_amount AS amount"
 
 
 def safe_cell(value: Any) -> str:
@@ -51,7 +55,7 @@ def _group(rows: list[Any], key: Any) -> list[dict[str, Any]]:
 
 async def _paid(db: Any, seller: str, since: float, until: float,
                 beat_id: str | None = None) -> list[Any]:
-    sql = ("SELECT o.order_id, o.beat_id, o.tier, o.amount, o.currency, o.paid_at, "
+    sql = (f"SELECT o.order_id, o.beat_id, o.tier, {NET_AMOUNT}, o.currency, o.paid_at, "
            "b.title, c.country FROM mkt_orders o LEFT JOIN mkt_beats b ON "
            "b.account_id = o.account_id AND b.beat_id = o.beat_id LEFT JOIN mkt_customers c "
            "ON c.account_id = o.account_id AND c.order_id = o.order_id "
@@ -90,7 +94,7 @@ async def sales(db: Any, seller: str, *, since: float | None = None,
 async def customers_csv(db: Any, seller: str) -> str:
     """The seller's customers as CSV text (see the module), formula-safe."""
     rows = await db.fetch(
-        "SELECT o.buyer_account, o.amount, o.currency, o.paid_at, c.country, c.name, "
+        f"SELECT o.buyer_account, {NET_AMOUNT}, o.currency, o.paid_at, c.country, c.name, "
         "c.email, c.consent FROM mkt_orders o LEFT JOIN mkt_customers c ON "
         "c.account_id = o.account_id AND c.order_id = o.order_id WHERE o.account_id = ? "
         "AND o.status = ? AND o.sandbox = 0 ORDER BY o.buyer_account, o.paid_at, o.order_id",

@@ -21,7 +21,7 @@ from business.marketplace.errors import (
     StripeUnavailable,
     WebhookRejected,
 )
-from business.marketplace.models import Licence
+from business.marketplace.models import ACTIVE, Licence
 from business.marketplace.permissions import BUY, CATALOGUE, LIBRARY, READ, SELL
 from business.marketplace.schemas import (
     BeatIn,
@@ -327,7 +327,8 @@ async def get_order(request: Request) -> Any:
 
 def _licence_out(licence: Licence, links: list[dict[str, object]],
                  contract: bool = False) -> dict[str, Any]:
-    return {"contract_url": f"{M}/library/{licence.licence_id}/contract" if contract else None,
+    shown = contract and licence.status == ACTIVE  # the buyer's copy: an active licence's
+    return {"contract_url": f"{M}/library/{licence.licence_id}/contract" if shown else None,
             "licence_id": licence.licence_id, "seller": licence.account_id,
             "order_id": licence.order_id, "beat_id": licence.beat_id, "title": licence.title,
             "tier": licence.tier, "exclusive": licence.exclusive, "rights": licence.rights,
