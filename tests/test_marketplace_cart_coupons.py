@@ -162,3 +162,23 @@ async def test_a_cart_paid_after_its_checkout_expired_counts_its_coupon_again(
         status, body = await m.call("POST", f"{M}/carts/seller/checkout", who("other"),
                                     {"coupon": "ONCE"})
         assert status == 409 and "used up" in body["error"], body
+
+
+async def test_a_coupon_that_took_nothing_off_is_still_given_back_on_expiry(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    """1 % of two 99-cent leases rounds to nothing on each line, yet the checkout counts
+    a use of the coupon: it must be on a line, so that an expired checkout gives it back."""
+    async with market(tmp_path, db_url) as m:
+        await m.seller("seller")
+        cheap = [{"tier": "mp3_lease", "price": 99}, {"tier": "wav_lease", "price": 99}]
+        beats = [await m.beat("seller", title=f"Beat {n}", tiers=cheap) for n in range(2)]
+        status, _ = await m.call("PUT", f"{M}/coupons/TINY", who("seller"),
+                                 {"kind": "percent", "value": 1, "max_uses": 1})
+        assert status == 200
+        await fill(m, "buyer", beats)
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"),
+                                       {"coupon": "TINY"})
+        assert status == 201, started
+        assert (await uses(m))["TINY"] == 1
+        await market_services(m).checkout.sweep(time.time() + 10 ** 5)
+        assert (await uses(m))["TINY"] == 0

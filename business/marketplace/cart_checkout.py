@@ -200,8 +200,10 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
                                           note=f"{order.note}; coupon {used.code}")
                       if amount != line.amount else order
                       for order, line, amount in zip(orders, cart.lines, amounts, strict=True)]
+        # the line that records the coupon's use (given back if the checkout expires):
+        # one it discounted, else the first (a percent of a small price may round to 0)
         carrier = next((order.order_id for order, line in zip(orders, cart.lines, strict=True)
-                        if order.amount != line.amount), None)
+                        if order.amount != line.amount), orders[0].order_id)
         off = await _member_off(checkout, tx, seller, buyer)
         if off:
             note = f"member discount {off / 100:g} %"
