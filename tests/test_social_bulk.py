@@ -284,3 +284,18 @@ def test_export_with_a_zone_keeps_the_instant() -> None:
     exported = export_csv([row], zone="Asia/Tokyo")
     assert "2030-01-02T09:00:00+09:00" in exported
     assert read(exported).rows == [row]
+
+
+def test_an_offset_contradicting_the_rows_timezone_is_an_error_naming_both() -> None:
+    """Paris is at +02:00 in July: a row saying 18:30+01:00 in Europe/Paris means two
+    different instants, and which one the author meant cannot be told."""
+    result = read("datetime,timezone,channel,text\n"
+                  "2030-07-01T18:30:00+01:00,Europe/Paris,ch-x,hi\n")
+    (error,) = result.errors
+    assert (error.column, error.code) == ("datetime", "offset_contradicts_timezone")
+    assert "+01:00" in error.message and "+02:00" in error.message and not result.rows
+    result = read("date,time,timezone,channel,text\n2030-07-01,18:30+01:00,Europe/Paris,ch-x,hi\n")
+    assert [(e.column, e.code) for e in result.errors] == [("time", "offset_contradicts_timezone")]
+    result = read("datetime,timezone,channel,text\n"
+                  "2030-07-01T18:30:00+02:00,Europe/Paris,ch-x,hi\n")  # they agree
+    assert result.rows[0].publish_at == datetime(2030, 7, 1, 16, 30, tzinfo=UTC).timestamp()

@@ -724,7 +724,7 @@ class _RowChecker:
                                 f"2026-05-01T18:30:00+02:00 (or 2026-05-01 18:30 with a "
                                 f"timezone column).") from None
             if when.tzinfo is not None:
-                return when.timestamp()
+                return _agreeing(when, zone if zone_name else None, zone_name, column)
         elif "date" not in cells:
             raise _RowError("datetime", "datetime_missing",
                             "No date and time: write e.g. 2026-05-01T18:30:00+02:00.")
@@ -750,7 +750,8 @@ class _RowChecker:
                                 f"{hour!r} is not a time: write HH:MM in 24-hour time, e.g. "
                                 f"18:30.") from None
             if parsed_time.tzinfo is not None:
-                return datetime.combine(parsed_day, parsed_time).timestamp()
+                return _agreeing(datetime.combine(parsed_day, parsed_time),
+                                 zone if zone_name else None, zone_name, "time")
             when = datetime.combine(parsed_day, parsed_time)
         if zone is None:
             raise _RowError(column, "no_timezone",
@@ -758,6 +759,21 @@ class _RowChecker:
                             f"+02:00) or a timezone column with an IANA name such as "
                             f"Europe/Paris.")
         return _localise(when, zone, "datetime" if column == "datetime" else "time")
+
+
+def _agreeing(when: datetime, zone: ZoneInfo | None, zone_name: str, column: str) -> float:
+    """The instant of ``when`` (written with an offset), checked against the row's
+    ``timezone`` cell when it has one: an offset that zone did not have then is a
+    contradiction, and which of the two the author meant cannot be told."""
+    if zone is not None:
+        theirs = when.astimezone(zone).utcoffset()
+        if theirs != when.utcoffset():
+            raise _RowError(column, "offset_contradicts_timezone",
+                            f"{when:%Y-%m-%d %H:%M} is written with the offset "
+                            f"{_offset(when.utcoffset())}, but {zone_name} is at "
+                            f"{_offset(theirs)} then: drop the offset to mean {zone_name}'s "
+                            f"time, or the timezone cell to mean the offset.")
+    return when.timestamp()
 
 
 def _localise(naive: datetime, zone: ZoneInfo, column: str) -> float:
