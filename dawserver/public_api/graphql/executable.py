@@ -18,7 +18,7 @@ from strawberry.extensions import (
 
 from ...declarations import Principal
 from ...errors import ApiError
-from .limits import MAX_DEPTH, CostLimit
+from .limits import MAX_DEPTH, CostLimit, MutationLimit
 from .loaders import Loaders
 from .mutations import Mutation
 from .schema import Query
@@ -48,7 +48,8 @@ CACHED_DOCUMENTS = 1000
 
 #: The limits' rules, made once: the validation cache is keyed by the rule classes, and
 #: ``QueryDepthLimiter`` makes a new class each time it is built.
-LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules, CostLimit]
+LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules, CostLimit,
+               MutationLimit]
 
 SCHEMA = _Schema(query=Query, mutation=Mutation, extensions=[
     lambda: ParserCache(maxsize=CACHED_DOCUMENTS),

@@ -12,6 +12,10 @@ left out; its ``edges`` are those items), v1's deprecated whole lists (``transcr
 ``transcriptionJobs``) by :data:`UNPAGED`, the other lists (``tracks``, ``clips``,
 ``assets``) by :data:`LIST_SIZE`.
 Fragments are counted where they are spread.
+
+A mutation operation runs at most :data:`MAX_MUTATIONS` top-level mutation fields
+(:class:`MutationLimit`): each one is a write (``startTranscription`` queues a job), and
+a request is counted once by the rate limit and the usage meter however many it runs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from graphql import (
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     ValidationRule,
 )
@@ -51,6 +56,11 @@ LISTS = {"tracks": LIST_SIZE, "clips": LIST_SIZE, "assets": LIST_SIZE, **CONNECT
 TOO_COSTLY = ("this query would cost {cost} (the limit is {limit}): each field costs 1 "
               "times the items of the lists above it; ask for fewer projects (first:) or "
               "fewer nested lists, or split the query")
+#: The most top-level fields (aliases included) one mutation operation may run.
+MAX_MUTATIONS = 10
+TOO_MANY_MUTATIONS = ("this operation runs {count} mutations (the limit is {limit}); send "
+                      "at most {limit} top-level mutation fields per request, or split it "
+                      "into several requests")
 
 
 def _multiplier(node: FieldNode) -> int:
@@ -71,9 +81,7 @@ class CostLimit(ValidationRule):
     """Refuse an operation whose cost is over :data:`MAX_COST`."""
 
     def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-        fragments = {f.name.value: f for f in self.context.document.definitions
-                     if getattr(f, "kind", "") == "fragment_definition"}
-        cost = self._cost(node.selection_set, fragments, set(), 0)
+        cost = self._cost(node.selection_set, _fragments(self.context.document), set(), 0)
         if cost > MAX_COST:
             self.report_error(GraphQLError(TOO_COSTLY.format(cost=cost, limit=MAX_COST),
                                            node, extensions={"code": "QUERY_TOO_COSTLY",
@@ -97,3 +105,41 @@ class CostLimit(ValidationRule):
                     total += self._cost(fragments[name].selection_set, fragments,
                                         spreading | {name}, depth + 1)
         return total
+
+
+def _fragments(document: Any) -> dict[str, Any]:
+    """The document's fragment definitions by name."""
+    return {f.name.value: f for f in document.definitions
+            if getattr(f, "kind", "") == "fragment_definition"}
+
+
+def top_level_fields(selections: SelectionSetNode, fragments: dict[str, Any],
+                     spreading: frozenset[str] = frozenset()) -> int:
+    """How many fields an operation selects at its top level (through fragments and
+    inline fragments; ``__typename`` and other introspection fields not counted)."""
+    count = 0
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            count += not selection.name.value.startswith("__")
+        elif isinstance(selection, InlineFragmentNode):
+            count += top_level_fields(selection.selection_set, fragments, spreading)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in fragments and name not in spreading:  # (a cycle is graphql's error)
+                count += top_level_fields(fragments[name].selection_set, fragments,
+                                          spreading | {name})
+    return count
+
+
+class MutationLimit(ValidationRule):
+    """Refuse a mutation operation of more than :data:`MAX_MUTATIONS` top-level fields."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        if node.operation != OperationType.MUTATION:
+            return
+        count = top_level_fields(node.selection_set, _fragments(self.context.document))
+        if count > MAX_MUTATIONS:
+            self.report_error(GraphQLError(
+                TOO_MANY_MUTATIONS.format(count=count, limit=MAX_MUTATIONS), node,
+                extensions={"code": "TOO_MANY_MUTATIONS", "count": count,
+                            "limit": MAX_MUTATIONS}))
