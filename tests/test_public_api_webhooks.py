@@ -180,6 +180,22 @@ async def test_unknown_events_and_bad_urls_are_refused_with_what_to_do(
         assert listed["data"] == []
 
 
+async def test_a_host_that_is_not_a_valid_idna_name_is_refused_not_a_500(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with hooks_server(tmp_path, smtp_server) as (_, ada, _bob):
+        made = await subscribe(ada, "http://127.0.0.1:9/hook")
+        for url in ("https://a..example.com/hook", f"https://{'x' * 64}.example.com/hook"):
+            status, problem, headers = await ada.call("POST", HOOKS, {
+                "url": url, "events": ["marketplace.sale"]})
+            assert status == 400, (url, problem)
+            assert headers["Content-Type"].startswith("application/problem+json")
+            assert "invalid host name" in problem["detail"], problem
+            status, problem, _ = await ada.call("PATCH", f"{HOOKS}/{made['id']}", {"url": url})
+            assert status == 400 and "invalid host name" in problem["detail"], problem
+        _, listed, _ = await ada.call("GET", HOOKS)
+        assert [h["url"] for h in listed["data"]] == ["http://127.0.0.1:9/hook"]
+
+
 async def test_a_hanging_receiver_and_a_500_are_retried_with_the_same_webhook_id(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     async with hooks_server(tmp_path, smtp_server) as (app, ada, _bob), Receiver() as rx:

@@ -59,6 +59,7 @@ def parse_url(url: str, settings: WebhookSettings) -> tuple[str, int]:
                           "verify deliveries by their Webhook-Signature instead")
     if parts.fragment:
         raise TargetError(f"webhook URL {url!r} must not have a #fragment")
+    check_host_name(url, parts.hostname)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
@@ -68,6 +69,16 @@ def parse_url(url: str, settings: WebhookSettings) -> tuple[str, int]:
         raise TargetError(f"webhook URL {url!r} must use https:// (deliveries carry your "
                           "data; plain http is allowed only for loopback in development)")
     return parts.hostname, port
+
+
+def check_host_name(url: str, host: str) -> None:
+    """:class:`TargetError` unless ``host`` is a valid IDNA name (no empty label, none
+    over 63 characters) or an IP address."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise TargetError(f"webhook URL {url!r} has an invalid host name {host!r} (an empty "
+                          "label or one over 63 characters); check the URL") from None
 
 
 def _is_loopback_name(host: str) -> bool:
@@ -88,7 +99,7 @@ async def resolve(host: str, port: int) -> list[Address]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA name
         raise TargetError(f"webhook host {host!r} does not resolve ({exc}); check the "
                           "name") from None
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
