@@ -80,7 +80,7 @@ def retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": isdigit alone takes any digit
         return float(value)
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - now)
@@ -184,6 +184,10 @@ class WebhookDeliverer:
             error = str(exc)
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # anything else is a failed attempt too, never a lost job
+            log.exception("webhook %s: attempt %d at %s failed unexpectedly", sub.id, number,
+                          found.id)
+            error = f"the attempt failed unexpectedly ({type(exc).__name__})"
         if status is not None and not 200 <= status < 300:
             error = f"the endpoint answered {status}; 2xx means delivered"
         latency = (time.monotonic() - started) * 1000
@@ -195,12 +199,20 @@ class WebhookDeliverer:
         return backoff_delay(number, self.settings.backoff_base_s, self.settings.backoff_cap_s,
                              self._rng)
 
-    def _disable_reason(self, sub: Subscription, now: float) -> str | None:
-        """Why ``sub`` is disabled after one more failed attempt (None: it is not)."""
-        failures = sub.consecutive_failures + 1
+    async def _in_window(self, found: Delivery) -> int:
+        """The number of the attempt being recorded within the delivery's current retry
+        window (a replay starts a new one), which sets its backoff."""
+        if found.first_attempt_at is None:
+            return 1
+        return await self.store.attempts_since(found, found.first_attempt_at) + 1
+
+    def _disable_reason(self, counted: Subscription, now: float) -> str | None:
+        """Why a subscription is disabled after a failed attempt (None: it is not), from
+        its row with that attempt already counted (:meth:`WebhookStore.outcome`)."""
+        failures = counted.consecutive_failures
         if failures >= self.settings.disable_after_failures:
             return f"{failures} delivery attempts in a row failed"
-        since = sub.failing_since
+        since = counted.failing_since
         if since is not None and now - since >= self.settings.disable_after_s:
             return (f"every delivery attempt failed for {(now - since) / 3600:.0f} hours "
                     f"({failures} attempts)")
@@ -227,7 +239,7 @@ class WebhookDeliverer:
                       wait: float | None) -> dict[str, Any]:
         ok = not attempt.error
         now = time.time()
-        delay = None if ok else self._next_delay(attempt.attempt, wait)
+        delay = None if ok else self._next_delay(await self._in_window(found), wait)
         first = found.first_attempt_at or attempt.at
         if ok:
             state, next_at = DELIVERED, None
@@ -235,18 +247,14 @@ class WebhookDeliverer:
             state, next_at = FAILED, None
         else:
             state, next_at = PENDING, now + (delay or 0)
-        reason = None if ok else self._disable_reason(sub, now)
-        told = await self.owners(sub.account_id) if reason and self.owners else []
-        async with self.db.transaction() as tx:
-            await self.store.record(found, attempt, state if reason is None else FAILED,
-                                    None if reason else next_at, tx=tx)
-            await self.store.outcome(sub, ok, now, tx=tx)
-            disabled = reason is not None and await self.store.disable(sub, reason, tx=tx)
-            for to in told if disabled else []:
-                mail = mail_payload("webhook_disabled", to, url=sub.url, reason=reason,
-                                    link=f"{self.links_base}/api/v1/webhooks/{sub.id}")
-                await self.queue.enqueue(MAIL_QUEUE, mail, account_id=MAIL_ACCOUNT,
-                                         idempotency_key=mail["mail_id"], tx=tx)
+        told: list[str] | None = None
+        try:
+            reason, disabled = await self._settle(sub, found, attempt, state, next_at, now,
+                                                  told)
+        except _OwnersNeeded:  # rolled back: ask the owners' addresses, then again
+            told = await self.owners(sub.account_id) if self.owners else []
+            reason, disabled = await self._settle(sub, found, attempt, state, next_at, now,
+                                                  told)
         if disabled:
             log.warning("webhook %s of %s disabled: %s", sub.id, sub.account_id, reason)
         if reason is not None:
@@ -254,3 +262,30 @@ class WebhookDeliverer:
         if state == PENDING:
             raise Retry(f"attempt {attempt.attempt}: {attempt.error}", after=delay or 0.0)
         return {"state": state, "status": attempt.status, "attempts": attempt.attempt}
+
+    async def _settle(self, sub: Subscription, found: Delivery, attempt: Attempt, state: str,
+                      next_at: float | None, now: float, told: list[str] | None
+                      ) -> tuple[str | None, bool]:
+        """In one transaction: count the attempt on the subscription's current row, log
+        it, and disable the subscription (mailing ``told``) if that row says so; the
+        reason and whether this call disabled it. :class:`_OwnersNeeded` (rolled back)
+        when it must disable but ``told`` is None and there are owners to tell."""
+        async with self.db.transaction() as tx:
+            counted = await self.store.outcome(sub, not attempt.error, now, tx=tx)
+            reason = self._disable_reason(counted, now) if attempt.error else None
+            if reason is not None and told is None and self.owners is not None:
+                raise _OwnersNeeded
+            await self.store.record(found, attempt, state if reason is None else FAILED,
+                                    None if reason else next_at, tx=tx)
+            disabled = reason is not None and await self.store.disable(sub, reason, tx=tx)
+            for to in (told or []) if disabled else []:
+                mail = mail_payload("webhook_disabled", to, url=sub.url, reason=reason,
+                                    link=f"{self.links_base}/api/v1/webhooks/{sub.id}")
+                await self.queue.enqueue(MAIL_QUEUE, mail, account_id=MAIL_ACCOUNT,
+                                         idempotency_key=mail["mail_id"], tx=tx)
+        return reason, disabled
+
+
+class _OwnersNeeded(Exception):
+    """A failed attempt disables its subscription, whose owners' addresses are not known
+    yet (they are asked outside the transaction, which is then run again)."""

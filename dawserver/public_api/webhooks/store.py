@@ -281,6 +281,12 @@ class WebhookStore:
             "WHERE account_id = ? AND delivery_id = ? ORDER BY attempt", account_id, delivery)
         return [Attempt(**dict(r)) for r in rows]
 
+    async def attempts_since(self, found: Delivery, since: float) -> int:
+        """How many attempts at ``found`` were made at or after ``since``."""
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM webhook_attempts WHERE account_id = ? AND delivery_id = ? "
+            "AND at >= ?", found.account_id, found.id, since) or 0)
+
     async def record(self, found: Delivery, attempt: Attempt, state: str,
                      next_at: float | None, *, tx: Session) -> None:
         """Log ``attempt`` and move the delivery to ``state``."""
