@@ -4,9 +4,13 @@
 else links the person whose address the provider *verified*; else creates a new
 person (no password) and links them. An address the provider did not verify never
 links to an existing account: anyone can type any address at some providers, and
-linking on it would hand them the account. A person with two-step sign-in is
-asked for their code as after a password (:class:`~accounts.service.SecondFactorNeeded`):
-the provider stands in for the password, never for the second factor.
+linking on it would hand them the account. An account whose address was never verified
+here is not kept as someone set it up: the provider's verified address proves whose it
+is, so its password, two-step sign-in, sessions, links and keys go first
+(:meth:`~accounts.service.AccountService.reclaim_for_address_owner`). A person with
+two-step sign-in is asked for their code as after a password
+(:class:`~accounts.service.SecondFactorNeeded`): the provider stands in for the
+password, never for the second factor.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ async def link_or_create(service: AccountService, identity: OidcIdentity,
         raise Forbidden(f"the provider has not verified the address {identity.email!r}, and an "
                         f"account with it exists here; verify the address with the provider, "
                         f"or sign in with your password")
+    if existing is not None and existing.email_verified_at is None:
+        # someone signed up with this address and never proved it: the provider's proof
+        # says it is this person's, and nothing that someone set up stays
+        existing = await service.reclaim_for_address_owner(existing)
     if existing is None:
         # An unverified address is not claimed: the new person has none.
         email = identity.email if identity.email_verified else None

@@ -417,6 +417,23 @@ class RegionalAccountStore:
         found = await self._each(lambda s: s.failures(subject, now=now, half_life=half_life))
         return sum(count for count, _ in found), max(last for _, last in found)
 
+    async def take_attempt(self, subject: str, now: float, *, half_life: float,
+                           wait_after: Callable[[int], float],
+                           elsewhere: tuple[int, float] = (0, 0.0)) -> float:
+        """Count one attempt for ``subject`` where its failures are counted, checked with
+        the failures of every region (:meth:`AccountStore.take_attempt`)."""
+        store = await self._failure_store(subject)
+        others = [s for s in self.stores.values() if s is not store]
+        counts = [elsewhere, *await asyncio.gather(
+            *(s.failures(subject, now=now, half_life=half_life) for s in others))]
+        return await store.take_attempt(
+            subject, now, half_life=half_life, wait_after=wait_after,
+            elsewhere=(sum(c for c, _ in counts), max(t for _, t in counts)))
+
+    async def release_attempt(self, subject: str) -> None:
+        """Take back one attempt counted where ``subject``'s failures are counted."""
+        await (await self._failure_store(subject)).release_attempt(subject)
+
     async def clear_failures(self, subject: str) -> None:
         """Forget ``subject``'s failures in every region."""
         await self._each(lambda s: s.clear_failures(subject))

@@ -66,6 +66,12 @@ ORG_TO_PROJECT_ROLE = {"owner": "owner", "admin": "owner", "member": "editor",
 #: holds one of them (removed or demoted below, their keys there are revoked).
 KEY_MAKER_ROLES = (OrgRole.OWNER.value, OrgRole.ADMIN.value)
 
+#: The links of an account set up by someone who never proved its address.
+UNPROVED_LINKS = ("verify", "reset", "second_factor", "invite")
+
+#: The lock a change of an organisation's members holds on it (one owner stays).
+OWNERS_LOCK = 711_005
+
 #: What the security log calls each event (docs/accounts.md lists them).
 SIGN_IN, SIGN_IN_FAILED, SIGN_OUT = "sign_in", "sign_in.failed", "sign_out"
 PASSWORD_CHANGED, PASSWORD_RESET = "password.changed", "password.reset"
@@ -121,6 +127,24 @@ class Actor:
     user_agent: str = ""
 
 
+def check_scopes_held(maker: ApiKeyRecord, scopes: Iterable[str]) -> None:
+    """Refuse (:class:`Forbidden`) ``scopes`` that the key ``maker`` does not hold: a key
+    never makes a key stronger than itself."""
+    missing = sorted(set(scopes) - set(maker.scopes))
+    if missing:
+        raise Forbidden(f"this API key does not hold the scopes {missing}, so the keys it "
+                        f"makes may not either; make that key signed in, or with a key "
+                        f"that holds them")
+
+
+def capped_expiry(wanted: float | None, limit: float | None) -> float | None:
+    """The expiry of a key made by a key that expires at ``limit`` (None: never): the
+    ``wanted`` one, but no later than ``limit``."""
+    if limit is None:
+        return wanted
+    return limit if wanted is None else min(wanted, limit)
+
+
 class AccountService:
     """Accounts' rules over a store, sessions and a notifier."""
 
@@ -167,19 +191,20 @@ class AccountService:
             raise LinkInvalid("this link is unknown, used already or expired; ask for a new one")
         return record
 
-    async def _check_throttle(self, subjects: Iterable[str]) -> None:
-        now = self.clock()
+    async def _take_attempts(self, subjects: Iterable[str]) -> None:
+        """Count an attempt against each subject *before* it is checked (a failure until
+        it succeeds), or refuse with :class:`Throttled`, counting none, when one of them
+        must wait: a burst of parallel guesses gets no more checks than one at a time."""
+        now, taken = self.clock(), []
         for subject in subjects:
-            failures, last = await self.store.failures(subject, now=now,
-                                                       half_life=self.throttle.half_life)
-            wait = last + self.throttle.delay_after(failures) - now
+            wait = await self.store.take_attempt(subject, now,
+                                                 half_life=self.throttle.half_life,
+                                                 wait_after=self.throttle.delay_after)
             if wait > 0:
+                for earlier in taken:
+                    await self.store.release_attempt(earlier)
                 raise Throttled(f"too many failed attempts; try again in {wait:.0f} s", wait)
-
-    async def _fail(self, subjects: Iterable[str]) -> None:
-        now = self.clock()
-        for subject in subjects:
-            await self.store.record_failure(subject, now, half_life=self.throttle.half_life)
+            taken.append(subject)
 
     # -- sign-up and email ------------------------------------------------------------
 
@@ -198,8 +223,7 @@ class AccountService:
         existing = await self.store.person_by_email(email)
         password_hash = await self._hash(password)
         if existing is not None:
-            token = await self._new_link("reset", existing.account_id, {})
-            await self.notifier.notify("exists", email, link=self.link("reset", token))
+            await self._mail_exists(existing)
             return None
         try:
             person = await self.store.create_account(
@@ -209,6 +233,15 @@ class AccountService:
             return None
         await self.send_verification(person)
         return person
+
+    async def _mail_exists(self, person: Account) -> None:
+        """Tell an active ``person`` someone signed up with their address, with a reset
+        link that replaces their older ones; a disabled account gets nothing."""
+        if not person.active or person.email is None:
+            return
+        await self.store.void_links(person.account_id, "reset", time.time())
+        token = await self._new_link("reset", person.account_id, {})
+        await self.notifier.notify("exists", person.email, link=self.link("reset", token))
 
     async def send_verification(self, person: Account) -> None:
         """Mail ``person`` a fresh verification link (older ones stop working)."""
@@ -230,30 +263,66 @@ class AccountService:
                                target=person.email or "")
         return person
 
+    async def reclaim_for_address_owner(self, person: Account) -> Account:
+        """Give ``person``, whose address was never verified, to whoever just proved they
+        own it (a provider verified it): whatever was set up without that proof goes.
+
+        Its password, two-step sign-in and recovery codes are cleared, its sessions
+        end, its open links are voided, its keys (and those it made) are revoked, and
+        the address is marked verified. Whoever signed up with someone else's address
+        keeps nothing; the address's owner sets a password by a reset if they want one.
+        """
+        now = time.time()
+        async with self.store.transaction(person.account_id) as tx:
+            await self.store.update_account(
+                person.account_id, password_hash=None, totp_secret=None,
+                totp_enabled_at=None, totp_last_step=None, email_verified_at=now, tx=tx)
+            await self.store.replace_recovery_codes(person.account_id, [], tx=tx)
+            for purpose in UNPROVED_LINKS:
+                await self.store.void_links(person.account_id, purpose, now, tx=tx)
+        await self.sessions.end_all(person.account_id)
+        for key in await self._live_keys_of(person.account_id):
+            await self.store.revoke_key(key.owner_id, key.key_id, now)
+        await self.store.audit(person.account_id, person.account_id, EMAIL_VERIFIED,
+                               target=person.email or "", detail={"reclaimed": True})
+        return await self.store.require_account(person.account_id)
+
+    async def _live_keys_of(self, person_id: str) -> list[ApiKeyRecord]:
+        """The usable keys ``person_id`` owns or made (for an organisation)."""
+        now = time.time()
+        found = {k.key_hash: k for k in [*await self.store.keys_of(person_id),
+                                         *await self.store.keys_made_by(person_id)]}
+        return [k for k in found.values() if k.usable_at(now)]
+
     # -- sign-in ----------------------------------------------------------------------
 
     async def log_in(self, email: str, password: str, *, address: str = "",
-                     user_agent: str = "") -> SignedIn | SecondFactorNeeded:
+                     user_agent: str = "", client: str | None = None
+                     ) -> SignedIn | SecondFactorNeeded:
         """Check an email and password; a session, or a second factor to ask for.
 
-        Raises :class:`InvalidCredentials` (the same for an unknown address and
-        a wrong password) or :class:`Throttled`.
+        ``address`` is the caller's network address (for the security log); failures
+        are counted per ``client``, the key one client counts under (the server groups
+        an IPv6 address by its /64), by default ``address``. Raises
+        :class:`InvalidCredentials` (the same for an unknown address and a wrong
+        password) or :class:`Throttled`.
         """
         email = normalise_email(email)
-        subjects = [f"email:{email}", f"address:{address}"] if address else [f"email:{email}"]
-        await self._check_throttle(subjects)
+        counted = address if client is None else client
+        subjects = [f"email:{email}", f"address:{counted}"] if counted else [f"email:{email}"]
+        await self._take_attempts(subjects)
         person = await self.store.person_by_email(email)
         if person is None or person.password_hash is None:
             await asyncio.to_thread(self.passwords.dummy_verify, password)
-            await self._fail(subjects)
             raise InvalidCredentials("wrong email or password")
         checked = await asyncio.to_thread(self.passwords.verify, person.password_hash, password)
         if not checked.ok:
-            await self._fail(subjects)
             await self.store.audit(person.account_id, person.account_id, SIGN_IN_FAILED,
                                    address=address)
             raise InvalidCredentials("wrong email or password")
         await self.store.clear_failures(f"email:{email}")
+        for other in subjects[1:]:  # a right password is no failure of the address
+            await self.store.release_attempt(other)
         if checked.needs_rehash:
             person = await self.store.update_account(person.account_id,
                                                      password_hash=await self._hash(password))
@@ -294,11 +363,10 @@ class AccountService:
         if record is None:
             raise LinkInvalid("this sign-in has expired; sign in again")
         subject = f"account:{record.person_id}"
-        await self._check_throttle([subject])
+        await self._take_attempts([subject])
         person = await self.store.require_account(record.person_id)
         self._check_may_sign_in(person)  # it may have been disabled since the password
         if not await self._code_ok(person, code):
-            await self._fail([subject])
             await self.store.audit(person.account_id, person.account_id, SIGN_IN_FAILED,
                                    address=address, detail={"second_factor": True})
             raise InvalidCredentials("wrong code")
@@ -344,6 +412,7 @@ class AccountService:
             owner = await self.store.require_account(peeked.person_id)
             self.policy.check(password, owner.email)
         record = await self._take_link(token, "reset")
+        await self.store.void_links(record.person_id, "reset", time.time())
         person = await self.store.require_account(record.person_id)
         changes: dict[str, Any] = {"password_hash": await self._hash(password)}
         if person.email_verified_at is None:  # the link reached their mailbox
@@ -362,6 +431,7 @@ class AccountService:
         self.policy.check(new, person.email)
         person = await self.store.update_account(person.account_id,
                                                  password_hash=await self._hash(new))
+        await self.store.void_links(person.account_id, "reset", time.time())
         await self.sessions.end_all(person.account_id, keep=keep)
         await self.store.audit(person.account_id, person.account_id, PASSWORD_CHANGED,
                                address=actor.address)
@@ -372,11 +442,10 @@ class AccountService:
         """Check ``person``'s password again before a sensitive change, throttled per
         account as sign-in is (:class:`Throttled`); :class:`InvalidCredentials` if wrong."""
         subject = f"account:{person.account_id}"
-        await self._check_throttle([subject])
+        await self._take_attempts([subject])
         checked = await asyncio.to_thread(self.passwords.verify, person.password_hash or "",
                                           password)
         if not checked.ok:
-            await self._fail([subject])
             raise InvalidCredentials("the current password is wrong")
         await self.store.clear_failures(subject)
 
@@ -537,7 +606,6 @@ class AccountService:
             raise NotFound(f"{person_id!r} is not a member")
         if OrgRole.OWNER in (role, current.role) and held != OrgRole.OWNER:
             raise Forbidden("only owners may make or unmake owners")
-        await self._keep_an_owner(org_id, person_id, role)
         membership, revoked = await self._set_role_and_keys(org_id, person_id, role)
         await self.store.audit(org_id, actor.person_id, ROLE_CHANGED, target=person_id,
                                address=actor.address, detail={"from": current.role,
@@ -554,7 +622,6 @@ class AccountService:
             current = await self.store.membership(org_id, person_id)
             if current is not None and current.role == OrgRole.OWNER and held != OrgRole.OWNER:
                 raise Forbidden("only owners may remove owners")
-        await self._keep_an_owner(org_id, person_id, None)
         revoked = await self._remove_and_revoke_keys(org_id, person_id)
         if revoked is None:
             raise NotFound(f"{person_id!r} is not a member")
@@ -578,10 +645,9 @@ class AccountService:
                                  ) -> tuple[Membership, list[str]]:
         """Give ``person_id`` ``role`` in ``org_id``; below admin, the organisation's keys
         they made are revoked in the same transaction (their ids)."""
-        if role in KEY_MAKER_ROLES:
-            return await self.store.set_member(org_id, person_id, role), []
-        made = await self._live_keys_made(org_id, person_id)
+        made = [] if role in KEY_MAKER_ROLES else await self._live_keys_made(org_id, person_id)
         async with self.store.transaction(org_id) as tx:
+            await self._keep_an_owner(org_id, person_id, role, tx)
             membership = await self.store.set_member(org_id, person_id, role, tx=tx)
             revoked = await self._revoke_all(org_id, made, tx)
         return membership, revoked
@@ -591,6 +657,7 @@ class AccountService:
         in one transaction; the revoked keys' ids (None: they were not a member)."""
         made = await self._live_keys_made(org_id, person_id)
         async with self.store.transaction(org_id) as tx:
+            await self._keep_an_owner(org_id, person_id, None, tx)
             if not await self.store.remove_member(org_id, person_id, tx=tx):
                 return None
             return await self._revoke_all(org_id, made, tx)
@@ -613,8 +680,13 @@ class AccountService:
             await self.store.audit(org_id, actor_id, KEY_REVOKED, target=key_id,
                                    address=address, detail={"reason": why})
 
-    async def _keep_an_owner(self, org_id: str, person_id: str, role: str | None) -> None:
-        owners = [m.person_id for m in await self.store.members(org_id)
+    async def _keep_an_owner(self, org_id: str, person_id: str, role: str | None,
+                             tx: Session) -> None:
+        """Refuse (:class:`Conflict`) to leave ``org_id`` without an owner when
+        ``person_id`` gets ``role`` (None: leaves). In the write's transaction, holding the
+        organisation's owner lock, so two owners leaving at once cannot both pass."""
+        await tx.hold_lock(OWNERS_LOCK, org_id)
+        owners = [m.person_id for m in await self.store.members(org_id, tx=tx)
                   if m.role == OrgRole.OWNER]
         if owners == [person_id] and role != OrgRole.OWNER:
             raise Conflict("an organisation keeps at least one owner; make someone else "
@@ -623,17 +695,25 @@ class AccountService:
     # -- API keys -----------------------------------------------------------------------
 
     async def create_key(self, actor: Actor, owner_id: str, name: str, scopes: Iterable[str],
-                         *, test: bool = False, expires_at: float | None = None
+                         *, test: bool = False, expires_at: float | None = None,
+                         made_with: ApiKeyRecord | None = None
                          ) -> tuple[str, ApiKeyRecord]:
         """A new key acting for ``owner_id`` (the person, or an organisation they administer)
-        with ``scopes``; its secret is returned once and never stored."""
+        with ``scopes``; its secret is returned once and never stored.
+
+        ``made_with`` is the key the request came with, if any: the new key holds none of
+        the scopes it lacks (:class:`Forbidden`) and expires no later than it does.
+        """
         await self.require_role(owner_id, actor.person_id, OrgRole.ADMIN)
+        wanted = tuple(sorted(set(scopes)))
+        if made_with is not None:
+            check_scopes_held(made_with, wanted)
+            expires_at = capped_expiry(expires_at, made_with.expires_at)
         made = api_keys.new_key(test=test)
         record = ApiKeyRecord(
             key_hash=made.key_hash, key_id=new_id("key"), owner_id=owner_id,
             created_by=actor.person_id, name=name.strip() or "key", prefix=made.prefix,
-            scopes=tuple(sorted(set(scopes))), test=test, created_at=time.time(),
-            expires_at=expires_at)
+            scopes=wanted, test=test, created_at=time.time(), expires_at=expires_at)
         await self.store.add_key(record)
         await self.store.audit(owner_id, actor.person_id, KEY_CREATED, target=record.key_id,
                                address=actor.address, detail={"scopes": list(record.scopes)})
@@ -661,14 +741,23 @@ class AccountService:
         owner = await self.store.account(record.owner_id)
         if owner is None or not owner.active:
             raise InvalidCredentials("this API key's account is disabled")
-        if record.created_by != record.owner_id and (
-                await self.role_in(record.owner_id, record.created_by) not in KEY_MAKER_ROLES):
-            raise InvalidCredentials("this API key's maker is no longer an admin of its "
-                                     "organisation; an admin makes a new key")
+        if record.created_by != record.owner_id:
+            await self._check_maker(record)
         if now - self._key_touched.get(record.key_hash, 0.0) >= KEY_TOUCH_SECONDS:
             self._key_touched[record.key_hash] = now
             await self.store.touch_key(record.key_hash, now)
         return record, owner
+
+    async def _check_maker(self, record: ApiKeyRecord) -> None:
+        """An organisation's key works while its maker is an active admin or owner there;
+        else :class:`InvalidCredentials`."""
+        maker = await self.store.account(record.created_by)
+        if maker is None or not maker.active:
+            raise InvalidCredentials("this API key's maker's account is disabled; an admin "
+                                     "makes a new key")
+        if await self.role_in(record.owner_id, record.created_by) not in KEY_MAKER_ROLES:
+            raise InvalidCredentials("this API key's maker is no longer an admin of its "
+                                     "organisation; an admin makes a new key")
 
     # -- projects ---------------------------------------------------------------------
 
@@ -747,7 +836,6 @@ class AccountService:
         if org.is_person:
             raise NotFound(f"{org_id!r} is a person, not an organisation")
         await self.store.require_account(person_id)
-        await self._keep_an_owner(org_id, person_id, role)
         membership, revoked = await self._set_role_and_keys(org_id, person_id, role)
         await self.store.audit(org_id, actor_id, ROLE_CHANGED, target=person_id,
                                detail={"role": role})
@@ -759,7 +847,6 @@ class AccountService:
                                   actor_id: str = "admin") -> None:
         """Take ``person_id`` out of ``org_id`` (an administrator's CLI): their sessions
         are renewed at once; the organisation still keeps an owner."""
-        await self._keep_an_owner(org_id, person_id, None)
         revoked = await self._remove_and_revoke_keys(org_id, person_id)
         if revoked is None:
             raise NotFound(f"{person_id!r} is not a member of {org_id!r}")
@@ -781,8 +868,16 @@ class AccountService:
         return account
 
     async def disable(self, account_id: str, actor_id: str = "admin") -> Account:
-        """Disable an account: its sessions end and its keys stop working."""
+        """Disable an account: its sessions end, its keys stop working and the keys it
+        made for organisations are revoked."""
         account = await self.store.update_account(account_id, status=AccountStatus.DISABLED)
         await self.sessions.end_all(account_id)
         await self.store.audit(account_id, actor_id, ACCOUNT_DISABLED, target=account_id)
+        now = time.time()
+        made_for_others = [k for k in await self._live_keys_of(account_id)
+                           if k.owner_id != account_id]  # its own say "disabled" as before
+        for key in made_for_others:
+            await self.store.revoke_key(key.owner_id, key.key_id, now)
+            await self.store.audit(key.owner_id, actor_id, KEY_REVOKED, target=key.key_id,
+                                   detail={"reason": ACCOUNT_DISABLED})
         return account

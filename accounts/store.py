@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,9 @@ from .pseudonyms import Pseudonymiser
 from .throttle import decayed
 
 MIGRATIONS = load_migrations("accounts", Path(__file__).with_name("migrations"))
+
+#: The lock an attempt at signing in holds on its subject (:meth:`AccountStore.take_attempt`).
+ATTEMPT_LOCK = 711_004
 
 _ACCOUNT_COLUMNS = tuple(f.name for f in fields(Account))
 #: Columns :meth:`AccountStore.update_account` may change.
@@ -422,6 +425,40 @@ class AccountStore:
         if half_life is not None:
             count = decayed(count, last, time.time() if now is None else now, half_life)
         return count, last
+
+    async def take_attempt(self, subject: str, now: float, *, half_life: float,
+                           wait_after: Callable[[int], float],
+                           elsewhere: tuple[int, float] = (0, 0.0)) -> float:
+        """Count one more attempt for ``subject`` as a failure unless it must wait first:
+        0.0 when counted, else the seconds left to wait (and nothing counted).
+
+        ``wait_after`` turns a count of failures (faded by ``half_life``, plus the
+        ``elsewhere`` count and time of failures kept in other databases) into seconds.
+        The check and the count are one transaction holding ``subject``'s lock, so
+        racing attempts are counted one after the other: none is checked against a
+        count that another has already passed.
+        """
+        async with self.db.transaction() as tx:
+            await tx.hold_lock(ATTEMPT_LOCK, subject)
+            row = await tx.fetchrow("SELECT failures, last_failure_at FROM sign_in_failures "
+                                    "WHERE lookup_key = ?", subject)
+            count, last = (0, 0.0) if row is None else (
+                decayed(int(row["failures"]), float(row["last_failure_at"]), now, half_life),
+                float(row["last_failure_at"]))
+            wait = max(last, elsewhere[1]) + wait_after(count + elsewhere[0]) - now
+            if wait > 0:
+                return wait
+            await tx.execute(
+                "INSERT INTO sign_in_failures (lookup_key, failures, last_failure_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (lookup_key) DO UPDATE SET "
+                "failures = excluded.failures, last_failure_at = excluded.last_failure_at",
+                subject, count + 1, now)
+            return 0.0
+
+    async def release_attempt(self, subject: str) -> None:
+        """Take back one attempt :meth:`take_attempt` counted (it succeeded)."""
+        await self.db.execute("UPDATE sign_in_failures SET failures = failures - 1 "
+                              "WHERE lookup_key = ? AND failures > 0", subject)
 
     async def clear_failures(self, subject: str) -> None:
         """Forget ``subject``'s failures (it signed in)."""

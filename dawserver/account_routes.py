@@ -328,8 +328,21 @@ async def create_key(request: Request) -> MadeKey:
     expires = None if body.expires_in_days is None else time.time() + body.expires_in_days * 86400
     secret, key = await request.app[ACCOUNTS].create_key(
         actor_of(request), request.params["account_id"], body.name, body.scopes, test=body.test,
-        expires_at=expires)
+        expires_at=expires, made_with=await _calling_key(request))
     return MadeKey(key=secret, **_key(key))
+
+
+async def _calling_key(request: Request) -> ApiKeyRecord | None:
+    """The API key ``request`` came with (None: a session); 403 if it cannot be found."""
+    if request.principal.via != "key":
+        return None
+    use = request.native.get(KEY_USE) if request.native is not None else None
+    found = None if use is None else next(
+        (k for k in await request.app[ACCOUNTS].store.keys_of(use.account_id)
+         if k.key_id == use.key_id), None)
+    if found is None:
+        raise Forbidden("this request's API key could not be found; make keys signed in")
+    return found
 
 
 async def list_keys(request: Request) -> list[KeyInfo]:

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from accounts.models import Account, SessionRecord
 from accounts.service import Actor, SecondFactorNeeded, SignedIn
 
+from .client_address import limited_client
 from .errors import Forbidden
 from .identity import SESSION, SESSION_COOKIE, session_cookie, signed_in_session
 from .keys import ACCOUNTS
@@ -254,8 +255,9 @@ async def sign_in(request: Request) -> Reply:
     """Sign in with an address and password: sets the session cookie, or asks for the
     second factor. 401 for a wrong address or password alike; 429 after repeated failures."""
     body: SignIn = request.body
-    result = await request.app[ACCOUNTS].log_in(body.email, body.password,
-                                                address=_address(request),
+    address = _address(request)
+    result = await request.app[ACCOUNTS].log_in(body.email, body.password, address=address,
+                                                client=limited_client(address),
                                                 user_agent=_user_agent(request))
     if isinstance(result, SecondFactorNeeded):
         return Reply(SignInAnswer(second_factor=result.token, expires_at=result.expires_at))
