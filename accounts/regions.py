@@ -321,6 +321,12 @@ class RegionalAccountStore:
         return await self.store_of(org_id).close_invitation(
             org_id, invitation_id, now=now, accepted_by=accepted_by, tx=tx)
 
+    async def withdraw_invitations_by(self, org_id: str, person_id: str, *, now: float,
+                                      tx: Session | None = None) -> int:
+        """Withdraw every open invitation ``person_id`` sent into ``org_id``; how many."""
+        return await self.store_of(org_id).withdraw_invitations_by(org_id, person_id,
+                                                                    now=now, tx=tx)
+
     # -- single-use links (with the person) ---------------------------------------------
 
     async def put_link(self, token_hash: str, purpose: str, person_id: str,
@@ -578,7 +584,8 @@ class RegionalAccountStore:
 #: the row: refused while that account moves (:meth:`RegionalAccountStore.fenced_write`).
 FENCED_WRITES = {"claim_totp_step": "person_id", "link_identity": "person_id",
                  "set_member": "org_id", "remove_member": "org_id",
-                 "close_invitation": "org_id", "put_link": "person_id",
+                 "close_invitation": "org_id", "withdraw_invitations_by": "org_id",
+                 "put_link": "person_id",
                  "void_links": "person_id", "revoke_key": "owner_id",
                  "replace_recovery_codes": "person_id", "audit": "account_id",
                  "own_project": "account_id"}

@@ -80,6 +80,7 @@ KEY_CREATED, KEY_REVOKED = "key.created", "key.revoked"
 ROLE_CHANGED, MEMBER_REMOVED = "role.changed", "member.removed"
 PROJECT_ROLE_GRANTED, PROJECT_ROLE_REVOKED = "project.role_granted", "project.role_revoked"
 INVITED, INVITATION_ACCEPTED = "invitation.sent", "invitation.accepted"
+INVITATION_WITHDRAWN = "invitation.withdrawn"
 EMAIL_VERIFIED, ACCOUNT_DISABLED = "email.verified", "account.disabled"
 PLAN_CHANGED = "plan.changed"
 
@@ -582,6 +583,7 @@ class AccountService:
                             "(verified) address to accept it")
         if await self.store.membership(invitation.account_id, person.account_id) is not None:
             raise Conflict("you are a member already; ask an admin to change your role")
+        await self._check_inviter(invitation)
         await self._take_link(token, "invite")
         async with self.store.transaction(invitation.account_id) as tx:
             if not await self.store.close_invitation(invitation.account_id,
@@ -595,6 +597,32 @@ class AccountService:
                                target=person.account_id, detail={"role": invitation.role})
         await self.roles_changed(person.account_id)
         return membership
+
+    async def _check_inviter(self, invitation: Invitation) -> None:
+        """:class:`LinkInvalid` unless whoever sent ``invitation`` may still send it: an
+        admin or owner (an owner for an owner's invitation) of the organisation now."""
+        held = await self.store.membership(invitation.account_id, invitation.invited_by)
+        allowed = (OrgRole.OWNER,) if invitation.role == OrgRole.OWNER else KEY_MAKER_ROLES
+        if held is None or held.role not in allowed:
+            raise LinkInvalid("this invitation was withdrawn: whoever sent it may no longer "
+                              "invite; ask an admin of the organisation for a new one")
+
+    async def withdraw_invitation(self, actor: Actor, org_id: str, invitation_id: str
+                                  ) -> Invitation:
+        """Withdraw an open invitation (admins; owners alone withdraw an owner's), so its
+        link no longer joins anyone; the invitation as it is now."""
+        held = await self.require_role(org_id, actor.person_id, OrgRole.ADMIN)
+        invitation = await self.store.invitation(org_id, invitation_id)
+        if invitation is None:
+            raise NotFound(f"no invitation {invitation_id!r} in this organisation")
+        if invitation.role == OrgRole.OWNER and held != OrgRole.OWNER:
+            raise Forbidden("only owners may withdraw an invitation to become owner")
+        if not await self.store.close_invitation(org_id, invitation_id, now=time.time()):
+            raise Conflict(f"invitation {invitation_id!r} was accepted, withdrawn or has "
+                           "expired already")
+        await self.store.audit(org_id, actor.person_id, INVITATION_WITHDRAWN,
+                               target=invitation.email, address=actor.address)
+        return await self.store.invitation(org_id, invitation_id) or invitation
 
     async def set_member_role(self, actor: Actor, org_id: str, person_id: str, role: str, *,
                               declared_roles: Iterable[str] = ()) -> Membership:
@@ -650,6 +678,9 @@ class AccountService:
             await self._keep_an_owner(org_id, person_id, role, tx)
             membership = await self.store.set_member(org_id, person_id, role, tx=tx)
             revoked = await self._revoke_all(org_id, made, tx)
+            if role not in KEY_MAKER_ROLES:  # may no longer invite: what they sent goes
+                await self.store.withdraw_invitations_by(org_id, person_id, now=time.time(),
+                                                         tx=tx)
         return membership, revoked
 
     async def _remove_and_revoke_keys(self, org_id: str, person_id: str) -> list[str] | None:
@@ -660,6 +691,7 @@ class AccountService:
             await self._keep_an_owner(org_id, person_id, None, tx)
             if not await self.store.remove_member(org_id, person_id, tx=tx):
                 return None
+            await self.store.withdraw_invitations_by(org_id, person_id, now=time.time(), tx=tx)
             return await self._revoke_all(org_id, made, tx)
 
     async def _live_keys_made(self, org_id: str, person_id: str) -> list[str]:

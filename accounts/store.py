@@ -280,6 +280,14 @@ class AccountStore:
             "invitation_id = ? AND accepted_at IS NULL AND revoked_at IS NULL AND "
             "expires_at > ?", now, accepted_by, org_id, invitation_id, now))
 
+    async def withdraw_invitations_by(self, org_id: str, person_id: str, *, now: float,
+                                      tx: Session | None = None) -> int:
+        """Withdraw every open invitation ``person_id`` sent into ``org_id``; how many."""
+        return int(await self._on(tx).execute(
+            "UPDATE invitations SET revoked_at = ? WHERE account_id = ? AND invited_by = ? "
+            "AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?", now, org_id,
+            person_id, now) or 0)
+
     # -- single-use links ---------------------------------------------------------
 
     async def put_link(self, token_hash: str, purpose: str, person_id: str,

@@ -307,6 +307,13 @@ async def invitations(request: Request) -> list[InvitationInfo]:
     return [_invitation(i) for i in found]
 
 
+async def withdraw_invitation(request: Request) -> InvitationInfo:
+    """Withdraw an open invitation (admins): its link no longer joins anyone."""
+    invitation = await request.app[ACCOUNTS].withdraw_invitation(
+        actor_of(request), request.params["account_id"], request.params["invitation_id"])
+    return _invitation(invitation)
+
+
 async def accept(request: Request) -> Joined:
     """Accept an invitation with the mailed link's token (signed in as the invited address)."""
     membership = await request.app[ACCOUNTS].accept_invitation(actor_of(request),
@@ -489,6 +496,8 @@ ROUTES = [
           permission=ACCOUNT_ADMIN, body=NewInvitation, response=InvitationInfo, status=201),
     Route(method="GET", path=f"{ACCOUNT}/invitations", handler=invitations,
           permission=ACCOUNT_ADMIN, response=list[InvitationInfo]),
+    Route(method="DELETE", path=f"{ACCOUNT}/invitations/{{invitation_id}}",
+          handler=withdraw_invitation, permission=ACCOUNT_ADMIN, response=InvitationInfo),
     Route(method="POST", path="/invitations/accept", handler=accept, permission=ACCOUNT_SELF,
           body=LinkToken, response=Joined),
     Route(method="POST", path=f"{ACCOUNT}/keys", handler=create_key, permission=ACCOUNT_ADMIN,

@@ -19,7 +19,7 @@ from accounts_helpers import Person, accounts_server
 from public_api_helpers import Caller
 from smtp_server import SmtpServer
 
-from accounts.errors import InvalidCredentials, LinkInvalid, Throttled
+from accounts.errors import Conflict, InvalidCredentials, LinkInvalid, NotFound, Throttled
 from accounts.models import AccountStatus
 from accounts.oidc import OidcIdentity
 from accounts.oidc_sign_in import sign_in_with
@@ -273,3 +273,56 @@ async def test_sign_in_failures_from_one_ipv6_64_are_counted_together(
                     statuses.append(answer.status)
         assert statuses[:THROTTLE.free_failures + 1] == [401] * (THROTTLE.free_failures + 1)
         assert set(statuses[THROTTLE.free_failures + 1:]) == {429}
+
+
+# -- 8. invitations end with their sender's right to invite, and can be withdrawn --------
+
+async def _verified(service: AccountService, email: str) -> Actor:
+    made = await service.sign_up(email, PASSWORD, email.split("@")[0])
+    assert made is not None
+    await service.verify_email(last_token(service))
+    return Actor(made.account_id)
+
+
+async def test_an_invitation_goes_with_its_senders_admin_role(service: AccountService) -> None:
+    """An admin about to be removed invites a second address of their own as admin; once
+    they are out, that invitation joins no one (nor one they sent before a demotion)."""
+    owner = await _verified(service, "own@example.org")
+    admin = await _verified(service, "adm@example.org")
+    async with asyncio.timeout(STEP_S):
+        org = await service.create_organisation(owner, "Label")
+        await service.admin_set_member(org.account_id, admin.person_id, "admin")
+        await service.invite(admin, org.account_id, "alt@example.org", "admin")
+        sent_as_admin = last_token(service)
+        await service.remove_member(owner, org.account_id, admin.person_id)
+        alt = await _verified(service, "alt@example.org")
+        with pytest.raises(LinkInvalid):
+            await service.accept_invitation(alt, sent_as_admin)
+        assert await service.role_in(org.account_id, alt.person_id) is None
+        [invitation] = await service.store.invitations(org.account_id)
+        assert invitation.revoked_at is not None  # withdrawn as its sender left
+
+        await service.admin_set_member(org.account_id, admin.person_id, "admin")
+        await service.invite(admin, org.account_id, "alt@example.org", "member")
+        sent_before_demotion = last_token(service)
+        await service.set_member_role(owner, org.account_id, admin.person_id, "member")
+        with pytest.raises(LinkInvalid):
+            await service.accept_invitation(alt, sent_before_demotion)
+
+
+async def test_an_admin_withdraws_an_open_invitation(service: AccountService) -> None:
+    owner = await _verified(service, "own@example.org")
+    async with asyncio.timeout(STEP_S):
+        org = await service.create_organisation(owner, "Label")
+        invitation = await service.invite(owner, org.account_id, "sam@example.org", "member")
+        token = last_token(service)
+        withdrawn = await service.withdraw_invitation(owner, org.account_id,
+                                                      invitation.invitation_id)
+        assert withdrawn.revoked_at is not None
+        sam = await _verified(service, "sam@example.org")
+        with pytest.raises(LinkInvalid):
+            await service.accept_invitation(sam, token)
+        with pytest.raises(Conflict, match="already"):
+            await service.withdraw_invitation(owner, org.account_id, invitation.invitation_id)
+        with pytest.raises(NotFound):
+            await service.withdraw_invitation(owner, org.account_id, "inv-nope")
