@@ -57,6 +57,22 @@ async def uses(m: Market) -> dict[str, int]:
     return {c["code"]: c["uses"] for c in listed}
 
 
+async def one_use_checkout(m: Market, code: str, *, percent: int, **beat: Any
+                           ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A seller with two beats (``beat``: their fields) and a one-use ``percent`` coupon
+    ``code``, and a buyer's cart checkout of both with it: the beats and the checkout."""
+    await m.seller("seller")
+    beats = [await m.beat("seller", title=f"Beat {n}", **beat) for n in range(2)]
+    status, _ = await m.call("PUT", f"{M}/coupons/{code}", who("seller"),
+                             {"kind": "percent", "value": percent, "max_uses": 1})
+    assert status == 200
+    await fill(m, "buyer", beats)
+    status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"),
+                                   {"coupon": code})
+    assert status == 201, started
+    return beats, started
+
+
 async def test_a_coupon_discounts_a_cart_and_the_sale_is_booked_at_that_total(
         tmp_path: Path, db_url: str) -> None:  # noqa: F811
     async with market(tmp_path, db_url) as m:
@@ -142,15 +158,7 @@ async def test_a_cart_paid_after_its_checkout_expired_counts_its_coupon_again(
     paid on Stripe's page after all: the discounted cart is sold, so the use counts
     again, and a one-use coupon is used up (as for a single checkout)."""
     async with market(tmp_path, db_url) as m:
-        await m.seller("seller")
-        beats = [await m.beat("seller", title=f"Beat {n}") for n in range(2)]
-        status, _ = await m.call("PUT", f"{M}/coupons/ONCE", who("seller"),
-                                 {"kind": "percent", "value": 20, "max_uses": 1})
-        assert status == 200
-        await fill(m, "buyer", beats)
-        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"),
-                                       {"coupon": "ONCE"})
-        assert status == 201, started
+        beats, started = await one_use_checkout(m, "ONCE", percent=20)
         await market_services(m).checkout.sweep(time.time() + 10 ** 5)
         assert (await uses(m))["ONCE"] == 0
         m.pay(started)
@@ -169,16 +177,8 @@ async def test_a_coupon_that_took_nothing_off_is_still_given_back_on_expiry(
     """1 % of two 99-cent leases rounds to nothing on each line, yet the checkout counts
     a use of the coupon: it must be on a line, so that an expired checkout gives it back."""
     async with market(tmp_path, db_url) as m:
-        await m.seller("seller")
         cheap = [{"tier": "mp3_lease", "price": 99}, {"tier": "wav_lease", "price": 99}]
-        beats = [await m.beat("seller", title=f"Beat {n}", tiers=cheap) for n in range(2)]
-        status, _ = await m.call("PUT", f"{M}/coupons/TINY", who("seller"),
-                                 {"kind": "percent", "value": 1, "max_uses": 1})
-        assert status == 200
-        await fill(m, "buyer", beats)
-        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"),
-                                       {"coupon": "TINY"})
-        assert status == 201, started
+        await one_use_checkout(m, "TINY", percent=1, tiers=cheap)
         assert (await uses(m))["TINY"] == 1
         await market_services(m).checkout.sweep(time.time() + 10 ** 5)
         assert (await uses(m))["TINY"] == 0
