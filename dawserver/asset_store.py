@@ -315,8 +315,7 @@ class AssetStore:
         with self._indexes:
             own = self._index(project_id)
             mine = self.project_assets(project_id)
-            names = self._names(project_id)
-            for listing in (own, names, names.with_suffix(".lock")):
+            for listing in (own, self._names(project_id)):
                 if listing.exists():
                     listing.unlink()
                     removed.append(listing)
@@ -371,7 +370,7 @@ class AssetStore:
     def _note_name(self, project_id: str, asset_id: str, name: str | None) -> None:
         """Keep ``name`` as ``asset_id``'s in the project (None: none was kept; the
         caller holds ``_indexes``)."""
-        with self._names_locked(project_id):
+        with self._names_locked():
             names = self.project_names(project_id)
             if asset_id not in names or names[asset_id] != name:
                 self._write_atomic(self._names(project_id),
@@ -380,7 +379,7 @@ class AssetStore:
     def _forget_name(self, project_id: str, asset_id: str) -> None:
         """Take ``asset_id``'s name out of the project's names (the caller holds
         ``_indexes``)."""
-        with self._names_locked(project_id):
+        with self._names_locked():
             names = self.project_names(project_id)
             if asset_id not in names:
                 return
@@ -391,16 +390,17 @@ class AssetStore:
                 self._names(project_id).unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def _names_locked(self, project_id: str) -> Iterator[None]:
-        """Hold the project's names file against other processes sharing this directory
-        (a read, change and rewrite; ``_indexes`` orders this process's threads only)."""
-        lock = self._names(project_id).with_suffix(".lock")
-        with open(lock, "a") as held:
-            fcntl.flock(held, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(held, fcntl.LOCK_UN)
+    def _names_locked(self) -> Iterator[None]:
+        """Hold the projects' names against other processes sharing this directory while
+        one is read, changed and rewritten (``_indexes`` orders this process's threads
+        only). The lock is on the ``projects/`` folder itself, so it leaves no file
+        behind; the rewrites are small and rare."""
+        folder = os.open(self.root / "projects", os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(folder)  # closing it lets the lock go
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         handle, tmp = tempfile.mkstemp(dir=self.root / "tmp")
