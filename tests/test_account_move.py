@@ -272,7 +272,9 @@ async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> No
     async with running_server(config) as app, aiohttp.ClientSession() as http:
         service = app[ACCOUNTS]
         ana = (await service.create_person("ana@example.com", PASSWORD, "Ana")).account_id
-        key, _ = await service.create_key(Actor(ana), ana, "ci", ["account.admin"])
+        # a key makes keys within its own scopes only
+        key, _ = await service.create_key(Actor(ana), ana, "ci",
+                                          ["account.admin", "project.read"])
         root = {"Authorization": f"Bearer {app[TOKENS].issue('*', 'owner', 'root')}"}
         mine = {"Authorization": f"Bearer {key}"}
         url = f"{config.base_url}/admin/accounts/{ana}/region-move"
