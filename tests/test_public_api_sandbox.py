@@ -118,6 +118,6 @@ async def test_a_test_mode_key_makes_only_test_mode_keys(
         status, made, _ = await test.call("POST", keys, {"name": "in", "scopes": SCOPES,
                                                          "test": True})
         assert status == 201 and made["key"].startswith("mbk_test_"), made
-        admin = await key_of(person, live, ["account.admin"])
+        admin = await key_of(person, live, [*SCOPES, "account.admin"])
         status, made, _ = await admin.call("POST", keys, {"name": "ok", "scopes": SCOPES})
         assert status == 201 and made["key"].startswith("mbk_live_"), made
