@@ -238,9 +238,9 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
     status, key, _ = await ada.call("POST", f"/accounts/{org_id}/keys",
                                     {"name": "ci", "scopes": ["project.read"]})
     assert status == 201, key
-    status, _, _ = await ada.call("POST", f"/accounts/{org_id}/invitations",
-                                  {"email": "someone@example.org", "role": "member"})
-    assert status == 201
+    status, invitation, _ = await ada.call("POST", f"/accounts/{org_id}/invitations",
+                                           {"email": "someone@example.org", "role": "member"})
+    assert status == 201, invitation
     _, sessions, _ = await ada.call("GET", "/me/sessions")
     async with ada.http.post(f"{ada.base_url}/projects/{project_id}/assets",
                              data=wav_bytes(1.0), headers={"Content-Type": "audio/wav",
@@ -307,6 +307,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "export_job_id": export["id"],
         "account_id": org_id, "person_id": ada.id, "grantee_id": ada.id, "user": ada.id,
         "project_id": project_id, "key_id": key["id"], "session_id": sessions[0]["id"],
+        "invitation_id": invitation["id"],
         "asset_id": asset["id"], "release_id": "rel-ada", "job_id": job_id,
         "campaign_id": campaign["campaign_id"],
         "isrc": raw["tracks"][0]["isrc"],
