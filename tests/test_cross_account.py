@@ -573,7 +573,7 @@ def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
     (json.dumps({"email": ["a"], "password": 5}).encode(), "application/json", 422, "email"),
     (b"x" * (17 * 1024 * 1024), "application/json", 413, "size limit"),
     (b" " * (100 * 1024), "application/json", 413, "64 KiB (65536 bytes)"),
-])
+], ids=["not-json", "wrong-types", "17-MiB", "100-KiB-of-spaces"])
 async def test_bad_bodies_on_account_routes_get_a_clear_error(
         tmp_path: Path, smtp_server: SmtpServer, body: bytes, content_type: str, status: int,
         words: str) -> None:
