@@ -19,11 +19,32 @@ from loopback import free_port
 from nodepeer import running_server
 from smtp_server import SmtpServer, links_in
 
+from accounts.passwords import Passwords
+from accounts.service import AccountService, MailLog
+from accounts.sessions import DatabaseSessions, Sessions
+from accounts.store import AccountStore
+from accounts.throttle import ThrottleRule
+from database import open_database
 from dawserver.config import ServerConfig
 
 #: Cheap argon2id for tests (the default costs ~0.4 s of one core per sign-in).
 TEST_HASHING = (1, 1024, 1)
 PASSWORD = "correct horse battery"
+#: Two free failures, then a wait long enough that no test outruns it.
+THROTTLE = ThrottleRule(free_failures=2, base=60.0, cap=600.0)
+
+
+@asynccontextmanager
+async def mail_logged_service(database_url: str) -> AsyncIterator[AccountService]:
+    """An :class:`AccountService` over a migrated store at ``database_url``.
+
+    It mails to a :class:`MailLog`, hashes cheaply and throttles with :data:`THROTTLE`.
+    """
+    async with open_database(database_url) as db:
+        store = AccountStore(db)
+        await store.migrate()
+        yield AccountService(store, Sessions(DatabaseSessions(db)), MailLog(),
+                             passwords=Passwords(*TEST_HASHING), throttle=THROTTLE)
 
 
 def server_config(tmp_path: Path, smtp: SmtpServer, **overrides: Any) -> ServerConfig:

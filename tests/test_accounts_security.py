@@ -15,7 +15,7 @@ import aiohttp
 import pyotp
 import pytest
 import pytest_asyncio
-from accounts_helpers import Person, accounts_server
+from accounts_helpers import PASSWORD, THROTTLE, Person, accounts_server, mail_logged_service
 from public_api_helpers import Caller
 from smtp_server import SmtpServer
 
@@ -23,31 +23,19 @@ from accounts.errors import Conflict, InvalidCredentials, LinkInvalid, NotFound,
 from accounts.models import AccountStatus
 from accounts.oidc import OidcIdentity
 from accounts.oidc_sign_in import sign_in_with
-from accounts.passwords import Passwords
 from accounts.service import AccountService, Actor, MailLog, SecondFactorNeeded, SignedIn
-from accounts.sessions import DatabaseSessions, Sessions
-from accounts.store import AccountStore
-from accounts.throttle import ThrottleRule
-from database import open_database
 from dawserver.keys import ACCOUNTS
 
 pytestmark = pytest.mark.asyncio
 
-PASSWORD = "correct horse battery"
-#: Two free failures, then a wait long enough that no test outruns it.
-THROTTLE = ThrottleRule(free_failures=2, base=60.0, cap=600.0)
 #: The longest any one step of a test may take.
 STEP_S = 60.0
 
 
 @pytest_asyncio.fixture
 async def service(collab_database_url: str) -> AsyncIterator[AccountService]:
-    async with open_database(collab_database_url) as db:
-        store = AccountStore(db)
-        await store.migrate()
-        yield AccountService(store, Sessions(DatabaseSessions(db)), MailLog(),
-                             passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
-                             throttle=THROTTLE)
+    async with mail_logged_service(collab_database_url) as made:
+        yield made
 
 
 def last_token(service: AccountService) -> str:

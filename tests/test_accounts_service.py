@@ -14,6 +14,7 @@ import bcrypt
 import pyotp
 import pytest
 import pytest_asyncio
+from accounts_helpers import PASSWORD, THROTTLE, mail_logged_service
 
 from accounts.erasure import AccountErasure
 from accounts.errors import (
@@ -26,28 +27,14 @@ from accounts.errors import (
     WeakPassword,
 )
 from accounts.models import AccountKind, OrgRole
-from accounts.passwords import Passwords
 from accounts.service import AccountService, Actor, MailLog, SecondFactorNeeded, SignedIn
-from accounts.sessions import DatabaseSessions, Sessions
-from accounts.store import AccountStore
-from accounts.throttle import ThrottleRule
-from database import open_database
 
 pytestmark = pytest.mark.asyncio
 
-PASSWORD = "correct horse battery"
-#: Two free failures, then a wait long enough that no test outruns it.
-THROTTLE = ThrottleRule(free_failures=2, base=60.0, cap=600.0)
-
-
 @pytest_asyncio.fixture
 async def service(collab_database_url: str) -> AsyncIterator[AccountService]:
-    async with open_database(collab_database_url) as db:
-        store = AccountStore(db)
-        await store.migrate()
-        yield AccountService(store, Sessions(DatabaseSessions(db)), MailLog(),
-                             passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
-                             throttle=THROTTLE)
+    async with mail_logged_service(collab_database_url) as made:
+        yield made
 
 
 def mails(service: AccountService) -> list[dict]:
