@@ -14,10 +14,10 @@ Run by hand (``DAW_BENCH_SMOKE=1`` shortens it to a check that it runs)::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from benchmarks.conftest import SMOKE, median_ratio, record, rounds_of
+from benchmarks.conftest import SMOKE, record
+from benchmarks.paging import race_pages
 from business.marketplace.ledger import MIGRATIONS
 from business.marketplace.models import Order
 from business.marketplace.store import MarketStore
@@ -69,22 +69,13 @@ def test_a_page_of_orders_seeks_instead_of_reading_them_all(benchmark, tmp_path:
         middle = loop.run_until_complete(store.orders_page(
             "seller_busy", limit=ORDERS // 2))[-1]
         middle_cursor = cursors.encode(SCOPE, _key(middle))
-        for cursor in (None, middle_cursor):  # both ways give the same page
-            old = loop.run_until_complete(read_all(cursor))
-            assert old == loop.run_until_complete(seek(cursor)) and len(old) == PAGE
-
-        def contender(way: Callable[[str | None], Awaitable[list[str]]]) -> Callable[[], object]:
-            return lambda: [loop.run_until_complete(way(c)) for c in (None, middle_cursor)]
-
-        times = rounds_of({"read_all": contender(read_all), "seek": contender(seek)})
-        ratio = median_ratio(times, "read_all", "seek")
-        seek_ms = min(times["seek"]) / 2 * 1000
-        read_ms = min(times["read_all"]) / 2 * 1000
+        race = race_pages(loop, read_all, seek, middle_cursor, PAGE)
         loop.run_until_complete(db_cm.__aexit__(None, None, None))
     finally:
         loop.close()
-    record(benchmark, orders=ORDERS, seek_ms_per_page=round(seek_ms, 2),
-           read_all_ms_per_page=round(read_ms, 1), read_all_over_seek=round(ratio, 1))
-    print(f"\na page of {PAGE} from {ORDERS} orders: seek {seek_ms:.2f} ms, "
-          f"read all {read_ms:.1f} ms ({ratio:.1f}x)")
-    assert ratio > 0
+    record(benchmark, orders=ORDERS, seek_ms_per_page=round(race.seek_ms, 2),
+           read_all_ms_per_page=round(race.read_all_ms, 1),
+           read_all_over_seek=round(race.read_all_over_seek, 1))
+    print(f"\na page of {PAGE} from {ORDERS} orders: seek {race.seek_ms:.2f} ms, "
+          f"read all {race.read_all_ms:.1f} ms ({race.read_all_over_seek:.1f}x)")
+    assert race.read_all_over_seek > 0
