@@ -309,51 +309,6 @@ def test_run_in_thread_runs_in_the_handlers_context(collab_database_url: str) ->
     with_queue(collab_database_url, body)
 
 
-def test_a_worker_whose_heartbeats_fail_stops_its_handler_before_another_takes_the_job(
-        collab_database_url: str) -> None:
-    """The database is out of reach for one node: its handler stops once the lease it last
-    renewed runs out, records nothing, and the node that takes the job over runs it alone."""
-    running: set[str] = set()
-    overlaps: list[set[str]] = []
-    stopped: list[str] = []
-
-    async def handler(ctx: JobContext) -> str:
-        me = ctx.job.worker or ""
-        running.add(me)
-        if len(running) > 1:
-            overlaps.append(set(running))
-        try:
-            if me == "cut-off":
-                await asyncio.sleep(3600)
-            return me
-        except asyncio.CancelledError:
-            stopped.append(me)
-            raise
-        finally:
-            running.discard(me)
-
-    async def body(queue: JobQueue) -> None:
-        cut_off = JobQueue(queue.db, queue.settings)
-
-        async def unreachable(job: JobRecord, *args: object) -> object:
-            raise ConnectionError("connection to the database lost")
-
-        cut_off.heartbeat = unreachable  # type: ignore[method-assign]
-        job = await queue.enqueue("work", {}, account_id="a")
-        async with JobWorker(cut_off, {"work": handler}, worker_id="cut-off", poll_s=5):
-            async def claimed() -> bool:
-                return "cut-off" in running
-
-            await until(claimed)
-            async with JobWorker(queue, {"work": handler}, worker_id="reachable",
-                                 poll_s=0.05):
-                done = await finished(queue, job)
-        assert (done.state, done.result, done.attempts) == (DONE, "reachable", 2)
-        assert stopped == ["cut-off"] and overlaps == []
-
-    with_queue(collab_database_url, body, QueueSettings(lease_s=0.6))
-
-
 def test_a_nan_progress_is_ignored_and_the_lease_still_renewed(
         collab_database_url: str) -> None:
     async def handler(ctx: JobContext) -> str:

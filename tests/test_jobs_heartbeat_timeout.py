@@ -1,4 +1,4 @@
-"""A worker whose heartbeat hangs: bounded beats, never two workers running one job."""
+"""A worker whose heartbeats fail or hang: bounded beats, never two workers running one job."""
 
 from __future__ import annotations
 
@@ -39,32 +39,65 @@ async def finished(queue: JobQueue, job: JobRecord) -> JobRecord:
     return record
 
 
+class OneRunAtATime:
+    """A handler that notes who ran it beside another worker and whose run was stopped;
+    it answers its worker's id, except on the worker ``cut-off``, where it never ends."""
+
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+        self.overlaps: list[set[str]] = []
+        self.stopped: list[str] = []
+
+    async def __call__(self, ctx: JobContext) -> str:
+        me = ctx.job.worker or ""
+        self.running.add(me)
+        if len(self.running) > 1:
+            self.overlaps.append(set(self.running))
+        try:
+            if me == "cut-off":
+                await asyncio.sleep(3600)
+            return me
+        except asyncio.CancelledError:
+            self.stopped.append(me)
+            raise
+        finally:
+            self.running.discard(me)
+
+
+def test_a_worker_whose_heartbeats_fail_stops_its_handler_before_another_takes_the_job(
+        collab_database_url: str) -> None:
+    """The database is out of reach for one node: its handler stops once the lease it last
+    renewed runs out, records nothing, and the node that takes the job over runs it alone."""
+    handler = OneRunAtATime()
+
+    async def body(queue: JobQueue) -> None:
+        cut_off = JobQueue(queue.db, queue.settings)
+
+        async def unreachable(job: JobRecord, *args: object) -> object:
+            raise ConnectionError("connection to the database lost")
+
+        cut_off.heartbeat = unreachable  # type: ignore[method-assign]
+        job = await queue.enqueue("work", {}, account_id="a")
+        async with JobWorker(cut_off, {"work": handler}, worker_id="cut-off", poll_s=5):
+            await until(lambda: "cut-off" in handler.running)
+            async with JobWorker(queue, {"work": handler}, worker_id="reachable",
+                                 poll_s=0.05):
+                done = await finished(queue, job)
+        assert (done.state, done.result, done.attempts) == (DONE, "reachable", 2)
+        assert handler.stopped == ["cut-off"] and handler.overlaps == []
+
+    with_queue(collab_database_url, body, QueueSettings(lease_s=0.6))
+
+
 def test_a_worker_whose_heartbeat_hangs_stops_its_handler_before_another_takes_the_job(
         collab_database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """The database never answers one node's heartbeat, and a cancel does not end the
     call either (a statement on SQLite's writer runs to its end): the node still stops
     its handler once the lease it last renewed may run out, records nothing with its
     token, logs it once, and the node that takes the job over runs it alone."""
-    running: set[str] = set()
-    overlaps: list[set[str]] = []
-    stopped: list[str] = []
+    handler = OneRunAtATime()
     recorded: list[str] = []
     answer = asyncio.Event()  # the database answers: only at the end of the test
-
-    async def handler(ctx: JobContext) -> str:
-        me = ctx.job.worker or ""
-        running.add(me)
-        if len(running) > 1:
-            overlaps.append(set(running))
-        try:
-            if me == "cut-off":
-                await asyncio.sleep(3600)
-            return me
-        except asyncio.CancelledError:
-            stopped.append(me)
-            raise
-        finally:
-            running.discard(me)
 
     async def hangs(job: JobRecord, *args: object) -> Beat:
         try:
@@ -96,11 +129,11 @@ def test_a_worker_whose_heartbeat_hangs_stops_its_handler_before_another_takes_t
         job = await queue.enqueue("work", {}, account_id="a")
         async with JobWorker(cut_off, {"work": handler}, worker_id="cut-off", poll_s=5):
             try:
-                await until(lambda: "cut-off" in running)
+                await until(lambda: "cut-off" in handler.running)
                 async with JobWorker(queue, {"work": handler}, worker_id="reachable",
                                      poll_s=0.05):
                     done = await finished(queue, job)
-                seen = (list(stopped), list(overlaps), list(recorded))
+                seen = (list(handler.stopped), list(handler.overlaps), list(recorded))
             finally:
                 answer.set()
         assert (done.state, done.result, done.attempts) == (DONE, "reachable", 2)
