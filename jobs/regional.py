@@ -103,6 +103,18 @@ class RegionalJobQueue:
         """Run ``account_id``'s dead or cancelled job again, in its region."""
         return await self.queue_of(account_id).requeue(account_id, job_id)
 
+    async def delete_jobs(self, account_id: str, *, queue: str | None = None,
+                          states: Iterable[str] | None = None) -> int:
+        """:meth:`JobQueue.delete_jobs` in ``account_id``'s region; how many."""
+        return await self.queue_of(account_id).delete_jobs(account_id, queue=queue,
+                                                           states=states)
+
+    async def rewrite(self, account_id: str, job_id: str, payload: dict[str, Any],
+                      idempotency_key: str | None) -> bool:
+        """:meth:`JobQueue.rewrite` in ``account_id``'s region; whether the job exists."""
+        return await self.queue_of(account_id).rewrite(account_id, job_id, payload,
+                                                       idempotency_key)
+
     def wake(self, queue: str) -> None:
         """Wake this process's workers of ``queue`` in every region."""
         for each in self.queues.values():

@@ -102,6 +102,24 @@ async def test_a_job_runs_and_stays_in_its_accounts_region(regions: Setup) -> No
     assert len(await regions.queue.find(queue="mix", states=[DONE])) == 3
 
 
+
+async def test_an_erasure_deletes_and_rewrites_jobs_in_the_persons_region_only(
+        regions: Setup) -> None:
+    """What an erasure asks of the queue (privacy_erase) reaches the person's region."""
+    ada, bo = new_account_id("p", "us"), new_account_id("p", "us")
+    kept = await regions.queue.enqueue("mix", {"who": "ada"}, account_id=ada,
+                                       idempotency_key="ada-mix", delay_s=3600)
+    gone = await regions.queue.enqueue(EVENTS, {"who": "ada"}, account_id=ada, delay_s=3600)
+    other = await regions.queue.enqueue(EVENTS, {"who": "bo"}, account_id=bo, delay_s=3600)
+    assert await regions.queue.rewrite(ada, kept.id, {}, None)
+    assert not await regions.queue.rewrite(ada, "no-such-job", {}, None)
+    assert await regions.queue.delete_jobs(ada, queue=EVENTS) == 1
+    left = {job.id: job for job in await regions.queue.find(queue=None)}
+    assert set(left) == {kept.id, other.id} and gone.id not in left
+    assert (left[kept.id].payload, left[kept.id].idempotency_key) == ({}, None)
+    assert await where(regions, "jobs", ada) == {regions.queue.region_of(ada)}
+
+
 async def test_a_job_in_a_transaction_is_written_with_the_regions_change(
         regions: Setup) -> None:
     person = new_account_id("p", "eu")
