@@ -17,7 +17,7 @@ from collab.tokens import Role, TokenSigner
 from database import DatabaseError
 from dawserver.asset_store import AssetStore
 from dawserver.cli import CliError
-from dawserver.config import DEFAULT_PORT, ServerConfig
+from dawserver.config import DEFAULT_PORT, EXPORT_KEEP_S, ServerConfig
 from dawserver.projects import import_project_file
 from dsp_core.errors import DspError
 
@@ -114,6 +114,11 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
               envvar="DAW_COLLAB_TOKEN_SECONDS", type=click.FloatRange(min=1), default=3600.0,
               show_default=True, help="Lifetime of the collaboration tokens the page derives "
               "from a session (it renews them before they run out).")
+@click.option("--export-keep-days", "export_keep_days", metavar="DAYS",
+              envvar="DAW_EXPORT_KEEP_DAYS", type=click.FloatRange(min=0, min_open=True,
+                                                                  max=30),
+              default=EXPORT_KEEP_S / 86_400, show_default=True, help="How long a person's "
+              "privacy export archive stays downloadable after it is made (docs/accounts.md).")
 @click.option("--otlp-endpoint", metavar="URL", envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
               default=None, help="Send trace spans to this OpenTelemetry collector over "
               "OTLP/HTTP (base URL, e.g. http://127.0.0.1:4318); default: no tracing.")
@@ -132,7 +137,8 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
           max_documents: int, idle_unload: float, max_message_bytes: int,
           public_url: str | None, redis_url: str | None, mail_url: str | None,
           providers_file: Path | None, password_hashing: str | None,
-          collab_token_seconds: float, otlp_endpoint: str | None, trace_console: bool,
+          collab_token_seconds: float, export_keep_days: float, otlp_endpoint: str | None,
+          trace_console: bool,
           storage_url: str | None, trusted_proxies: tuple[str, ...]) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
     from dawserver.app import create_app
@@ -153,6 +159,7 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
             sign_in_providers=_providers(providers_file),
             password_hashing=_hashing(password_hashing),
             collab_token_seconds=collab_token_seconds, storage_url=storage_url,
+            export_keep_seconds=export_keep_days * 86_400,
             trusted_proxies=tuple(trusted_proxies))
     except (ValueError, DatabaseError) as exc:
         raise CliError(str(exc)) from exc
