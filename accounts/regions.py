@@ -52,6 +52,7 @@ from .models import (
 from .pseudonyms import Pseudonymiser
 from .sessions import DatabaseSessions
 from .store import AccountStore
+from .throttle import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -425,7 +426,7 @@ class RegionalAccountStore:
 
     async def take_attempt(self, subject: str, now: float, *, half_life: float,
                            wait_after: Callable[[int], float],
-                           elsewhere: tuple[int, float] = (0, 0.0)) -> float:
+                           elsewhere: tuple[int, float] = (0, 0.0)) -> Attempt:
         """Count one attempt for ``subject`` where its failures are counted, checked with
         the failures of every region (:meth:`AccountStore.take_attempt`)."""
         store = await self._failure_store(subject)
@@ -436,9 +437,9 @@ class RegionalAccountStore:
             subject, now, half_life=half_life, wait_after=wait_after,
             elsewhere=(sum(c for c, _ in counts), max(t for _, t in counts)))
 
-    async def release_attempt(self, subject: str) -> None:
-        """Take back one attempt counted where ``subject``'s failures are counted."""
-        await (await self._failure_store(subject)).release_attempt(subject)
+    async def release_attempt(self, attempt: Attempt) -> None:
+        """Take back an attempt counted where its subject's failures are counted."""
+        await (await self._failure_store(attempt.subject)).release_attempt(attempt)
 
     async def clear_failures(self, subject: str) -> None:
         """Forget ``subject``'s failures in every region."""

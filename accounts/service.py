@@ -51,7 +51,7 @@ from .passwords import PasswordPolicy, Passwords
 from .regions import RegionalAccountStore
 from .sessions import Sessions
 from .store import AccountStore
-from .throttle import ThrottleRule
+from .throttle import Attempt, ThrottleRule
 
 #: How long a password-checked sign-in waits for its second factor.
 SECOND_FACTOR_SECONDS = 300.0
@@ -192,20 +192,22 @@ class AccountService:
             raise LinkInvalid("this link is unknown, used already or expired; ask for a new one")
         return record
 
-    async def _take_attempts(self, subjects: Iterable[str]) -> None:
+    async def _take_attempts(self, subjects: Iterable[str]) -> list[Attempt]:
         """Count an attempt against each subject *before* it is checked (a failure until
         it succeeds), or refuse with :class:`Throttled`, counting none, when one of them
         must wait: a burst of parallel guesses gets no more checks than one at a time."""
         now, taken = self.clock(), []
         for subject in subjects:
-            wait = await self.store.take_attempt(subject, now,
-                                                 half_life=self.throttle.half_life,
-                                                 wait_after=self.throttle.delay_after)
-            if wait > 0:
+            attempt = await self.store.take_attempt(subject, now,
+                                                    half_life=self.throttle.half_life,
+                                                    wait_after=self.throttle.delay_after)
+            if attempt.wait > 0:
                 for earlier in taken:
                     await self.store.release_attempt(earlier)
-                raise Throttled(f"too many failed attempts; try again in {wait:.0f} s", wait)
-            taken.append(subject)
+                raise Throttled(f"too many failed attempts; try again in {attempt.wait:.0f} s",
+                                attempt.wait)
+            taken.append(attempt)
+        return taken
 
     # -- sign-up and email ------------------------------------------------------------
 
@@ -311,7 +313,7 @@ class AccountService:
         email = normalise_email(email)
         counted = address if client is None else client
         subjects = [f"email:{email}", f"address:{counted}"] if counted else [f"email:{email}"]
-        await self._take_attempts(subjects)
+        attempts = await self._take_attempts(subjects)
         person = await self.store.person_by_email(email)
         if person is None or person.password_hash is None:
             await asyncio.to_thread(self.passwords.dummy_verify, password)
@@ -322,7 +324,7 @@ class AccountService:
                                    address=address)
             raise InvalidCredentials("wrong email or password")
         await self.store.clear_failures(f"email:{email}")
-        for other in subjects[1:]:  # a right password is no failure of the address
+        for other in attempts[1:]:  # a right password is no failure of the address
             await self.store.release_attempt(other)
         if checked.needs_rehash:
             person = await self.store.update_account(person.account_id,

@@ -36,7 +36,7 @@ from .models import (
     normalise_email,
 )
 from .pseudonyms import Pseudonymiser
-from .throttle import decayed
+from .throttle import Attempt, decayed
 
 MIGRATIONS = load_migrations("accounts", Path(__file__).with_name("migrations"))
 
@@ -436,9 +436,10 @@ class AccountStore:
 
     async def take_attempt(self, subject: str, now: float, *, half_life: float,
                            wait_after: Callable[[int], float],
-                           elsewhere: tuple[int, float] = (0, 0.0)) -> float:
-        """Count one more attempt for ``subject`` as a failure unless it must wait first:
-        0.0 when counted, else the seconds left to wait (and nothing counted).
+                           elsewhere: tuple[int, float] = (0, 0.0)) -> Attempt:
+        """Count one more attempt for ``subject`` as a failure unless it must wait first
+        (the :class:`Attempt`'s ``wait``: 0.0 when counted, else the seconds left and
+        nothing counted).
 
         ``wait_after`` turns a count of failures (faded by ``half_life``, plus the
         ``elsewhere`` count and time of failures kept in other databases) into seconds.
@@ -450,23 +451,32 @@ class AccountStore:
             await tx.hold_lock(ATTEMPT_LOCK, subject)
             row = await tx.fetchrow("SELECT failures, last_failure_at FROM sign_in_failures "
                                     "WHERE lookup_key = ?", subject)
-            count, last = (0, 0.0) if row is None else (
-                decayed(int(row["failures"]), float(row["last_failure_at"]), now, half_life),
-                float(row["last_failure_at"]))
+            before = (0, 0.0) if row is None else (int(row["failures"]),
+                                                   float(row["last_failure_at"]))
+            count, last = decayed(*before, now, half_life), before[1]
             wait = max(last, elsewhere[1]) + wait_after(count + elsewhere[0]) - now
             if wait > 0:
-                return wait
+                return Attempt(subject, wait)
             await tx.execute(
                 "INSERT INTO sign_in_failures (lookup_key, failures, last_failure_at) "
                 "VALUES (?, ?, ?) ON CONFLICT (lookup_key) DO UPDATE SET "
                 "failures = excluded.failures, last_failure_at = excluded.last_failure_at",
                 subject, count + 1, now)
-            return 0.0
+            return Attempt(subject, 0.0, now, before)
 
-    async def release_attempt(self, subject: str) -> None:
-        """Take back one attempt :meth:`take_attempt` counted (it succeeded)."""
-        await self.db.execute("UPDATE sign_in_failures SET failures = failures - 1 "
-                              "WHERE lookup_key = ? AND failures > 0", subject)
+    async def release_attempt(self, attempt: Attempt) -> None:
+        """Take back an attempt :meth:`take_attempt` counted (it succeeded): the subject's
+        failures as they were before it, or, when another failure was counted since,
+        one fewer (the later failure's time kept)."""
+        async with self.db.transaction() as tx:
+            await tx.hold_lock(ATTEMPT_LOCK, attempt.subject)
+            restored = await tx.execute(
+                "UPDATE sign_in_failures SET failures = ?, last_failure_at = ? "
+                "WHERE lookup_key = ? AND last_failure_at = ?",
+                *attempt.before, attempt.subject, attempt.at)
+            if not restored:
+                await tx.execute("UPDATE sign_in_failures SET failures = failures - 1 "
+                                 "WHERE lookup_key = ? AND failures > 0", attempt.subject)
 
     async def clear_failures(self, subject: str) -> None:
         """Forget ``subject``'s failures (it signed in)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_RULE", "ThrottleRule", "decayed", "delay_after"]
+__all__ = ["DEFAULT_RULE", "Attempt", "ThrottleRule", "decayed", "delay_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,22 @@ class ThrottleRule:
             return 0.0
         # 2.0 ** 1024 overflows; far below that the cap has been reached anyway
         return min(self.cap, self.base * 2.0 ** min(doublings, 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt the store counted as a failure before checking it, or refused.
+
+    ``wait`` is 0.0 when it was counted (then ``at`` is when, and ``before`` the
+    subject's failures and last failure time as they were), else the seconds left to
+    wait. Taking it back (it succeeded) restores ``before`` unless another failure was
+    counted since, so that a success neither adds a failure nor restarts the fading.
+    """
+
+    subject: str
+    wait: float
+    at: float = 0.0
+    before: tuple[int, float] = (0, 0.0)
 
 
 def decayed(failures: int, last_failure_at: float, now: float, half_life: float) -> int:

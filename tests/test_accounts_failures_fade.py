@@ -91,3 +91,45 @@ async def test_a_person_who_mistyped_an_hour_ago_waits_less_and_last_week_not_at
     clock.now += 7 * 24 * HOUR  # last week's mistakes cost nothing now
     await mistype(3)  # and three fresh ones are free again
     assert isinstance(await service.log_in("ada@example.org", PASSWORD), SignedIn)
+
+
+async def test_right_passwords_from_an_address_let_its_old_failures_fade(
+        store: AccountStore) -> None:
+    """A shared address (an office NAT) with old failures: people signing in there with
+    the right password, one after another, neither add a failure nor restart the
+    fading, so the address's count keeps halving and three fresh typos there are free."""
+    clock = Clock()
+    rule = ThrottleRule(free_failures=3, base=60.0, cap=6000.0, half_life=HOUR)
+    service = AccountService(store, Sessions(DatabaseSessions(store.db)), MailLog(),
+                             passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
+                             throttle=rule, clock=clock)
+    await service.create_person("ada@example.org", PASSWORD, "Ada")
+    last_guess = clock.now
+    for _ in range(10):  # guesses at other people's passwords from there
+        await store.record_failure("address:10.0.0.1", last_guess, half_life=HOUR)
+    clock.now += 3 * HOUR  # 10 -> 1 left
+    for _ in range(6):  # half an hour apart: three more hours of right passwords
+        assert isinstance(await service.log_in("ada@example.org", PASSWORD,
+                                               address="10.0.0.1"), SignedIn)
+        clock.now += HOUR / 2
+    assert await store.failures("address:10.0.0.1", now=clock.now, half_life=HOUR) == (
+        0, last_guess)
+    for n in range(3):
+        with pytest.raises(InvalidCredentials):
+            await service.log_in(f"typo{n}@example.org", "guess", address="10.0.0.1")
+    assert isinstance(await service.log_in("ada@example.org", PASSWORD,
+                                           address="10.0.0.1"), SignedIn)
+
+
+async def test_a_right_password_keeps_a_failure_counted_meanwhile(
+        store: AccountStore) -> None:
+    """A failure counted between an attempt's check and its success stays counted."""
+    attempt = await store.take_attempt("address:y", 10.0, half_life=HOUR,
+                                       wait_after=lambda _: 0.0)
+    await store.take_attempt("address:y", 11.0, half_life=HOUR, wait_after=lambda _: 0.0)
+    await store.release_attempt(attempt)  # the first one succeeded
+    assert await store.failures("address:y", now=11.0, half_life=HOUR) == (1, 11.0)
+    alone = await store.take_attempt("address:z", 10.0, half_life=HOUR,
+                                     wait_after=lambda _: 0.0)
+    await store.release_attempt(alone)
+    assert await store.failures("address:z", now=10.0, half_life=HOUR) == (0, 0.0)
