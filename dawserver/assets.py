@@ -37,7 +37,7 @@ from .asset_store import (
     AssetTooLarge,
     InvalidAudio,
 )
-from .errors import retry_soon
+from .errors import storage_failed
 from .file_answer import FileAnswer
 from .keys import ACCOUNTS, CONFIG, STORE
 from .lv2_confine import confine_states
@@ -323,8 +323,7 @@ async def upload_asset(request: Request) -> AssetInfo:
     except InvalidAudio as exc:
         raise UnsupportedMediaType(str(exc)) from None
     except StorageError as exc:  # nothing was recorded: the upload may simply be sent again
-        retry = retry_soon() if isinstance(exc, StorageUnavailable) else {}
-        raise Unavailable(f"the upload could not be stored: {exc}", headers=retry) from None
+        raise storage_failed(exc, "the upload could not be stored") from None
     if await request.app[STORE].get_project(project_id) is None:  # deleted meanwhile
         await asyncio.to_thread(store.forget_project, project_id)
         raise NotFound(f"project {project_id!r} was deleted during the upload")

@@ -80,6 +80,7 @@ from .asset_store import AssetStore
 from .assets import assets_of
 from .authorization import project_account
 from .clip_sources import playable_session
+from .errors import storage_failed
 from .keys import BACKGROUND, ROOMS
 from .lv2_routes import BypassedPlugin
 from .metrics import RENDER_REALTIME_FACTOR
@@ -93,7 +94,6 @@ from .plugin_api import (
     Request,
     Retry,
     Route,
-    Unavailable,
 )
 from .regions import project_storage
 from .storage import ObjectNotFound, ObjectStore, StorageError, StorageUnavailable
@@ -464,7 +464,7 @@ async def create_bounce(request: Request) -> Bounce:
     try:  # in the object store: any node may render it, after a restart too
         await objects.put(f"{PREFIX}/{bounce_request.snapshot}", snapshot)
     except StorageError as exc:
-        raise Unavailable(f"the bounce could not be queued: {exc}") from None
+        raise storage_failed(exc, "the bounce could not be queued") from None
     record = await request.app[BACKGROUND].queue.enqueue(
         QUEUE, asdict(bounce_request), account_id=project_account(project_id), job_id=job_id)
     return _view(record)

@@ -11,6 +11,8 @@ import errno
 from http import HTTPStatus
 from typing import Any
 
+from .storage.base import StorageError, StorageUnavailable
+
 
 class PluginError(Exception):
     """A plug-in could not be loaded, configured or run, or declared something invalid."""
@@ -117,6 +119,14 @@ RETRY_SOON_S = 5
 def retry_soon() -> dict[str, str]:
     """The headers of a 503 worth retrying shortly (:data:`RETRY_SOON_S`)."""
     return {"Retry-After": str(RETRY_SOON_S)}
+
+
+def storage_failed(exc: StorageError, doing: str = "") -> Unavailable:
+    """The 503 for an object store that failed (``exc``) while ``doing`` something: worth
+    retrying shortly (Retry-After) when it was out of reach, not when it refused the
+    server's settings (credentials, bucket)."""
+    retry = retry_soon() if isinstance(exc, StorageUnavailable) else {}
+    return Unavailable(f"{doing}: {exc}" if doing else str(exc), headers=retry)
 
 
 class InsufficientStorage(ApiError):

@@ -55,6 +55,7 @@ from .errors import (
     disk_full,
     problem_body,
     retry_soon,
+    storage_failed,
 )
 from .file_answer import CountedFileResponse, FileAnswer
 from .keys import PLUGIN_CONTEXT_KEY
@@ -63,7 +64,6 @@ from .public_api.state import api_state
 from .storage.base import (
     ObjectNotFound,
     StorageError,
-    StorageUnavailable,
     content_disposition,
 )
 
@@ -373,8 +373,7 @@ def _aiohttp_handler(served: ServedRoute) -> Any:
             if isinstance(exc, StorageError) and not isinstance(exc, ObjectNotFound):
                 # S3 down, or refusing the server's settings (credentials, bucket)
                 log.error("route %s: object storage failed: %s", route.label, exc)
-                retry = retry_soon() if isinstance(exc, StorageUnavailable) else {}
-                return _error(route, 503, Unavailable(str(exc), headers=retry))
+                return _error(route, 503, storage_failed(exc))
             log.exception("route %s failed", route.label)
             return _error(route, 500, None, INTERNAL_ERROR.format(route=route.label))
 

@@ -45,6 +45,7 @@ from . import asset_objects
 from .asset_store import Asset, AssetError, AssetStore
 from .assets import assets_of
 from .authorization import project_account
+from .errors import storage_failed
 from .keys import ACCOUNTS, ROOMS
 from .permissions import PROJECT_EDIT, SAMPLES_EDIT, SAMPLES_READ
 from .plugin_api import (
@@ -56,7 +57,6 @@ from .plugin_api import (
     Reply,
     Request,
     Route,
-    Unavailable,
     Unprocessable,
     UnsupportedMediaType,
 )
@@ -382,7 +382,7 @@ async def _ingest(store: AssetStore, project_id: str, stem: str, audio: np.ndarr
         except AssetError as exc:
             raise BadRequest(str(exc)) from None
         except StorageError as exc:
-            raise Unavailable(f"the sample could not be stored: {exc}") from None
+            raise storage_failed(exc, "the sample could not be stored") from None
     return asset
 
 

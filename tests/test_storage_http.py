@@ -273,9 +273,13 @@ async def test_s3_down_answers_503_and_records_nothing(tmp_path: Path) -> None:
         root = studio.app[ASSETS].root
         assert not [p for p in (root / "objects").rglob("*") if p.is_file()]
         assert studio.app[ASSETS].project_assets(a) == []
+        elsewhere = "0" * 64  # an asset this node does not hold: the store must be asked
         async with studio.app[ROOMS].use(a) as room:
             await room.edit(lambda d: d.add_track(Track("t1", name="Vox")))
-        elsewhere = "0" * 64  # an asset this node does not hold: the store must be asked
+            await room.edit(lambda d: d.add_clip("t1", Clip(elsewhere, 0, 48_000)))
+        status, body, headers = await studio.call("POST", a, "/bounces", json={})
+        assert status == 503 and "the bounce could not be queued" in body["error"], body
+        assert headers.get("Retry-After") == "5", headers
         for path in ("/assets", f"/assets/{elsewhere}", f"/assets/{elsewhere}/info"):
             status, body, headers = await studio.call("GET", a, path)
             assert status == 503 and "cannot be reached" in body["error"], (path, body)
