@@ -6,6 +6,8 @@ that cannot reach another account or the file system)."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -229,6 +231,26 @@ def test_a_users_sql_cannot_reach_the_file_system_or_change_settings(
                 assert not Path("/tmp/leak.csv").exists()
 
     run(go())
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The server's zone is New York (behind UTC) for one test, then what it was."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_users_sql_sees_utc_days_whatever_the_servers_zone(new_york: None) -> None:
+    at = epoch(date(2024, 5, 1))   # midnight UTC: still 2024-04-30 in New York
+    assert time.localtime(at).tm_mday == 30   # the zone took
+    point = {"source": "spotify", "entity_kind": "track", "entity_id": "t1",
+             "metric": "streams", "grain": "daily", "dimensions": "", "at": at, "value": 1.0}
+    with olap.Olap([point], []) as engine:
+        utc = engine.sql('SELECT day, CAST(to_timestamp("at") AS DATE) FROM points')
+        assert utc.rows == [["2024-05-01", "2024-05-01"]]
 
 
 def test_a_users_sql_sees_only_its_own_accounts_rows(db_url: str) -> None:

@@ -80,6 +80,9 @@ class Olap:
         con = self.con
         con.execute(f"SET memory_limit = '{memory_limit}'")
         con.execute(f"SET threads = {int(threads)}")
+        # ``day`` (and any TIMESTAMPTZ a user's query shows) is UTC, as points are stamped,
+        # whatever the server's zone; locked below with the rest of the configuration
+        con.execute("SET TimeZone = 'UTC'")
         con.register("_points", _columns(points, POINT_COLUMNS[:-1],
                                          {"at": np.int64, "value": np.float64}))
         con.execute("CREATE TABLE points AS SELECT *, CAST(to_timestamp(\"at\") AS DATE) AS day "
