@@ -51,6 +51,18 @@ async def shazam_app(tmp_path: Path) -> AsyncIterator[tuple[Any, web.Application
             yield fake, app, client
 
 
+@asynccontextmanager
+async def plain_app(tmp_path: Path) -> AsyncIterator[tuple[Any, TestClient]]:
+    """The analytics plug-in on SQLite with no source: (its services, a client of it)."""
+    config = {"data_dir": tmp_path / "data",
+              "database_url": f"sqlite://{tmp_path / 'r.sqlite3'}",
+              "plugins": {"analytics": {"schedule_check_s": 3600}}}
+    app = web.Application()
+    install(app, config, manager=load_plugins(config), identify=header_principal)
+    async with TestClient(TestServer(app)) as client:
+        yield services(app[PLUGIN_CONTEXT_KEY]), client
+
+
 async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: Path) -> None:
     async with shazam_app(tmp_path) as (fake, app, client):
         owner, viewer = who("acct", "ada"), who("acct", "vi", "viewer")
@@ -194,3 +206,13 @@ async def test_days_too_early_to_read_back_from_answer_422(tmp_path: Path) -> No
             for day in ("0001-06-30", "9999-12-31"):
                 edge = await client.get(path, headers=viewer, params={**params, "to": day})
                 assert edge.status == 200, (path, day, await edge.text())
+
+
+async def test_sql_answers_bytes_as_hex_text(tmp_path: Path) -> None:
+    async with plain_app(tmp_path) as (module, client):
+        sql = r"SELECT '\x80'::BLOB AS b, ['\x00\xff'::BLOB] AS l, {'k': 'a'::BLOB} AS s"
+        answer = await client.post("/api/analytics/sql", headers=who("acct", "vi", "viewer"),
+                                   json={"sql": sql})
+        assert answer.status == 200, await answer.text()
+        assert (await answer.json())["rows"] == [["80", ["00ff"], {"k": "61"}]]
+

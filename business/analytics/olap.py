@@ -144,8 +144,16 @@ class Olap:
 
 
 def _plain(value: Any) -> Any:
+    """A value the JSON answer can carry: a date as ISO text, bytes (BLOB) as hex text,
+    also inside lists, structs and maps."""
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
     return value
 
 
