@@ -216,3 +216,29 @@ async def test_sql_answers_bytes_as_hex_text(tmp_path: Path) -> None:
         assert answer.status == 200, await answer.text()
         assert (await answer.json())["rows"] == [["80", ["00ff"], {"k": "61"}]]
 
+
+async def test_reversed_or_over_long_ranges_answer_422_on_every_read_route(
+        tmp_path: Path) -> None:
+    async with plain_app(tmp_path) as (module, client):
+        await module.catalog.resolve("acct", [Identity("spotify", "artist", "a1", "Ada")])
+        entity = (await module.catalog.entities("acct", "artist"))[0].entity_id
+        await module.store.upsert("acct", [Point("spotify", "artist", "a1", "streams",
+                                                 datetime(2024, 5, 1, tzinfo=UTC), 5)])
+        viewer = who("acct", "vi", "viewer")
+        asks = [("/api/analytics/kpis", {"entity": entity}),
+                ("/api/analytics/series", {"entity": entity, "metric": "streams"}),
+                ("/api/analytics/audience", {}),
+                ("/api/analytics/playlists", {}),
+                ("/api/analytics/benchmark", {"entity": entity})]
+        for path, params in asks:
+            for (start, end), words in ((("2024-05-10", "2024-05-01"), "swap them"),
+                                        (("0001-06-30", "9999-12-31"), "three years"),
+                                        (("2021-04-28", "2024-05-01"), "three years")):
+                bad = await client.get(path, headers=viewer,
+                                       params={**params, "from": start, "to": end})
+                assert bad.status == 422, (path, start, end, await bad.text())
+                assert words in await bad.text(), (path, start, end)
+            for start in ("2024-05-01", "2021-04-29"):
+                good = await client.get(path, headers=viewer,
+                                        params={**params, "from": start, "to": "2024-05-01"})
+                assert good.status == 200, (path, start, await good.text())

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from business.analytics.catalog import EntityNotFound
 from business.analytics.permissions import READ
-from business.analytics.schemas import check_range
+from business.analytics.schemas import check_span
 from business.analytics.services import services
 from dawserver.plugin_api import (
     BadRequest,
@@ -37,9 +37,7 @@ class PlaylistQuery(Query):
 
     @model_validator(mode="after")
     def _ordered(self) -> PlaylistQuery:
-        check_range(self.start, self.end)
-        if self.start and self.end and self.end < self.start:
-            raise ValueError(f"'to' ({self.end}) is before 'from' ({self.start}); swap them")
+        check_span(self.start, self.end)
         return self
 
     def days(self) -> tuple[date, date]:

@@ -25,6 +25,16 @@ def check_range(start: date | None, end: date | None) -> None:
                              f"from {EARLIEST_DAY} on")
 
 
+def check_span(start: date | None, end: date | None) -> None:
+    """:func:`check_range`, and refuse (422) a ``to`` before ``from`` or a range of more
+    than three years, so that no read route runs an unbounded query."""
+    check_range(start, end)
+    if start and end and end < start:
+        raise ValueError(f"'to' ({end}) is before 'from' ({start}); swap them")
+    if start and end and (end - start).days > 3 * 366:
+        raise ValueError("ask for at most three years at a time")
+
+
 class IngestPayload(BaseModel):
     """An ``analytics.ingest`` job: which run of which connected source."""
 
@@ -120,7 +130,7 @@ class SeriesQuery(Query):
 
     @model_validator(mode="after")
     def _on_calendar(self) -> SeriesQuery:
-        check_range(self.start, self.end)
+        check_span(self.start, self.end)
         return self
 
 
@@ -221,11 +231,7 @@ class KpiQuery(Query):
 
     @model_validator(mode="after")
     def _ordered(self) -> KpiQuery:
-        check_range(self.start, self.end)
-        if self.start and self.end and self.end < self.start:
-            raise ValueError(f"'to' ({self.end}) is before 'from' ({self.start}); swap them")
-        if self.start and self.end and (self.end - self.start).days > 3 * 366:
-            raise ValueError("ask for at most three years at a time")
+        check_span(self.start, self.end)
         return self
 
 
