@@ -239,9 +239,12 @@ def _refused_as_conflict(clip_id: str) -> Iterator[None]:
 
 
 async def transcribe_asset(request: Request) -> Queued:
-    """Queue the transcription of a whole uploaded asset (editor); the job holds the result."""
+    """Queue the transcription of a whole uploaded asset (editor; 409 when its audio is
+    gone); the job holds the result."""
     project_id = request.params["project_id"]
     asset = await project_asset(request)
+    if not await asset_objects.has_audio(await assets_of(request.app, project_id), asset):
+        raise Conflict(f"the audio of asset {asset.id} is gone; upload it again")
     job = await request.app[TRANSCRIPTION].submit(project_id, asset.path,
                                                   language=request.body.language,
                                                   asset_id=asset.id)

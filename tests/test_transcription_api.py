@@ -384,13 +384,14 @@ async def test_queueing_a_clip_checks_its_asset_without_fetching_the_audio(
 
 async def test_a_clip_whose_audio_is_gone_is_refused_at_once(client: Client) -> None:
     """The asset's description is still on the node but its audio is gone (deleted from
-    the disk, or collected from the object store): the route answers 409 at once rather
-    than queueing a job that can only fail."""
+    the disk, or collected from the object store): the clip's and the asset's routes
+    answer 409 at once rather than queueing a job that can only fail."""
     store = client.app[ASSETS]
     async with client.app[ROOMS].use(client.project_id) as room:
         asset_id = asset_id_of(find_clip(room.document, "speech").clip.source)
     Path(store.asset(asset_id).path).unlink()
-    status, body = await client.call("POST", "/clips/speech/transcribe", json={"language": "en"})
-    assert status == 409 and "is gone" in body["error"], body
+    for path in ("/clips/speech/transcribe", f"/assets/{asset_id}/transcribe"):
+        status, body = await client.call("POST", path, json={"language": "en"})
+        assert status == 409 and "is gone" in body["error"], (path, body)
     status, jobs = await client.call("GET", "/transcription-jobs", "viewer")
     assert status == 200 and jobs == []
