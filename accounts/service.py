@@ -284,8 +284,8 @@ class AccountService:
             for purpose in UNPROVED_LINKS:
                 await self.store.void_links(person.account_id, purpose, now, tx=tx)
         await self.sessions.end_all(person.account_id)
-        for key in await self._live_keys_of(person.account_id):
-            await self.store.revoke_key(key.owner_id, key.key_id, now)
+        await self._revoke_and_audit(await self._live_keys_of(person.account_id),
+                                     person.account_id, EMAIL_VERIFIED)
         await self.store.audit(person.account_id, person.account_id, EMAIL_VERIFIED,
                                target=person.email or "", detail={"reclaimed": True})
         return await self.store.require_account(person.account_id)
@@ -296,6 +296,15 @@ class AccountService:
         found = {k.key_hash: k for k in [*await self.store.keys_of(person_id),
                                          *await self.store.keys_made_by(person_id)]}
         return [k for k in found.values() if k.usable_at(now)]
+
+    async def _revoke_and_audit(self, keys: Iterable[ApiKeyRecord], actor_id: str,
+                                why: str) -> None:
+        """Revoke ``keys``, each recorded as revoked for ``why`` in its owner's log."""
+        now = time.time()
+        for key in keys:
+            await self.store.revoke_key(key.owner_id, key.key_id, now)
+            await self.store.audit(key.owner_id, actor_id, KEY_REVOKED, target=key.key_id,
+                                   detail={"reason": why})
 
     # -- sign-in ----------------------------------------------------------------------
 
@@ -907,11 +916,7 @@ class AccountService:
         account = await self.store.update_account(account_id, status=AccountStatus.DISABLED)
         await self.sessions.end_all(account_id)
         await self.store.audit(account_id, actor_id, ACCOUNT_DISABLED, target=account_id)
-        now = time.time()
         made_for_others = [k for k in await self._live_keys_of(account_id)
                            if k.owner_id != account_id]  # its own say "disabled" as before
-        for key in made_for_others:
-            await self.store.revoke_key(key.owner_id, key.key_id, now)
-            await self.store.audit(key.owner_id, actor_id, KEY_REVOKED, target=key.key_id,
-                                   detail={"reason": ACCOUNT_DISABLED})
+        await self._revoke_and_audit(made_for_others, actor_id, ACCOUNT_DISABLED)
         return account

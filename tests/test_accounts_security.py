@@ -82,8 +82,11 @@ async def test_signing_up_with_someone_elses_address_keeps_nothing_after_their_o
         service: AccountService) -> None:
     address = "victim@gmail.com"
     async with asyncio.timeout(STEP_S):
-        await service.sign_up(address, "attackerpass1", "Mallory")
+        mallory = Actor((await service.sign_up(address, "attackerpass1", "Mallory")).account_id)
         attackers_link = last_token(service)
+        label = await service.create_organisation(mallory, "Mallory Label")
+        _, label_key = await service.create_key(mallory, label.account_id, "k",
+                                                ["account.admin"])
         victim = OidcIdentity("https://accounts.google.com", "sub-victim", address, True,
                               "Victim")
         signed = await sign_in_with(service, victim)
@@ -97,6 +100,10 @@ async def test_signing_up_with_someone_elses_address_keeps_nothing_after_their_o
         again = await sign_in_with(service, victim)  # the victim still signs in
         assert isinstance(again, SignedIn)
         assert again.person.account_id == signed.person.account_id
+        # the key made for the organisation went too, on its record
+        logged = await service.store.audit_events(label.account_id)
+        assert [(e.action, e.target) for e in logged if e.action == "key.revoked"] == [
+            ("key.revoked", label_key.key_id)]
 
 
 # -- 3. parallel guesses get no more checks than guesses one at a time -------------------
