@@ -260,7 +260,8 @@ async def project_name(store: AssetStore, project_id: str, asset_id: str,
     the caller read them: :meth:`AssetStore.project_names`), else its membership in the
     object store, kept here once read. None when none was kept (an upload from before
     names were kept per project), or while the object store cannot say."""
-    names = store.project_names(project_id) if names is None else names
+    if names is None:  # a file read: off the event loop
+        names = await asyncio.to_thread(store.project_names, project_id)
     if asset_id in names or store.objects is None or not _ASSET_ID.match(asset_id):
         return names.get(asset_id)
     try:

@@ -458,7 +458,7 @@ async def download_source(request: Request) -> web.StreamResponse:
 
 async def source_peaks(request: Request) -> Any:
     """Waveform peaks of a clip source: ``?source=<asset id>`` (any role)."""
-    store, asset = await _referenced_asset(request)
+    store, asset = await _referenced_asset(request, named=False)
     try:
         peaks = await _in_executor(store.peaks, asset.id)
     except (AudioFileError, OSError) as exc:
@@ -473,9 +473,12 @@ async def _in_executor(fn, *args):  # noqa: ANN001, ANN202 - any blocking functi
     return await asyncio.to_thread(fn, *args)  # in the request's context, as every thread
 
 
-async def _referenced_asset(request: Request) -> tuple[AssetStore, Asset]:
+async def _referenced_asset(request: Request, *, named: bool = True
+                            ) -> tuple[AssetStore, Asset]:
     """The asset ``?source=`` names (its id; a document written before ids: its store
-    path), when it is one of the project's; 404 for anything else, never a file read."""
+    path), when it is one of the project's; 404 for anything else, never a file read.
+    ``named``: with the name the project gave it (a download's file name), which peaks
+    do not need."""
     project_id, source = request.params["project_id"], request.query.source
     if not source:
         raise BadRequest("give the clip source (an asset id) as ?source=...")
@@ -486,6 +489,8 @@ async def _referenced_asset(request: Request) -> tuple[AssetStore, Asset]:
             raise NotFound(f"no asset of project {project_id} is {source!r}; clips name "
                            "audio by the id of one of the project's assets")
         try:
+            if not named:
+                return store, await asset_objects.pull(store, asset_id)
             return store, await asset_objects.pull_for(store, project_id, asset_id)
         except AssetNotFound as exc:
             raise NotFound(str(exc)) from None

@@ -6,6 +6,7 @@ cannot answer leaves the description's name instead of failing the request."""
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,23 @@ def test_processes_sharing_a_data_directory_keep_every_name(tmp_path: Path) -> N
         assert worker.exitcode == 0
     names = AssetStore(tmp_path).project_names("p")
     assert len(names) == 1200 and names[f"{100_599:064x}"] == "take-100599.wav"
+
+
+@pytest.mark.asyncio
+async def test_a_projects_names_are_read_off_the_event_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every asset route names its asset: the names file is read in a worker thread, so
+    a slow disk never stalls the other requests."""
+    objects, asset_id = await shared_asset(tmp_path)
+    other = AssetStore(tmp_path / "node-2", objects=objects)
+    read_in: list[threading.Thread] = []
+    read = other.project_names
+
+    def project_names(project_id: str) -> dict[str, str | None]:
+        read_in.append(threading.current_thread())
+        return read(project_id)
+
+    monkeypatch.setattr(other, "project_names", project_names)
+    assert (await asset_objects.pull_for(other, "a", asset_id)).name == "unreleased.wav"
+    assert await asset_objects.project_name(other, "a", asset_id) == "unreleased.wav"
+    assert read_in and threading.main_thread() not in read_in
