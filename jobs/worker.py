@@ -91,6 +91,8 @@ class JobContext:
         self.cancel_requested = False
         #: The state this attempt left the job in (None: not recorded, e.g. lease lost).
         self.outcome: str | None = None
+        #: Whether the worker began running it (a task cancelled first never does).
+        self.started = False
         self._beat = beat
         #: When (``time.monotonic()``) the job was claimed: its lease holds from then.
         self.claimed_at = time.monotonic()
@@ -216,6 +218,11 @@ class JobWorker:
             for task in still:
                 log.error("job worker %s: %s did not stop within %.0f s", self.worker_id,
                           task.get_name(), STOP_GRACE_S)
+        for task, ctx in running:  # cancelled before its first step: nothing released it
+            if not ctx.started and task.done():
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(10):
+                        await self.queue.release(ctx.job)
         self._loops.clear()
 
     async def run_once(self, name: str) -> int:
@@ -246,8 +253,12 @@ class JobWorker:
             wake.clear()
             free = settings.concurrency - len(self._running[name])
             if free > 0:
+                claiming = asyncio.ensure_future(self.queue.claim(name, self.worker_id, free))
                 try:
-                    jobs = await self.queue.claim(name, self.worker_id, free)
+                    jobs = await asyncio.shield(claiming)
+                except asyncio.CancelledError:  # stopping: what the claim got goes back
+                    await self._give_back(claiming)
+                    raise
                 except Exception as exc:  # the database is down: wait, never die
                     failures += 1
                     delay = min(self.error_backoff_cap, 0.5 * 2 ** min(failures, 10))
@@ -263,6 +274,14 @@ class JobWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_s):
                     await wake.wait()
+
+    async def _give_back(self, claiming: asyncio.Future[list[JobRecord]]) -> None:
+        """Release the jobs of a claim the stopping worker stopped waiting for (it may
+        still land); otherwise they would wait out their lease unrun."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                for job in await claiming:
+                    await self.queue.release(job)
 
     def _context(self, job: JobRecord) -> JobContext:
         """What the handler of ``job`` gets; its ``confirm`` asks this worker's queue."""
@@ -298,6 +317,7 @@ class JobWorker:
 
     async def _run_held(self, name: str, ctx: JobContext) -> None:
         job = ctx.job
+        ctx.started = True
         if job.attempts > job.max_attempts:  # its leases expired time and again
             await self.queue.fail(job, f"gave up after {job.max_attempts} attempts whose "
                                   "workers stopped before finishing", permanent=True)

@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from database import open_database
 from jobs import (
     CANCELLED,
@@ -247,6 +249,46 @@ def test_stopping_gives_running_jobs_back_and_another_worker_finishes_them(
         async with JobWorker(queue, {"work": quick}, poll_s=0.2):
             done = await finished(queue, job)
         assert (done.state, done.result, done.attempts) == (DONE, "finished elsewhere", 1)
+
+    with_queue(collab_database_url, body)
+
+
+
+@pytest.mark.parametrize("stopped", ["while-claiming", "before-its-handler-starts"])
+def test_a_job_claimed_as_the_worker_stops_is_given_back(
+        collab_database_url: str, stopped: str) -> None:
+    """The worker stops just as a claim lands: while it still waits for the claim's answer,
+    or once the job is launched but before its handler ran. Either way the job goes back
+    to the queue at once, not after its lease runs out."""
+    ran: list[str] = []
+
+    async def handler(ctx: JobContext) -> str:
+        ran.append(ctx.job.id)
+        return "ran"
+
+    async def body(queue: JobQueue) -> None:
+        job = await queue.enqueue("work", {}, account_id="a")
+        worker = JobWorker(queue, {"work": handler}, poll_s=5)
+        real_claim = queue.claim
+        stops: list[asyncio.Task] = []
+
+        async def claim(name: str, worker_id: str, limit: int = 1) -> list[JobRecord]:
+            claimed = await real_claim(name, worker_id, limit)
+            if claimed and not stops:
+                stops.append(asyncio.create_task(worker.stop()))
+                if stopped == "while-claiming":  # the stop cancels the wait for this answer
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+            return claimed
+
+        queue.claim = claim  # type: ignore[method-assign]
+        worker.start()
+        async with asyncio.timeout(20):
+            while not stops:
+                await asyncio.sleep(0.01)
+            await stops[0]
+        back = await queue.get("a", job.id)
+        assert (back.state, back.attempts, back.lease_token, ran) == (QUEUED, 0, None, [])
 
     with_queue(collab_database_url, body)
 
