@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from analytics_helpers import migrated, plugin_context
+from analytics_helpers import database_url, migrated, plugin_context
 
+from business.analytics.audience import AudienceBook
 from business.analytics.events import (
     POST_METRICS_EVENT,
     STATEMENT_EVENT,
@@ -20,6 +21,7 @@ from business.analytics.events import (
     consume,
 )
 from business.analytics.services import services, store_event
+from business.analytics.store import decode_dimensions, epoch
 
 STATEMENT: dict[str, Any] = {
     "event_id": "ev-1", "account_id": "acct", "statement_id": "st-2024-05",
@@ -37,6 +39,11 @@ POST: dict[str, Any] = {
     "post_id": "post-1", "day": "2024-06-02",
     "metrics": {"impressions": 5400, "likes": 310, "comments": 12}}
 MAY = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_url(request, tmp_path)
 
 
 def run(coro, timeout: float = 30.0):  # noqa: ANN001, ANN201
@@ -116,6 +123,51 @@ def test_consumed_events_are_stored_once_and_bad_ones_dropped(
                 assert units == {1500, 90, 5}
                 recordings = await module.catalog.entities("acct", "recording")
                 assert {e.isrc for e in recordings} == {"QZES62400701", "QZES62400702"}
+            finally:
+                await module.close()
+
+    run(go())
+
+
+def test_statements_starting_on_one_day_add_up_and_a_redelivery_overwrites(
+        db_url: str, tmp_path: Path) -> None:
+    """A supplementary statement starting on the main one's first day adds to it (the
+    statement is a dimension of its points); the main one delivered again does not."""
+    extra = {**STATEMENT, "event_id": "ev-3", "statement_id": "st-2024-05-extra",
+             "period_end": "2024-05-15",
+             "lines": [{**STATEMENT["lines"][0], "units": 40, "amount_minor": 16}]}
+
+    async def go() -> None:
+        async with migrated(db_url) as db:
+            context = await plugin_context(db, tmp_path)
+            module = services(context)
+            try:
+                for event in (STATEMENT, extra, STATEMENT):
+                    await store_event(context, STATEMENT_EVENT, event)
+                sums: dict[tuple[str, str, str], float] = {}
+                for r in await module.store.rows("acct", source="distribution"):
+                    key = (r["entity_id"], r["metric"],
+                           dict(decode_dimensions(r["dimensions"]))["store"])
+                    sums[key] = sums.get(key, 0) + r["value"]
+                assert sums == {
+                    ("QZES62400701", "statement_units", "spotify"): 1500 + 40,
+                    ("QZES62400701", "statement_revenue_minor", "spotify"): 600 + 16,
+                    ("QZES62400701", "statement_units", "apple_music"): 90,
+                    ("QZES62400701", "statement_revenue_minor", "apple_music"): 81,
+                    ("QZES62400702", "statement_units", "spotify"): 5,
+                    ("QZES62400702", "statement_revenue_minor", "spotify"): 2}
+                # the readers of these points add the statements up too
+                [track] = [e for e in await module.catalog.entities("acct", "recording")
+                           if e.isrc == "QZES62400701"]
+                series = await module.store.series("acct", metric="statement_units",
+                                                   entity_id=track.entity_id)
+                assert [(p.at, p.value) for p in series["total"]] == [
+                    (epoch(MAY), 1500 + 40 + 90)]
+                [units] = [a for a in await AudienceBook(db).audience(
+                    "acct", date(2024, 5, 1), date(2024, 5, 31))
+                    if a["metric"] == "statement_units"]
+                assert {c["key"]: c["value"] for c in units["countries"]} == {
+                    "DE": 1500 + 40 + 5, "US": 90}
             finally:
                 await module.close()
 

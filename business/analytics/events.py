@@ -7,9 +7,11 @@ and a pure function from a valid payload to points and identities:
   pre-save campaigns): the campaign's pre-save count on the release day, source
   ``presave``, one ``presaves`` point per release.
 - ``distribution.statement_imported`` (:class:`StatementImported`): the lines of an
-  imported store statement, source ``distribution``: per ISRC, store, territory and
-  currency, ``statement_units`` and ``statement_revenue_minor`` (minor units: cents),
-  the period's totals stamped on its first day.
+  imported store statement, source ``distribution``: per statement, ISRC, store,
+  territory and currency, ``statement_units`` and ``statement_revenue_minor`` (minor
+  units: cents), the period's totals stamped on its first day. The statement is a
+  dimension, so two statements starting on the same day (a supplementary one) add up
+  while a redelivered statement overwrites itself.
 - ``social.post_metrics`` (:class:`PostMetrics`): a published post's counts on one day,
   source ``social``, entity the account's channel on that network, the post as the
   ``post`` dimension (as the X connector stores posts).
@@ -105,8 +107,8 @@ def _statement(event: StatementImported) -> Consumed:
     revenue: dict[tuple, int] = {}
     titles: dict[str, str] = {}
     for line in event.lines:
-        key = (line.isrc, (("currency", line.currency), ("store", line.store),
-                           ("territory", line.territory)))
+        key = (line.isrc, (("currency", line.currency), ("statement", event.statement_id),
+                           ("store", line.store), ("territory", line.territory)))
         units[key] = units.get(key, 0) + line.units
         revenue[key] = revenue.get(key, 0) + line.amount_minor
         titles[line.isrc] = line.title or titles.get(line.isrc, "")
