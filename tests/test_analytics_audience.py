@@ -14,18 +14,27 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from analytics_helpers import database_url, migrated
 from social_helpers import header_principal, who
 from test_analytics_routes import wait_for_run
 
+from business.analytics.audience import AudienceBook
 from business.analytics.benchmark import percentile_rank, quantile
+from business.analytics.catalog import Catalog
 from business.analytics.fakes import FAKES, FakeSources
 from business.analytics.services import services
 from business.analytics.sources.records import Identity, Point
+from business.analytics.store import PointStore
 from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 
 pytestmark = [pytest.mark.timeout(150)]
 FIRST, LAST = date(2024, 3, 1), date(2024, 3, 20)
 RANGE = {"from": FIRST.isoformat(), "to": LAST.isoformat()}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_url(request, tmp_path)
 
 
 def app_for(tmp_path: Path, sources: dict | None = None) -> web.Application:
@@ -197,3 +206,46 @@ async def test_demographics_and_benchmarks(tmp_path: Path) -> None:
         answer = await client.get("/api/analytics/benchmark", headers=who("other", "b"),
                                   params={**RANGE, "entity": ids["a1"]})
         assert answer.status == 404
+
+
+def test_follower_snapshots_count_their_latest_reading_not_every_day(db_url: str) -> None:
+    """Instagram's follower demographics are stored daily as they are that day: each
+    country is its latest reading in the range (per platform id), while a flow's days
+    (YouTube's views by country) are summed."""
+    async def go() -> None:
+        async with migrated(db_url) as db:
+            catalog, store, book = Catalog(db), PointStore(db), AudienceBook(db)
+            found = await catalog.resolve("acct", [
+                Identity("instagram", "artist", "ig1", "Ada"),
+                Identity("instagram", "artist", "ig2", "Bo"),
+                Identity("youtube", "artist", "yt1", "Cy")])
+            points = []
+            for i in range(29):   # the 29th day is after the range
+                de = 1000 + 100 * (i >= 27) + 4000 * (i == 28)
+                points += [
+                    Point("instagram", "artist", "ig1", "audience_followers", day(i), de,
+                          (("country", "DE"),)),
+                    Point("instagram", "artist", "ig1", "audience_followers", day(i), 500,
+                          (("country", "FR"),)),
+                    Point("instagram", "artist", "ig2", "audience_followers", day(i), 300,
+                          (("country", "DE"),)),
+                    Point("youtube", "artist", "yt1", "audience_views", day(i), 10,
+                          (("country", "DE"),))]
+            await store.upsert("acct", points)
+
+            async def countries(last: int, entity: str | None = None) -> dict:
+                return {(a["source"], a["metric"]): {c["key"]: c["value"]
+                                                     for c in a["countries"]}
+                        for a in await book.audience("acct", day(0).date(),
+                                                     day(last).date(), entity)}
+
+            everyone = await countries(27)
+            assert everyone[("instagram", "audience_followers")] == {"DE": 1100 + 300,
+                                                                     "FR": 500}
+            assert everyone[("youtube", "audience_views")] == {"DE": 10 * 28}
+            ada = await countries(27, found[("instagram", "artist", "ig1")].entity_id)
+            assert ada == {("instagram", "audience_followers"): {"DE": 1100, "FR": 500}}
+            assert (await countries(9))[("instagram", "audience_followers")] == {
+                "DE": 1000 + 300, "FR": 500}
+    asyncio.run(asyncio.wait_for(go(), 100))
+

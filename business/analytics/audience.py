@@ -6,6 +6,11 @@ A source reports its audience as points with a dimension (``country``, ``city``,
 ingestion, back-fills and the catalogue like any series. Shares are of the platform's own
 total of that metric and breakdown: figures of different platforms or metrics (Shazam's
 shazams, Boomplay's streams) are never summed together.
+
+Flows (streams, shazams a day) are summed over the range's days; snapshots
+(:data:`SNAPSHOTS`: followers as they are on the day read, such as Instagram's
+``audience_followers``) are not: each breakdown value takes its latest reading in the
+range per platform id, so 28 daily snapshots of 1,000 followers stay 1,000.
 """
 
 from __future__ import annotations
@@ -17,12 +22,19 @@ from typing import Any
 
 import pycountry
 
-from business.analytics.store import decode_dimensions, epoch
+from business.analytics.store import RUNNING_TOTALS, decode_dimensions, epoch
 
 #: Dimension name → the audience breakdown it feeds.
 BREAKDOWNS = {"country": "countries", "territory": "countries", "city": "cities",
               "age": "ages", "gender": "genders"}
 _LIKE = " OR ".join(f"p.dimensions LIKE '%\"{name}\"%'" for name in BREAKDOWNS)
+#: Metrics read as snapshots (a reading is the whole figure, not a day's part).
+SNAPSHOTS = RUNNING_TOTALS | {"audience_followers"}
+#: A point of a snapshot metric counts only where it is its series' latest in the range.
+_LATEST = ("(p.metric NOT IN ({metrics}) OR p.at = (SELECT MAX(q.at) FROM analytics_points "
+           "q WHERE q.account_id = p.account_id AND q.source = p.source AND q.entity_kind = "
+           "p.entity_kind AND q.entity_id = p.entity_id AND q.metric = p.metric AND q.grain "
+           "= p.grain AND q.dimensions = p.dimensions AND q.at >= ? AND q.at <= ?))")
 
 
 @dataclass(frozen=True)
@@ -56,8 +68,12 @@ class AudienceBook:
         """Per (source, metric) with a breakdown in ``[start, end]``: ``{"source",
         "metric", "countries"|"cities"|"ages"|"genders": [{"key", "value", "share"}]}``,
         biggest first; of catalogue entity ``entity_id`` (its linked platform ids) or of the
-        whole account."""
-        args: list[Any] = [account_id, epoch(start), epoch(end) + 86399]
+        whole account. A flow's figures are summed over the range, a snapshot's
+        (:data:`SNAPSHOTS`) are each platform id's latest reading in it."""
+        low, high = epoch(start), epoch(end) + 86399
+        snapshots = sorted(SNAPSHOTS)
+        latest = _LATEST.format(metrics=", ".join("?" * len(snapshots)))
+        args: list[Any] = [account_id, low, high, *snapshots, low, high]
         sql = ("SELECT p.source AS source, p.metric AS metric, p.dimensions AS dimensions, "
                "SUM(p.value) AS value FROM analytics_points p ")
         if entity_id is not None:
@@ -66,7 +82,7 @@ class AudienceBook:
                     "p.entity_id AND l.entity_id = ? ")
             args.insert(0, entity_id)
         sql += (f"WHERE p.account_id = ? AND p.grain = 'daily' AND p.at >= ? AND p.at <= ? "
-                f"AND ({_LIKE}) GROUP BY p.source, p.metric, p.dimensions")
+                f"AND ({_LIKE}) AND {latest} GROUP BY p.source, p.metric, p.dimensions")
         sums: dict[tuple[str, str], dict[str, dict[str, float]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(float)))
         for row in await self.db.fetch(sql, *args):
