@@ -14,19 +14,26 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from analytics_helpers import database_url, migrated
 from social_helpers import header_principal, who
 from test_analytics_routes import wait_for_run
 
+from business.analytics.catalog import Catalog
 from business.analytics.fakes import FAKES, FakeSources
-from business.analytics.kpis import KPI_BY_NAME, KPIS
+from business.analytics.kpis import KPI_BY_NAME, KPIS, entity_kpis
 from business.analytics.services import services
 from business.analytics.sources import SOURCES
 from business.analytics.sources.records import Identity, Point
-from business.analytics.store import RUNNING_TOTALS, SeriesPoint
+from business.analytics.store import RUNNING_TOTALS, PointStore, SeriesPoint
 from business.analytics.v1_routes import _days
 from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 
 TODAY = date(2024, 6, 30)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_url(request, tmp_path)
 
 
 def test_a_kpi_sums_metrics_of_one_nature_that_sources_report() -> None:
@@ -195,3 +202,34 @@ def test_v1_metrics_carry_a_late_platforms_reading_into_each_day() -> None:
     flows = _days(KPI_BY_NAME["streams"], per_source, date(2024, 5, 3))
     assert [(d.date, d.value) for d in flows] == [
         ("2024-05-03", 10_000), ("2024-05-04", 15_100), ("2024-05-05", 10_000)]
+
+
+def test_growth_is_measured_to_the_last_day_holding_a_reading(db_url: str) -> None:
+    """Sources land a day late: a range ending today, before today's figures, grows to
+    yesterday (the day of its value), not to an empty today."""
+    async def go() -> None:
+        async with migrated(db_url) as db:
+            catalog, store = Catalog(db), PointStore(db)
+            found = await catalog.resolve("acct", [Identity("tiktok", "artist", "tk1", "Ada"),
+                                                   Identity("spotify", "artist", "sp1", "Bo")])
+            points = []
+            for back in range(1, 200):   # yesterday and before
+                at = datetime.combine(TODAY - timedelta(days=back), time(), UTC)
+                points += [Point("tiktok", "artist", "tk1", "followers_count", at,
+                                 10_000 - 10 * back),
+                           Point("spotify", "artist", "sp1", "streams", at, 100)]
+            await store.upsert("acct", points)
+            start = TODAY - timedelta(days=27)
+            ada = await entity_kpis(store, "acct", found[("tiktok", "artist", "tk1")].entity_id,
+                                    start, TODAY)
+            followers = ada["followers"]
+            assert followers["value"] == 9_990
+            assert followers["growth"]["7d"] == {"current": 9_990, "previous": 9_920,
+                                                 "change": pytest.approx(70 / 9_920)}
+            bo = await entity_kpis(store, "acct", found[("spotify", "artist", "sp1")].entity_id,
+                                   start, TODAY)
+            streams = bo["streams"]
+            assert streams["value"] == 100 * 27
+            assert streams["growth"]["7d"] == {"current": 700, "previous": 700, "change": 0.0}
+            assert streams["growth"]["90d"]["change"] == 0.0
+    asyncio.run(asyncio.wait_for(go(), 100))

@@ -1,6 +1,7 @@
 """Cross-platform KPIs of one catalogue entity: followers, monthly listeners, streams and
 views, each the sum over the platforms whose metric means that KPI, with its value over a
-day range, its growth over 7, 28 and 90 days to the range's last day, and one daily series
+day range, its growth over 7, 28 and 90 days to the range's last day holding a reading (a
+range ending today, before today's figures land, grows to yesterday), and one daily series
 per platform (what the dashboard page charts).
 
 A KPI only sums metrics of one nature: running totals (followers to date, listeners in the
@@ -18,7 +19,8 @@ from typing import Any
 from business.analytics.sources import SOURCES
 from business.analytics.store import RUNNING_TOTALS, PointStore, SeriesPoint, epoch, growth
 
-#: Days read before ``to`` so the 90-day growth has its earlier period.
+#: Days read before the range's first day so the 90-day growth to any day of the range
+#: (its last day holding a reading) has its earlier period.
 LOOKBACK_DAYS = 179
 
 
@@ -109,9 +111,10 @@ async def entity_kpis(store: PointStore, account_id: str, entity_id: str, start:
     """Every KPI of catalogue entity ``entity_id`` over ``[start, end]`` (days, inclusive):
     ``{kpi: {"title", "running_total", "value", "growth", "sources": {source: [[at, v]]},
     "days": n}}``; ``value`` is the reading on the last day holding one (a running total)
-    or the sum over the range (a flow), None without points. A running total's value and
-    growth sum each platform's latest reading (:func:`carried_forward`)."""
-    first = min(start, end - timedelta(days=LOOKBACK_DAYS))
+    or the sum over the range (a flow), None without points; ``growth`` is to that last
+    day with a reading (``end`` without one). A running total's value and growth sum each
+    platform's latest reading (:func:`carried_forward`)."""
+    first = start - timedelta(days=min(LOOKBACK_DAYS, (start - date.min).days))
     low, high = epoch(start), epoch(end) + 86399
     out: dict[str, Any] = {}
     for kpi in KPIS:
@@ -124,10 +127,12 @@ async def entity_kpis(store: PointStore, account_id: str, entity_id: str, start:
             value = in_range[-1].value
         else:
             value = sum(p.value for p in in_range)
+        # growth to the last day holding a reading, as the value (sources land a day late)
+        until = _day(in_range[-1].at) if in_range else end
         out[kpi.name] = {
             "title": kpi.title, "running_total": kpi.running_total, "value": value,
             "days": len(in_range),
-            "growth": growth(kpi.metrics[0], series, end),
+            "growth": growth(kpi.metrics[0], series, until),
             "sources": {source: [[p.at, p.value] for p in points if low <= p.at <= high]
                         for source, points in sorted(per_source.items())}}
     return out
