@@ -19,9 +19,10 @@ from social_helpers import header_principal, who
 from test_analytics_routes import wait_for_run
 
 from business.analytics.audience import AudienceBook
-from business.analytics.benchmark import percentile_rank, quantile
+from business.analytics.benchmark import benchmark, by_genre, percentile_rank, quantile
 from business.analytics.catalog import Catalog
 from business.analytics.fakes import FAKES, FakeSources
+from business.analytics.genres import Genres
 from business.analytics.services import services
 from business.analytics.sources.records import Identity, Point
 from business.analytics.store import PointStore
@@ -249,3 +250,31 @@ def test_follower_snapshots_count_their_latest_reading_not_every_day(db_url: str
                 "DE": 1000 + 300, "FR": 500}
     asyncio.run(asyncio.wait_for(go(), 100))
 
+
+def test_peers_are_found_among_all_the_accounts_artists(db_url: str) -> None:
+    """A label of 201 small artists named "Aaa..." (first by name, more than a catalogue
+    page) and four of the benchmarked artist's size and genre named "Zed...": those four
+    are its similar-size and its genre peers."""
+    async def go() -> None:
+        async with migrated(db_url) as db:
+            catalog, store = Catalog(db), PointStore(db)
+            small = [Identity("tiktok", "artist", f"a{i:03d}", f"Aaa {i:03d}")
+                     for i in range(201)]
+            alike = [Identity("tiktok", "artist", f"z{i}", f"Zed {i}", genres=("jazz",))
+                     for i in range(5)]
+            found = await catalog.resolve("acct", [*small, *alike])
+            await Genres(catalog).reported("acct", alike, found)
+            await store.upsert("acct", [
+                Point("tiktok", "artist", i.entity_id, "followers_count", day(19),
+                      10 if i in small else 100_000) for i in [*small, *alike]])
+            ids = {i.entity_id: found[("tiktok", "artist", i.entity_id)].entity_id
+                   for i in alike}
+            peers = sorted(ids[f"z{i}"] for i in range(4))
+            sized = await benchmark(store, catalog, "acct", ids["z4"], FIRST, LAST)
+            assert (sized["peer_set"], sized["peers"]) == ("similar_size", peers)
+            assert sized["kpis"]["followers"]["percentile"] == 50.0
+            genres = await by_genre(store, catalog, Genres(catalog), "acct", ids["z4"], FIRST,
+                                    LAST)
+            assert [(g["genre"], sorted(g["peers"])) for g in genres["genres"]] == [
+                ("jazz", peers)]
+    asyncio.run(asyncio.wait_for(go(), 100))

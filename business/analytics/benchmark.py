@@ -2,7 +2,8 @@
 
 The peers are the artists a person names (catalogue entities of the account), or else the
 account's other artists of a similar size: followers within ``SIZE_FACTOR`` times the
-artist's either way (all other artists when the artist has no follower figure).
+artist's either way (all other artists when the artist has no follower figure), sought
+among all its live artists by name, the first :data:`MAX_PEERS` found kept.
 
 **By genre** (:func:`by_genre`): for each of the artist's genres (:mod:`.genres`), the
 account's other artists of that genre are the peers, and every KPI is ranked within it.
@@ -14,13 +15,15 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from business.analytics.catalog import Catalog
+from business.analytics.catalog import Catalog, Entity
 from business.analytics.genres import Genres
-from business.analytics.kpis import KPIS, entity_kpis
+from business.analytics.kpis import KPI_BY_NAME, KPIS, entity_kpis
 from business.analytics.store import PointStore
 
 SIZE_FACTOR = 10.0
 MAX_PEERS = 50
+#: Artists read from the catalogue per request while gathering peers.
+PAGE = 200
 
 
 class BadPeers(ValueError):
@@ -66,21 +69,45 @@ async def benchmark(store: PointStore, catalog: Catalog, account_id: str, entity
         for peer in peer_entities:
             if peer.kind != "artist":
                 raise BadPeers(f"peer {peer.entity_id} is a {peer.kind}: name artists")
-    else:
-        peer_entities = [e for e in await catalog.entities(account_id, "artist")
-                         if e.entity_id != entity_id and not e.merged_into][:MAX_PEERS]
     mine = await entity_kpis(store, account_id, entity_id, start, end)
+    if not chosen:
+        others = [e for e in await live_artists(catalog, account_id)
+                  if e.entity_id != entity_id]
+        size = mine["followers"]["value"]
+        peer_entities = (await similar_size(store, account_id, others, size, start, end)
+                         if size else others[:MAX_PEERS])
     theirs = {p.entity_id: await entity_kpis(store, account_id, p.entity_id, start, end)
               for p in peer_entities}
-    size = mine["followers"]["value"]
-    if not chosen and size:
-        theirs = {pid: k for pid, k in theirs.items()
-                  if k["followers"]["value"] is not None
-                  and size / SIZE_FACTOR <= k["followers"]["value"] <= size * SIZE_FACTOR}
     names = {p.entity_id: p.name for p in peer_entities}
     return {"entity_id": entity_id, "name": artist.name, "first_day": start.isoformat(),
             "last_day": end.isoformat(), "peer_set": "chosen" if chosen else "similar_size",
             "peers": sorted(theirs), "kpis": ranked(mine, theirs, names)}
+
+
+async def live_artists(catalog: Catalog, account_id: str) -> list[Entity]:
+    """Every live (not merged) artist of the account by name, read a page at a time."""
+    found: list[Entity] = []
+    while True:
+        page = await catalog.entities(account_id, "artist", limit=PAGE, offset=len(found))
+        found += page
+        if len(page) < PAGE:
+            return found
+
+
+async def similar_size(store: PointStore, account_id: str, artists: Sequence[Entity],
+                       size: float, start: date, end: date) -> list[Entity]:
+    """The first :data:`MAX_PEERS` of ``artists`` (in order) whose followers over
+    ``[start, end]`` are within :data:`SIZE_FACTOR` times ``size`` either way."""
+    followers = KPI_BY_NAME["followers"]
+    found: list[Entity] = []
+    for artist in artists:
+        kpis = await entity_kpis(store, account_id, artist.entity_id, start, end, (followers,))
+        theirs = kpis["followers"]["value"]
+        if theirs is not None and size / SIZE_FACTOR <= theirs <= size * SIZE_FACTOR:
+            found.append(artist)
+            if len(found) == MAX_PEERS:
+                break
+    return found
 
 
 def ranked(mine: dict[str, Any], theirs: dict[str, dict[str, Any]],
@@ -117,8 +144,8 @@ async def by_genre(store: PointStore, catalog: Catalog, genres: Genres, account_
     if not own:
         raise BadPeers(f"{artist.name or entity_id} has no genre: set its genres with PUT "
                        f"/api/analytics/catalog/{entity_id}/genres")
-    artists = {e.entity_id: e.name for e in await catalog.entities(account_id, "artist")
-               if not e.merged_into and e.entity_id != entity_id}
+    artists = {e.entity_id: e.name for e in await live_artists(catalog, account_id)
+               if e.entity_id != entity_id}
     mine = await entity_kpis(store, account_id, entity_id, start, end)
     figures: dict[str, dict[str, Any]] = {}
     out = []

@@ -12,6 +12,7 @@ Audiomack's plays to date taken as a daily snapshot) are left out rather than mi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -107,17 +108,18 @@ def carried_forward(per_source: dict[str, list[SeriesPoint]]) -> dict[str, list[
 
 
 async def entity_kpis(store: PointStore, account_id: str, entity_id: str, start: date,
-                      end: date) -> dict[str, Any]:
+                      end: date, kpis: Sequence[Kpi] = KPIS) -> dict[str, Any]:
     """Every KPI of catalogue entity ``entity_id`` over ``[start, end]`` (days, inclusive):
     ``{kpi: {"title", "running_total", "value", "growth", "sources": {source: [[at, v]]},
     "days": n}}``; ``value`` is the reading on the last day holding one (a running total)
     or the sum over the range (a flow), None without points; ``growth`` is to that last
     day with a reading (``end`` without one). A running total's value and growth sum each
-    platform's latest reading (:func:`carried_forward`)."""
+    platform's latest reading (:func:`carried_forward`). ``kpis``: only those (a
+    benchmark's peer sizes read followers alone)."""
     first = start - timedelta(days=min(LOOKBACK_DAYS, (start - date.min).days))
     low, high = epoch(start), epoch(end) + 86399
     out: dict[str, Any] = {}
-    for kpi in KPIS:
+    for kpi in kpis:
         per_source = await kpi_sources(store, account_id, entity_id, kpi, first, end)
         series = summed(carried_forward(per_source) if kpi.running_total else per_source)
         in_range = [p for p in series if low <= p.at <= high]
