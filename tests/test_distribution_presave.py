@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 from database_helpers import postgres_schema_url
-from distribution_helpers import FlakyDatabase, migrate
+from distribution_helpers import FlakyDatabase, migrate, release_dict
 
+from business.distribution.catalog import Catalog
 from business.distribution.errors import DistributionError, NotFoundError
 from business.distribution.presave import RELEASE_DAY, PreSaves, landing_page
 from business.distribution.schemas import ReleaseDay
@@ -176,6 +177,33 @@ def test_campaigns_stored_with_other_date_forms_fire_on_the_day(tmp_path: Path) 
             assert sorted(fired) == sorted(d["slug"] for d in made[:2])
             assert (await presaves.public(made[0]["slug"]))["release_date"] == "2026-12-01"
             assert (await presaves.public(made[2]["slug"]))["release_date"] == "soon"
+
+    asyncio.run(go())
+
+
+def test_campaign_follows_a_postponed_release(db_url: str, tmp_path: Path) -> None:
+    """A release moved 20 days later moves its campaign: release day comes on the new
+    date and fans pre-save until then; a campaign given its own date keeps it."""
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await migrate(db)
+            catalog, presaves = Catalog(db), PreSaves(db, _event_bus(db).publish)
+            raw = dict(release_dict(tmp_path), release_id="rel-1", release_date="2026-12-01")
+            await catalog.save_release("acc", raw)
+            follows = await presaves.create("acc", "rel-1", "Night Drive", "Ada",
+                                            "2026-12-01")
+            own = await presaves.create("acc", "rel-1", "Night Drive", "Ada", "2026-12-05")
+            other = await presaves.create("bob", "rel-1", "Night Drive", "Bo", "2026-12-01")
+            await catalog.save_release("acc", dict(raw, release_date="2026-12-21"))
+
+            assert (await presaves.public(follows["slug"]))["release_date"] == "2026-12-21"
+            assert await presaves.fire_due(dt.date(2026, 12, 1)) == [other["slug"]]
+            await presaves.presave(follows["slug"], "fan@example.com", "spotify")
+            assert await presaves.fire_due(dt.date(2026, 12, 5)) == [own["slug"]]
+            assert await presaves.fire_due(dt.date(2026, 12, 21)) == [follows["slug"]]
+            await catalog.save_release("acc", dict(raw, release_date="2027-01-10"))
+            fired = await presaves.public(follows["slug"])
+            assert (fired["release_date"], fired["released"]) == ("2026-12-21", True)
 
     asyncio.run(go())
 

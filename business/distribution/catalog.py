@@ -27,6 +27,7 @@ from business.distribution.compliance import ComplianceReport, Issue, check_rele
 from business.distribution.ddex import ImageFile, Party, TrackFile, build_message
 from business.distribution.errors import ComplianceError, NotFoundError
 from business.distribution.models import Release, release_from_dict
+from business.distribution.presave import follow_release_date
 from business.distribution.stores.base import DeliveryPackage, PackageFile
 
 DEFAULT_SENDER = Party("PADPIDA2026MAXBOOSTR", "Max Booster Studio")
@@ -90,17 +91,27 @@ class Catalog:
     async def save_release(self, account_id: str, raw: dict[str, Any], *,
                            on_create: Made | None = None) -> Release:
         """Create or replace a release (a draft until it passes the gate); ``on_create``
-        runs in the transaction that creates it (not on a replace): ``(tx, release_id)``."""
+        runs in the transaction that creates it (not on a replace): ``(tx, release_id)``.
+        A replace that moves the release date moves its unfired pre-save campaigns too
+        (:func:`~business.distribution.presave.follow_release_date`)."""
         release = release_from_dict({**raw, "release_id": raw.get("release_id")
                                      or uuid.uuid4().hex[:16]})
         await self.resolve_renders(account_id, release)
         now = time.time()
         data = json.dumps(release.to_dict())
+        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         async with self.db.transaction() as tx:
+            before = await tx.fetchrow(
+                "SELECT data FROM dist_releases WHERE account_id = ? "  # noqa: S608
+                f"AND release_id = ?{lock}", account_id, release.release_id)
             changed = await tx.execute(
                 "UPDATE dist_releases SET data = ?, status = 'draft', report = '', "
                 "updated_at = ? WHERE account_id = ? AND release_id = ?",
                 data, now, account_id, release.release_id)
+            if before is not None:  # its pre-save campaigns follow a new release date
+                await follow_release_date(tx, account_id, release.release_id,
+                                          json.loads(before["data"]).get("release_date", ""),
+                                          release.release_date)
             if not changed:
                 await tx.execute(
                     "INSERT INTO dist_releases (account_id, release_id, data, status, report, "

@@ -219,6 +219,28 @@ class PreSaves:
                 row["campaign_id"], row["release_date"])
 
 
+def _iso_date(text: str) -> str | None:
+    """``text`` (any ISO 8601 date form) as YYYY-MM-DD; None when it is no date."""
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except (TypeError, ValueError):
+        return None
+
+
+async def follow_release_date(tx: Any, account_id: str, release_id: str, old: str,
+                              new: str) -> int:
+    """Move the unfired campaigns of a release whose date moved from ``old`` to ``new``
+    (inside the release's save, ``tx``); how many moved. A campaign given its own date
+    (one the release did not have) keeps it."""
+    before, after = _iso_date(old), _iso_date(new)
+    if before is None or after is None or before == after:
+        return 0
+    return await tx.execute(
+        "UPDATE dist_presave_campaigns SET release_date = ? WHERE account_id = ? AND "
+        "release_id = ? AND fired_at IS NULL AND release_date = ?",
+        after, account_id, release_id, before)
+
+
 def _with_counts(row: dict[str, Any], by_service: dict[str, int]) -> dict[str, Any]:
     """A campaign's row as :meth:`PreSaves.public` shows it, with ``created_at`` and
     ``presaves_by_service`` (every offered service, 0 for none)."""
