@@ -391,3 +391,39 @@ def test_a_re_exported_statement_is_the_same_statement(db_url: str) -> None:
             assert old["duplicate"] and old["statement_id"] == "before"
 
     asyncio.run(go())
+
+
+def test_a_split_edit_that_leaves_joined_out_keeps_each_payees_state(db_url: str) -> None:
+    """Changing only the shares does not join a payee who has not joined (their money
+    stays held, no ``payee.joined``); a new payee without ``joined`` has joined; only
+    ``joined: true`` joins a known payee."""
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await migrate(db)
+            royalties = Royalties(db)
+            await royalties.set_split("acc", ISRC, {"payees": [
+                {"payee_id": "ada", "share": "70"},
+                {"payee_id": "bo", "share": "30", "joined": False}]})
+            await royalties.import_statement("acc", HEADER + f"S,US,{ISRC},1,100.00,USD\n")
+            await royalties.set_split("acc", ISRC, {"payees": [
+                {"payee_id": "ada", "share": "50"}, {"payee_id": "bo", "share": "40"},
+                {"payee_id": "new", "share": "10"}]})
+            assert await _balances(royalties) == {("ada", "available"): 7000,
+                                                  ("bo", "held"): 3000}
+            split = await royalties.get_split("acc", ISRC)
+            assert [(p.payee_id, p.joined) for p in split.payees] == [
+                ("ada", True), ("bo", False), ("new", True)]
+            assert [e["event"] for e in await royalties.audit("acc", "payee:bo")] == [
+                "payee.added"]
+            await royalties.import_statement("acc", HEADER + f"T,US,{ISRC},1,10.00,USD\n")
+            assert await _balances(royalties) == {("ada", "available"): 7500,
+                                                  ("bo", "held"): 3400,
+                                                  ("new", "available"): 100}
+            await royalties.set_split("acc", ISRC, {"payees": [
+                {"payee_id": "ada", "share": "50"},
+                {"payee_id": "bo", "share": "50", "joined": True}]})
+            assert await _balances(royalties) == {("ada", "available"): 7500,
+                                                  ("bo", "available"): 3400,
+                                                  ("new", "available"): 100}
+
+    asyncio.run(go())

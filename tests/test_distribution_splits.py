@@ -113,3 +113,14 @@ def test_the_unallocated_payee_id_is_reserved() -> None:
     with pytest.raises(SplitError, match="'unallocated' is reserved"):
         split_from_dict({"payees": [{"payee_id": "ada", "share": "50"},
                                     {"payee_id": "unallocated", "share": "50"}]})
+
+
+def test_joined_left_out_keeps_a_known_payees_state() -> None:
+    raw = {"payees": [{"payee_id": "a", "share": "40"}, {"payee_id": "b", "share": "30"},
+                      {"payee_id": "c", "share": "20", "joined": None},
+                      {"payee_id": "d", "share": "10", "joined": True}]}
+    split = split_from_dict(raw, {"a": True, "b": False, "c": False, "d": False})
+    assert [p.joined for p in split.payees] == [True, False, False, True]
+    assert [p.joined for p in split_from_dict(raw).payees] == [True, True, True, True]
+    with pytest.raises(SplitError, match=r"payees\[0\]: joined must be true or false"):
+        split_from_dict({"payees": [{"payee_id": "a", "share": "100", "joined": "false"}]})

@@ -123,16 +123,21 @@ class Royalties:
                         changed_by: str = "") -> Split:
         """Validate and store the split of a track, recording the change in its history.
 
-        New payees are added; a known payee takes the split's name (when given) and,
-        if the split says they joined, joins now and is paid what was held for them.
+        New payees are added (joined unless the split says ``joined: false``); a known
+        payee takes the split's name (when given) and keeps their state unless the split
+        says ``joined: true``: then they join now and are paid what was held for them.
         Money of this track held for ``unallocated`` (imported before it had a split)
         is then allocated by the new split (see :meth:`_allocate_unallocated`).
         """
         isrc = _isrc(isrc)
-        split = split_from_dict({**raw, "isrc": isrc, "recouped_cents": 0})
+        raw = {**raw, "isrc": isrc, "recouped_cents": 0}
+        split_from_dict(raw)  # refuse a bad split before taking the lock
         now = time.time()
         async with self.db.transaction() as tx:
             await self._lock(tx, account_id)
+            known = {r["payee_id"]: bool(r["joined"]) for r in await tx.fetch(
+                "SELECT payee_id, joined FROM dist_payees WHERE account_id = ?", account_id)}
+            split = split_from_dict(raw, known)
             old = await tx.fetchrow(
                 "SELECT revision, recouped_cents FROM dist_splits WHERE account_id = ? AND "
                 "isrc = ?", account_id, isrc)

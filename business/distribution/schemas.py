@@ -211,12 +211,16 @@ class DdexQuery(Query):
 
 
 class PayeeShare(Model):
-    """A payee and their share in percent (e.g. ``"33.33"``)."""
+    """A payee and their share in percent (e.g. ``"33.33"``).
+
+    ``joined`` left out: a known payee keeps their state, a new one has joined;
+    ``true`` joins a known payee (releasing what was held for them).
+    """
 
     payee_id: str
     share: str | int | float
     name: str = ""
-    joined: bool = True
+    joined: bool | None = None
 
 
 class SplitIn(Model):

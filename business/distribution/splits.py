@@ -8,7 +8,7 @@ largest-remainder method, so the parts always add up to the whole, to the cent.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -95,16 +95,25 @@ def parse_share(value: Any, where: str) -> Decimal:
     return share
 
 
-def split_from_dict(raw: dict[str, Any]) -> Split:
-    """A validated :class:`Split` from a dict (shares must total exactly 100)."""
+def split_from_dict(raw: dict[str, Any], known: Mapping[str, bool] | None = None) -> Split:
+    """A validated :class:`Split` from a dict (shares must total exactly 100).
+
+    A payee whose ``joined`` is left out (or null) keeps their state in ``known``
+    (payee id to joined); a payee ``known`` lacks has joined.
+    """
     if not isinstance(raw, dict) or not isinstance(raw.get("payees"), list):
         raise SplitError("a split needs 'payees': [{payee_id, share, name?, joined?}]")
     payees = []
     for i, item in enumerate(raw["payees"]):
         if not isinstance(item, dict) or not item.get("payee_id"):
             raise SplitError(f"payees[{i}] needs a 'payee_id'")
-        payees.append(Payee(str(item["payee_id"]), parse_share(item.get("share"), f"payees[{i}]"),
-                            str(item.get("name", "")), bool(item.get("joined", True))))
+        payee_id, joined = str(item["payee_id"]), item.get("joined")
+        if joined is None:
+            joined = (known or {}).get(payee_id, True)
+        elif not isinstance(joined, bool):
+            raise SplitError(f"payees[{i}]: joined must be true or false, got {joined!r}")
+        payees.append(Payee(payee_id, parse_share(item.get("share"), f"payees[{i}]"),
+                            str(item.get("name", "")), joined))
     recoup = raw.get("recoup_cents", 0)
     if not isinstance(recoup, int) or recoup < 0:
         raise SplitError(f"recoup_cents must be a whole number of cents >= 0, got {recoup!r}")
