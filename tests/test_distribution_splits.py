@@ -115,6 +115,21 @@ def test_the_unallocated_payee_id_is_reserved() -> None:
                                     {"payee_id": "unallocated", "share": "50"}]})
 
 
+@pytest.mark.parametrize("code", ["US$", "usd$", "XAU", "", "EURO"])
+def test_a_bad_recoup_currency_is_refused_naming_the_field(code: str) -> None:
+    with pytest.raises(SplitError, match="^recoup_currency: "):
+        split_from_dict({"payees": [{"payee_id": "a", "share": "100"}], "recoup_cents": 10,
+                         "recoup_payee": "a", "recoup_currency": code})
+
+
+def test_the_recoup_currency_is_stripped_and_recoups() -> None:
+    split = split_from_dict({"payees": [{"payee_id": "a", "share": "50"},
+                                        {"payee_id": "b", "share": "50"}],
+                             "recoup_cents": 100, "recoup_payee": "a", "recoup_currency": " eur "})
+    assert split.recoup_currency == "EUR"
+    assert allocate(split, 100, "EUR").recouped == 100
+
+
 def test_joined_left_out_keeps_a_known_payees_state() -> None:
     raw = {"payees": [{"payee_id": "a", "share": "40"}, {"payee_id": "b", "share": "30"},
                       {"payee_id": "c", "share": "20", "joined": None},

@@ -14,7 +14,8 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from business.distribution.errors import SplitError
+from business.distribution.currency import exponent
+from business.distribution.errors import SplitError, StatementError
 
 HUNDRED = Decimal(100)
 #: Percentages may have up to this many decimal places (0.0001 %).
@@ -119,10 +120,20 @@ def split_from_dict(raw: dict[str, Any], known: Mapping[str, bool] | None = None
         raise SplitError(f"recoup_cents must be a whole number of cents >= 0, got {recoup!r}")
     split = Split(isrc=str(raw.get("isrc", "")), payees=payees, recoup_cents=recoup,
                   recoup_payee=str(raw.get("recoup_payee", "")),
-                  recoup_currency=str(raw.get("recoup_currency", "USD")).upper(),
+                  recoup_currency=_recoup_currency(raw.get("recoup_currency", "USD")),
                   recouped_cents=int(raw.get("recouped_cents", 0)))
     validate_split(split)
     return split
+
+
+def _recoup_currency(value: Any) -> str:
+    """``value`` as a payable ISO 4217 code (stripped, upper case); SplitError otherwise."""
+    code = str(value).strip().upper()
+    try:
+        exponent(code)
+    except StatementError as exc:
+        raise SplitError(f"recoup_currency: {exc}") from exc
+    return code
 
 
 def validate_split(split: Split) -> None:
