@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -389,6 +390,42 @@ def test_a_re_exported_statement_is_the_same_statement(db_url: str) -> None:
                 "before", hashlib.sha256(earlier.encode()).hexdigest(), "", 0.0, 1, "{}")
             old = await royalties.import_statement("acc", earlier)
             assert old["duplicate"] and old["statement_id"] == "before"
+
+    asyncio.run(go())
+
+
+def test_two_months_that_differ_only_in_a_sale_month_column_are_both_imported(
+        db_url: str) -> None:
+    """Extra columns are part of what a statement says: October and November with the
+    same rows but their sale month are two statements (each paid), while a re-export of
+    November (columns reordered, a blank extra column) is still November. A statement
+    imported when only the six standard columns counted is still found by them."""
+    def month(sale_month: str) -> str:
+        return ("sale_month,store,territory,isrc,units,amount,currency\n"
+                f"{sale_month},spotify,US,{ISRC},250,1.00,USD\n")
+    re_exported = ("currency,amount,units,isrc,territory,store,notes,sale_month\r\n"
+                   f"usd,1.0,250,{ISRC},us,spotify,,2026-11\r\n")
+    earlier = HEADER + f"Tidal,US,{ISRC},3,1.25,USD\n"
+    six_columns = [["Tidal", "US", ISRC, "3", "1.25", "USD"]]  # as fingerprinted then
+    legacy = hashlib.sha256(json.dumps(six_columns, separators=(",", ":")).encode()).hexdigest()
+
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await migrate(db)
+            royalties = Royalties(db)
+            october = await royalties.import_statement("acc", month("2026-10"), "oct.csv")
+            november = await royalties.import_statement("acc", month("2026-11"), "nov.csv")
+            assert not october["duplicate"] and not november["duplicate"]
+            assert sum(b["cents"] for b in await royalties.balances("acc")) == 200
+            again = await royalties.import_statement("acc", re_exported, "nov-again.csv")
+            assert again["duplicate"] and again["statement_id"] == november["statement_id"]
+            await db.execute(
+                "INSERT INTO dist_statements (account_id, statement_id, checksum, source, "
+                "imported_at, line_count, totals) VALUES (?, ?, ?, ?, ?, ?, ?)", "acc",
+                "six-columns", legacy, "", 0.0, 1, "{}")
+            old = await royalties.import_statement("acc", earlier)
+            assert old["duplicate"] and old["statement_id"] == "six-columns"
+            assert sum(b["cents"] for b in await royalties.balances("acc")) == 200
 
     asyncio.run(go())
 

@@ -18,6 +18,7 @@ from business.distribution.statements import (
     allocate_held,
     allocate_statement,
     parse_statement,
+    statement_fingerprint,
 )
 
 ISRCS = [f"QZABC26{i:05d}" for i in range(6)]
@@ -160,3 +161,19 @@ def test_held_money_is_allocated_as_the_imports_would_have_done(
     assert result.recouped == remaining[isrc].recouped_cents
     assert result.allocated() == {c: sum(h.cents for h in held if h.currency == c)
                                   for c in sorted({h.currency for h in held})}
+
+
+def test_extra_columns_are_part_of_the_fingerprint() -> None:
+    """A sale month tells two statements apart; its position, a blank extra column and
+    how the standard columns are written do not."""
+    def month(value: str) -> str:
+        return ("sale_month,store,territory,isrc,units,amount,currency\n"
+                f"{value},Spotify,US,{ISRCS[1]},250,1.00,USD\n")
+    october, november = (statement_fingerprint(parse_statement(month(m)))
+                         for m in ("2026-10", "2026-11"))
+    assert october != november
+    re_exported = (f"currency,amount,units,isrc,territory,store,note,SALE_MONTH\n"
+                   f"usd,1.0,250,{ISRCS[1]},us,Spotify,, 2026-11 \n")
+    assert statement_fingerprint(parse_statement(re_exported)) == november
+    [line] = parse_statement(re_exported)
+    assert line.extra == (("sale_month", "2026-11"),)

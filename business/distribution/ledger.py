@@ -31,6 +31,7 @@ from business.distribution.statements import (
     LedgerEntry,
     allocate_held,
     allocate_statement,
+    legacy_statement_fingerprint,
     parse_statement,
     statement_fingerprint,
 )
@@ -281,16 +282,22 @@ class Royalties:
     async def import_statement(self, account_id: str, text: str, source: str = ""
                                ) -> dict[str, Any]:
         """Import a statement CSV once: the same statement again (its rows, however the CSV
-        writes them: :func:`statement_fingerprint`) returns the first import."""
+        writes them: :func:`statement_fingerprint`) returns the first import.
+
+        Imports made before are found too: by the fingerprint of the six standard
+        columns (before extra columns counted) and by the CSV's bytes (before
+        fingerprints). ``source`` is a label only: it does not tell statements apart.
+        """
         lines = await asyncio.to_thread(parse_statement, text)
         checksum = statement_fingerprint(lines)
+        legacy = legacy_statement_fingerprint(lines)  # imports before extra columns counted
         as_written = hashlib.sha256(text.encode()).hexdigest()  # imports before fingerprints
         now = time.time()
         async with self.db.transaction() as tx:
             await self._lock(tx, account_id)
             existing = await tx.fetchrow(
                 "SELECT statement_id, totals FROM dist_statements WHERE account_id = ? AND "
-                "checksum IN (?, ?)", account_id, checksum, as_written)
+                "checksum IN (?, ?, ?)", account_id, checksum, legacy, as_written)
             if existing:
                 return {"statement_id": existing["statement_id"], "duplicate": True,
                         "totals": json.loads(existing["totals"])}

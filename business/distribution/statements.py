@@ -1,6 +1,8 @@
 """Earnings statements: CSV parsing and exact allocation to payees' ledger entries.
 
-A statement is CSV with the header ``store,territory,isrc,units,amount,currency``.
+A statement is CSV with the header ``store,territory,isrc,units,amount,currency``;
+more columns (a sale month, a report id) are kept and make part of what the
+statement says (:func:`statement_fingerprint`).
 Per currency, the exact (decimal) statement total is rounded once to the
 currency's minor unit (ISO 4217: cents for USD, whole yen for JPY, fils for KWD;
 see :mod:`business.distribution.currency`); that total is apportioned over tracks
@@ -44,6 +46,8 @@ class StatementLine:
     units: int
     amount: Decimal
     currency: str
+    #: Values of the columns beyond :data:`COLUMNS` (``(header, value)``, sorted; blanks left out).
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,10 @@ def parse_statement(text: str) -> list[StatementLine]:
     return lines
 
 
-def _parse_row(row: Mapping[str, str | None]) -> StatementLine:
-    values = {k: (row.get(k) or "").strip() for k in COLUMNS}
+def _parse_row(row: Mapping[str | None, str | list[str] | None]) -> StatementLine:
+    values = {k: _cell(row.get(k)) for k in COLUMNS}
+    extra = tuple(sorted((key or "", value) for key, cell in row.items()
+                         if key not in COLUMNS and (value := _cell(cell))))
     try:
         isrc = normalize_isrc(values["isrc"])
     except IdentifierError as exc:
@@ -116,17 +122,36 @@ def _parse_row(row: Mapping[str, str | None]) -> StatementLine:
     currency = values["currency"].upper()
     exponent(values["currency"])  # a payable ISO 4217 code, or StatementError
     return StatementLine(values["store"], values["territory"].upper(), isrc, units, amount,
-                         currency)
+                         currency, extra)
+
+
+def _cell(value: str | list[str] | None) -> str:
+    """A cell's text, stripped (values past the header's last column joined by commas)."""
+    return (",".join(value) if isinstance(value, list) else value or "").strip()
 
 
 def statement_fingerprint(lines: Sequence[StatementLine]) -> str:
     """The SHA-256 of what a statement says, not how its CSV is written: its rows sorted,
-    each as parsed (so line endings, a BOM, column order, spaces, letter case of codes
-    and ``10.0`` against ``10.00`` leave it unchanged). A store's re-export of a statement
-    has the fingerprint of the first export."""
-    rows = sorted((line.store, line.territory, line.isrc, str(line.units),
-                   format(line.amount.normalize(), "f"), line.currency) for line in lines)
+    each its columns' values as parsed, by header (so line endings, a BOM, column order,
+    spaces, letter case of codes, blank extra cells and ``10.0`` against ``10.00`` leave it
+    unchanged). A store's re-export of a statement has the fingerprint of the first
+    export; two months that differ only in a sale-month column do not."""
+    rows = sorted(sorted((*_standard(line).items(), *line.extra)) for line in lines)
     return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def legacy_statement_fingerprint(lines: Sequence[StatementLine]) -> str:
+    """The fingerprint statements were imported under before extra columns counted: the
+    six :data:`COLUMNS` only. Kept to find those imports again."""
+    rows = sorted(tuple(_standard(line).values()) for line in lines)
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def _standard(line: StatementLine) -> dict[str, str]:
+    """The values of :data:`COLUMNS` of ``line``, normalised, in that order."""
+    return {"store": line.store, "territory": line.territory, "isrc": line.isrc,
+            "units": str(line.units), "amount": format(line.amount.normalize(), "f"),
+            "currency": line.currency}
 
 
 def allocate_statement(lines: list[StatementLine], splits: Mapping[str, Split]
