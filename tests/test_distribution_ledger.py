@@ -16,7 +16,7 @@ from distribution_helpers import migrate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from business.distribution.errors import NotFoundError, SplitError
+from business.distribution.errors import NotFoundError, SplitError, StatementError
 from business.distribution.ledger import Royalties
 from database import open_database
 
@@ -462,5 +462,23 @@ def test_a_split_edit_that_leaves_joined_out_keeps_each_payees_state(db_url: str
             assert await _balances(royalties) == {("ada", "available"): 7500,
                                                   ("bo", "available"): 3400,
                                                   ("new", "available"): 100}
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("amount", ["1E+30", "123456789012345678901234567890.5",
+                                    "100000000000000000.00"])
+def test_an_out_of_range_amount_is_a_statement_error_and_nothing_is_imported(
+        db_url: str, amount: str) -> None:
+    text = HEADER + f"S,US,{ISRC},1,1.00,USD\nS,US,{ISRC},1,{amount},USD\n"
+
+    async def go() -> None:
+        async with open_database(db_url) as db:
+            await migrate(db)
+            royalties = Royalties(db)
+            with pytest.raises(StatementError, match=r"line 3: amount .* out of range"):
+                await royalties.import_statement("acc", text)
+            assert await royalties.statements("acc") == []
+            assert await royalties.balances("acc") == []
 
     asyncio.run(go())

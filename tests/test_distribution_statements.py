@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
@@ -177,3 +178,34 @@ def test_extra_columns_are_part_of_the_fingerprint() -> None:
     assert statement_fingerprint(parse_statement(re_exported)) == november
     [line] = parse_statement(re_exported)
     assert line.extra == (("sale_month", "2026-11"),)
+
+
+@pytest.mark.parametrize("amount", [
+    "1E+30", "123456789012345678901234567890.5", "100000000000000000.00", "1000000000000",
+    "-1000000000000", "0.0000000000001", "1E-13"])
+def test_out_of_range_amounts_are_refused_with_their_line(amount: str) -> None:
+    text = HEADER + f"S,US,{ISRCS[1]},1,1.00,USD\nS,US,{ISRCS[1]},1,{amount},USD\n"
+    with pytest.raises(StatementError, match=rf"1 bad rows.*line 3: amount '{re.escape(amount)}'"):
+        parse_statement(text)
+
+
+def test_amounts_within_the_bounds_are_kept_exactly() -> None:
+    largest = "999999999999.999999999999"
+    lines = parse_statement(HEADER + f"S,US,{ISRCS[1]},1,{largest},USD\n"
+                            f"S,US,{ISRCS[1]},1,-{largest},USD\n"
+                            f"S,US,{ISRCS[1]},1,0.000000000001000,USD\n")
+    assert [line.amount for line in lines] == [Decimal(largest), -Decimal(largest),
+                                               Decimal("1E-12")]
+    assert allocate_statement(lines, {}).totals == {"USD": 0}
+
+
+def test_a_statement_whose_amounts_total_too_much_in_one_currency_is_refused() -> None:
+    text = HEADER + "".join(f"S,US,{ISRCS[1]},1,999999999999,CLF\n" for _ in range(101))
+    with pytest.raises(StatementError, match=r"CLF amounts total .* per currency"):
+        parse_statement(text)
+    parse_statement(text.replace("CLF", "USD", 50))  # no currency above the bound
+
+
+def test_amounts_that_cannot_be_rounded_are_a_statement_error() -> None:
+    with pytest.raises(StatementError, match="out of range"):
+        to_minor_units(Decimal("1E+30"), "USD")

@@ -7,7 +7,7 @@ two decimals are listed here (ISO 4217 list one, 2024).
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import pycountry
 
@@ -38,6 +38,11 @@ def exponent(currency: str) -> int:
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:
-    """``amount`` in whole minor units of ``currency`` (rounded half to even)."""
+    """``amount`` in whole minor units of ``currency`` (rounded half to even);
+    StatementError when it is not finite or has too many digits to round exactly."""
     scaled = amount.scaleb(exponent(currency))
-    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    try:
+        return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    except (InvalidOperation, ValueError, OverflowError) as exc:
+        raise StatementError(f"amount {amount} {currency} cannot be rounded to minor units; "
+                             "it is out of range") from exc

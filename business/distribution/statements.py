@@ -2,7 +2,8 @@
 
 A statement is CSV with the header ``store,territory,isrc,units,amount,currency``;
 more columns (a sale month, a report id) are kept and make part of what the
-statement says (:func:`statement_fingerprint`).
+statement says (:func:`statement_fingerprint`). An amount must lie below
+:data:`MAX_AMOUNT` in absolute value, with at most :data:`MAX_PLACES` decimals.
 Per currency, the exact (decimal) statement total is rounded once to the
 currency's minor unit (ISO 4217: cents for USD, whole yen for JPY, fils for KWD;
 see :mod:`business.distribution.currency`); that total is apportioned over tracks
@@ -34,6 +35,15 @@ COLUMNS = ("store", "territory", "isrc", "units", "amount", "currency")
 #: Kind of the entry that takes held money back from ``unallocated`` once a split is set.
 REVERSAL = "reversal"
 MAX_ERRORS_SHOWN = 10
+#: Bound of a line's amount, in major units (exclusive, absolute value).
+MAX_AMOUNT = Decimal(10) ** 12
+#: Bound of the absolute amounts of one currency summed over a statement: with
+#: :data:`MAX_PLACES` it keeps every sum exact in Decimal's 28 digits and the minor
+#: units (up to 4 decimals) within a 64-bit integer.
+MAX_TOTAL = Decimal(10) ** 14
+#: Decimals an amount may have (trailing zeros aside).
+MAX_PLACES = 12
+_QUANTUM = Decimal(1).scaleb(-MAX_PLACES)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,12 @@ def parse_statement(text: str) -> list[StatementLine]:
             lines.append(_parse_row(row))
         except StatementError as exc:
             errors.append(f"line {number}: {exc}")
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        totals[line.currency] += abs(line.amount)
+    errors += [f"the {currency} amounts total {total} in absolute value, more than the "
+               f"{MAX_TOTAL:,} a statement may hold per currency; split it"
+               for currency, total in sorted(totals.items()) if total >= MAX_TOTAL]
     if errors:
         more = len(errors) - MAX_ERRORS_SHOWN
         shown = "; ".join(errors[:MAX_ERRORS_SHOWN]) + (f"; and {more} more" if more > 0 else "")
@@ -119,6 +135,11 @@ def _parse_row(row: Mapping[str | None, str | list[str] | None]) -> StatementLin
             from exc
     if not amount.is_finite():
         raise StatementError(f"amount {values['amount']!r} is not a finite number")
+    if abs(amount) >= MAX_AMOUNT:
+        raise StatementError(f"amount {values['amount']!r} is out of range; amounts must lie "
+                             f"below {MAX_AMOUNT:,} in absolute value")
+    if amount != amount.quantize(_QUANTUM):
+        raise StatementError(f"amount {values['amount']!r} has more than {MAX_PLACES} decimals")
     currency = values["currency"].upper()
     exponent(values["currency"])  # a payable ISO 4217 code, or StatementError
     return StatementLine(values["store"], values["territory"].upper(), isrc, units, amount,
