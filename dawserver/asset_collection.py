@@ -6,7 +6,7 @@ only when :func:`~dawserver.asset_objects.collect_forgotten` finds the tombstone
 than :data:`~dawserver.asset_objects.FORGET_GRACE_S`. Besides the start of each project
 deletion, it runs here: every ``config.asset_collection_seconds`` each node queues one
 ``assets.collect`` job per region on object storage, under the idempotency key
-``REGION/WINDOW`` (the window is ``int(now // seconds)``), so with many nodes on one
+``REGION/WINDOW`` (:class:`~dawserver.windowed.Windowed`), so with many nodes on one
 database the window's job exists once and one worker runs it. A run that fails (the
 object store cannot be reached) is retried with backoff within the queue's attempts; the
 tombstones stay, so the next window's run collects them anyway. The scheduling loop
@@ -24,13 +24,14 @@ from typing import Any
 
 from aiohttp import web
 
-from jobs import JobContext, JobRecord, Permanent, QueueSettings
+from jobs import JobContext, JobRecord, Permanent
 
 from . import asset_objects
 from .assets import REGION_ASSETS
 from .keys import BACKGROUND, CONFIG
 from .metrics import ASSET_OBJECTS_COLLECTED
 from .storage import StorageError
+from .windowed import SWEEP_SETTINGS, Windowed
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,10 @@ log = logging.getLogger(__name__)
 QUEUE = "assets.collect"
 #: The collections are the server's jobs, not any account's.
 COLLECT_ACCOUNT = "server:assets.collect"
-#: One collection at a time per worker, a few quick retries, a lease kept by heartbeats.
-SETTINGS = QueueSettings(max_attempts=3, backoff_base=30.0, backoff_cap=300.0,
-                         lease_s=120.0, concurrency=1)
+SETTINGS = SWEEP_SETTINGS
 
 
-class AssetCollection:
+class AssetCollection(Windowed):
     """Queues a collection per region on object storage each window, and runs them.
 
     Parameters
@@ -59,6 +58,8 @@ class AssetCollection:
         The time in seconds (``time.time``).
     """
 
+    chore = "the collection of forgotten audio"
+
     def __init__(self, app: web.Application, every_s: float, *,
                  grace_s: float = asset_objects.FORGET_GRACE_S,
                  clock: Callable[[], float] = time.time) -> None:
@@ -73,10 +74,6 @@ class AssetCollection:
         """The regions whose assets live on object storage."""
         return [region for region, store in self.app[REGION_ASSETS].items()
                 if store.objects is not None]
-
-    def window(self) -> int:
-        """The number of the current window."""
-        return int(self.clock() // self.every_s)
 
     async def schedule(self) -> list[JobRecord]:
         """Queue this window's collection of each region on object storage (once, however
@@ -106,15 +103,6 @@ class AssetCollection:
         if deleted:
             log.info("collected %d objects of forgotten audio in region %s", deleted, region)
         return {"region": region, "deleted": deleted}
-
-    async def run(self) -> None:
-        """Queue each window's collections at its start, until cancelled."""
-        while True:
-            try:
-                await self.schedule()
-            except Exception as exc:  # the database may be down for a while
-                log.warning("cannot queue the collection of forgotten audio: %s", exc)
-            await asyncio.sleep(self.every_s - self.clock() % self.every_s)
 
 
 #: The server's collection of forgotten audio.

@@ -72,6 +72,7 @@ from .regions import account_storage
 from .storage import ObjectStore, StorageError
 from .storage.local import LocalObjectStore
 from .storage.service import OBJECT_STORES, account_objects
+from .windowed import SWEEP_SETTINGS, Windowed
 
 log = logging.getLogger(__name__)
 
@@ -360,8 +361,7 @@ class ExportJob:
 #: The queue of the sweeps that delete expired archives, and the account of its jobs.
 EXPIRE_QUEUE = "privacy.expire"
 EXPIRE_ACCOUNT = "server:privacy.expire"
-EXPIRE_SETTINGS = QueueSettings(max_attempts=3, backoff_base=30.0, backoff_cap=300.0,
-                                lease_s=120.0, concurrency=1)
+EXPIRE_SETTINGS = SWEEP_SETTINGS
 #: Seconds between sweeps.
 SWEEP_EVERY_S = 3600.0
 #: Archives' keys (every region's store), per person and, before that, per job.
@@ -440,7 +440,7 @@ async def export_records(app: web.Application, job_ids: Iterable[str]
     return found
 
 
-class ExportExpiry:
+class ExportExpiry(Windowed):
     """Deletes export archives past keeping: queues one sweep per window and runs it.
 
     Parameters
@@ -454,6 +454,8 @@ class ExportExpiry:
     clock:
         The time in seconds (``time.time``).
     """
+
+    chore = "the sweep of expired export archives"
 
     def __init__(self, app: web.Application, keep_s: float, *,
                  every_s: float = SWEEP_EVERY_S,
@@ -472,10 +474,6 @@ class ExportExpiry:
         """Whether export ``record`` is done and its archive past keeping now."""
         at = self.expires_at(record)
         return at is not None and self.clock() >= at
-
-    def window(self) -> int:
-        """The number of the current window."""
-        return int(self.clock() // self.every_s)
 
     async def schedule(self) -> JobRecord:
         """Queue this window's sweep (once, however many nodes ask); the job."""
@@ -521,15 +519,6 @@ class ExportExpiry:
                         archive.key, exc)
             return False
         return True
-
-    async def run(self) -> None:
-        """Queue each window's sweep at its start, until cancelled."""
-        while True:
-            try:
-                await self.schedule()
-            except Exception as exc:  # the database may be down for a while
-                log.warning("cannot queue the sweep of expired export archives: %s", exc)
-            await asyncio.sleep(self.every_s - self.clock() % self.every_s)
 
     async def start(self, app: web.Application) -> None:
         """``on_startup``: run the loop (every ``cleanup_ctx``, the job queue's among
