@@ -70,6 +70,7 @@ from business.social.models import (
     Channel,
     Post,
     PostTarget,
+    awaiting_retry,
 )
 from business.social.networks.base import MediaItem, Publication, Published
 from business.social.pacing import Pacer
@@ -173,7 +174,7 @@ def target_progress(state: str, attempts: int | None) -> str:
     """A target's state as its post counts it: one attempted and back to ``scheduled``
     for its retry (a lost answer, a 5xx) is still ``publishing``, as it may be out
     already: its post is neither edited nor deleted until it ends."""
-    return PUBLISHING if state == SCHEDULED and (attempts or 0) > 0 else state
+    return PUBLISHING if awaiting_retry(state, attempts) else state
 
 
 def settled_state(states: Iterable[str], current: str) -> str:

@@ -25,6 +25,13 @@ HOLDS_SLOT = frozenset({DRAFT, PENDING, APPROVED, SCHEDULED, PUBLISHING, PUBLISH
 ACTIVE, NEEDS_RECONNECT, DISCONNECTED = "active", "needs_reconnect", "disconnected"
 CHANNEL_STATES = (ACTIVE, NEEDS_RECONNECT, DISCONNECTED)
 
+
+def awaiting_retry(state: str, attempts: int | None) -> bool:
+    """Whether a target was attempted and is back to ``scheduled`` for its retry (a lost
+    answer, a 5xx): it may be out on its network already."""
+    return state == SCHEDULED and (attempts or 0) > 0
+
+
 #: How long a post may wait for approval before it expires.
 PENDING_LIMIT_S = 90 * 86_400.0
 MAX_TIERS = 3

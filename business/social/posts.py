@@ -33,6 +33,7 @@ from business.social.models import (
     Channel,
     Post,
     PostTarget,
+    awaiting_retry,
 )
 from business.social.networks.base import MediaItem
 from business.social.store import SocialStore, new_id
@@ -98,7 +99,7 @@ def in_flight(post: Post) -> list[str]:
     """The channels of ``post`` attempted and back to scheduled for a retry: each may be
     out on its network already, its answer lost (one attempted right now is
     ``publishing``, and so is its post)."""
-    return [t.channel_id for t in post.targets if t.attempts > 0 and t.state == SCHEDULED]
+    return [t.channel_id for t in post.targets if awaiting_retry(t.state, t.attempts)]
 
 
 def refuse_in_flight(post: Post, what: str) -> None:
