@@ -172,11 +172,13 @@ class Market:
 
 @contextlib.asynccontextmanager
 async def market(tmp_path: Path, database_url: str, *, plugins: tuple[object, ...] = (),
-                 **settings: Any) -> AsyncIterator[Market]:
+                 server_config: dict[str, Any] | None = None, **settings: Any
+                 ) -> AsyncIterator[Market]:
     """The marketplace plug-in installed on a real server (SQLite or PostgreSQL), paying
     through the fake Stripe with the unmodified client, webhooks signed and retried;
     ``plugins``: more plug-ins registered with it (hook implementations); ``settings``:
-    more of the plug-in's settings (``txt_lookup=...``: the stand-in for DNS)."""
+    more of the plug-in's settings (``txt_lookup=...``: the stand-in for DNS); ``server_config``:
+    more of the server's configuration (``public_url``)."""
     fake = FakeStripe(webhook_secret=WEBHOOK_SECRET)
     assets = Assets(tmp_path / "assets")
     async with FakeStripeServer(fake) as server:
@@ -184,7 +186,8 @@ async def market(tmp_path: Path, database_url: str, *, plugins: tuple[object, ..
                   "plugins": {"marketplace": {"stripe": {
                       "api_key": fake.api_key, "api_base": server.url,
                       "webhook_secret": WEBHOOK_SECRET, "max_network_retries": 0,
-                      "timeout": 10}, "asset_file": assets.file, **settings}}}
+                      "timeout": 10}, "asset_file": assets.file, **settings}},
+                  **(server_config or {})}
         manager = load_plugins(config)
         for n, extra in enumerate(plugins):
             manager.register(extra, name=f"test-extra-{n}")

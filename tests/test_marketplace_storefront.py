@@ -480,6 +480,45 @@ async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Pat
         assert not on_host((await get(m, "/", Host="beats.example.com"))[1])
 
 
+
+@pytest.mark.asyncio
+async def test_a_forged_host_reaches_no_page_or_sitemap(tmp_path: Path) -> None:
+    """Pages and the sitemap (kept by shared caches) name the server's public URL, or the
+    store's proved domain when asked on it: never a Host header someone made up."""
+    dns = Dns()
+    async with market(tmp_path, sqlite(tmp_path), txt_lookup=dns.lookup,
+                      server_config={"public_url": "https://studio.example.org/"}) as m:
+        ids = await seed(m)
+
+        async def sitemap_locs(host: str) -> list[str]:
+            status, text, _ = await get(m, "/store/nightshop/sitemap.xml", Host=host)
+            assert status == 200, text
+            return [u.findtext(f"{SITEMAP}loc") for u in ElementTree.fromstring(text.encode())]
+
+        def og_url(text: str) -> str:
+            return lxml.html.fromstring(text).cssselect('meta[property="og:url"]')[0].get(
+                "content")
+
+        locs = await sitemap_locs("evil.example")
+        assert locs[0] == "https://studio.example.org/store/nightshop"
+        assert all(loc.startswith("https://studio.example.org/") for loc in locs)
+        beat = f"/store/nightshop/beats/{ids['Cold Steel']}"
+        _, text, _ = await get(m, beat, Host="evil.example")
+        assert og_url(text) == "https://studio.example.org" + beat
+        status, body = await m.call("PUT", "/api/marketplace/storefront/domain",
+                                    who("seller"), {"domain": "beats.example.com"})
+        assert status == 200
+        assert (await sitemap_locs("beats.example.com"))[0].startswith("https://studio.")
+        record = body["domain_record"]
+        dns.records[record["name"]] = [record["value"]]
+        status, _ = await m.call("POST", "/api/marketplace/storefront/domain/verify",
+                                 who("seller"), {})
+        assert status == 200
+        locs = await sitemap_locs("Beats.Example.com:443")
+        assert locs[0] == "https://beats.example.com/store/nightshop"
+        assert (await sitemap_locs("evil.example"))[0].startswith("https://studio.")
+
+
 def test_the_built_in_template_passes_the_sandbox_too() -> None:
     data = sample_data()
     assert "Sample beat" in Sandbox().render(DEFAULT_TEMPLATE, data)

@@ -44,6 +44,11 @@ DNS_TIMEOUT = 5.0
 TxtLookup = Callable[[str], Awaitable[list[str] | None]]
 
 
+def host_name(host: str) -> str:
+    """A Host header's name as domains are kept: lower case, no port, no final dot."""
+    return host.split(":", 1)[0].strip().lower().rstrip(".")
+
+
 @dataclass
 class Storefront:
     """One seller's storefront settings."""
@@ -192,7 +197,7 @@ class Storefronts:
 
     async def by_host(self, host: str) -> Storefront | None:
         """The storefront a *proved* custom domain ``host`` serves (cached briefly)."""
-        host = host.split(":", 1)[0].strip().lower().rstrip(".")
+        host = host_name(host)
         now = time.monotonic()
         cached = self._hosts.get(host)
         if cached is not None and cached[0] > now:

@@ -19,7 +19,7 @@ from business.marketplace.permissions import READ, SELL
 from business.marketplace.render_pool import RenderBusy
 from business.marketplace.routes import _api
 from business.marketplace.services import services
-from business.marketplace.storefront import Storefront
+from business.marketplace.storefront import Storefront, host_name
 from business.marketplace.storefront_schemas import (
     DomainIn,
     StorefrontIn,
@@ -46,13 +46,21 @@ MEDIA_TYPES = ("audio/mpeg", "audio/wav", "image/png", "image/jpeg", "image/webp
 FACETS = (("key", "Key", "musical_key"), ("genre", "Genre", "genre"), ("mood", "Mood", "mood"))
 
 
-def _base(request: Request) -> str:
-    """The absolute origin of this request, for OpenGraph URLs and the sitemap."""
+def _base(request: Request, store: Storefront) -> str:
+    """The absolute origin of ``store``'s pages, for OpenGraph URLs and the sitemap: its
+    proved custom domain when the request came to it, else the server's public URL. The
+    Host header counts only on a server with no public URL (a development one), so a
+    forged Host never lands in a page or a sitemap that a shared cache keeps."""
     config = getattr(request.context, "config", None)
-    public = getattr(config, "public_url", None) or ""
+    public = str((config.get("public_url") if isinstance(config, dict)
+                  else getattr(config, "public_url", None)) or "").rstrip("/")
     scheme = "https" if public.startswith("https") else "http"
-    host = request.headers.get("Host") or (public.split("://", 1)[-1] if public else "")
-    return f"{scheme}://{host}" if host else public
+    host = request.headers.get("Host", "")
+    if store.domain_verified_at is not None and store.domain == host_name(host):
+        return f"{scheme}://{store.domain}"
+    if public:
+        return public
+    return f"{scheme}://{host}" if host else ""
 
 
 def _out(store: Storefront, error: str | None) -> dict[str, Any]:
@@ -176,7 +184,7 @@ async def _main(request: Request, store: Storefront, data: dict[str, Any]) -> st
 
 async def render_store(request: Request, store: Storefront, query: StoreQuery) -> Reply:
     """The store page: the search form, one page of beats, the next page's link."""
-    base = _base(request)
+    base = _base(request, store)
     beats, cursor, notice = await _listing(request, store, query)
     filters = query.model_dump()
     path = f"/store/{store.handle}"
@@ -222,7 +230,7 @@ async def store_page(request: Request) -> Any:
 async def beat_page(request: Request) -> Any:
     """One beat of the store with its licences and prices."""
     store, beat = await _store_and_beat(request)
-    base = _base(request)
+    base = _base(request, store)
     data = pages.beat_data(store, beat, base)
     title = f"{beat.title} – {store.title}"
     description = (f"{beat.title}: {beat.bpm} BPM, {beat.key}"
@@ -241,7 +249,7 @@ async def beat_page(request: Request) -> Any:
 async def embed_page(request: Request) -> Any:
     """The embeddable player of one beat (the only page another site may frame)."""
     store, beat = await _store_and_beat(request)
-    data = pages.beat_data(store, beat, _base(request))
+    data = pages.beat_data(store, beat, _base(request, store))
     return Reply(pages.embed(store, data), media_type=HTML, headers=pages.EMBED_HEADERS)
 
 
@@ -251,7 +259,7 @@ async def sitemap(request: Request) -> Any:
     module = services(request.context)
     store = await module.storefronts.by_handle(request.params["handle"])
     beats = [b for b in await module.store.beats_of(store.account_id) if b.status == ON_SALE]
-    return Reply(pages.sitemap(store, beats, _base(request)), media_type="application/xml",
+    return Reply(pages.sitemap(store, beats, _base(request, store)), media_type="application/xml",
                  headers={"Cache-Control": "public, max-age=300"})
 
 
