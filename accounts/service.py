@@ -15,6 +15,7 @@ its free failures waits a growing delay (:mod:`accounts.throttle`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,10 +54,16 @@ from .sessions import Sessions
 from .store import AccountStore
 from .throttle import Attempt, ThrottleRule
 
+log = logging.getLogger(__name__)
+
 #: How long a password-checked sign-in waits for its second factor.
 SECOND_FACTOR_SECONDS = 300.0
 #: A key's last-used time is written at most this often.
 KEY_TOUCH_SECONDS = 60.0
+#: Links of one kind (reset, verify) mailed to one person per :data:`MAIL_WINDOW_S` at
+#: most: asking again and again mails nobody more (the answer stays the same).
+MAIL_LIMIT = 5
+MAIL_WINDOW_S = 3600.0
 #: Project roles, weakest first (the collaboration server's roles).
 PROJECT_ROLES = ("viewer", "editor", "owner")
 #: The project role an organisation role gives on the organisation's own projects.
@@ -240,15 +247,29 @@ class AccountService:
     async def _mail_exists(self, person: Account) -> None:
         """Tell an active ``person`` someone signed up with their address, with a reset
         link that replaces their older ones; a disabled account gets nothing."""
-        if not person.active or person.email is None:
+        if not person.active or person.email is None or not await self._may_mail(
+                person, "reset"):
             return
         await self.store.void_links(person.account_id, "reset", time.time())
         token = await self._new_link("reset", person.account_id, {})
         await self.notifier.notify("exists", person.email, link=self.link("reset", token))
 
+    async def _may_mail(self, person: Account, purpose: str) -> bool:
+        """Whether ``person`` may be mailed another ``purpose`` link now: fewer than
+        :data:`MAIL_LIMIT` in the last :data:`MAIL_WINDOW_S` (so a stranger asking over
+        and over cannot flood their inbox)."""
+        since = time.time() - MAIL_WINDOW_S
+        if await self.store.links_made_since(person.account_id, purpose, since) < MAIL_LIMIT:
+            return True
+        log.info("not mailing account %s another %s link: %d in the last hour already",
+                 person.account_id, purpose, MAIL_LIMIT)
+        return False
+
     async def send_verification(self, person: Account) -> None:
-        """Mail ``person`` a fresh verification link (older ones stop working)."""
-        if person.email is None or person.email_verified_at is not None:
+        """Mail ``person`` a fresh verification link (older ones stop working), unless
+        :data:`MAIL_LIMIT` such links went out in the last hour."""
+        if person.email is None or person.email_verified_at is not None \
+                or not await self._may_mail(person, "verify"):
             return
         await self.store.void_links(person.account_id, "verify", time.time())
         token = await self._new_link("verify", person.account_id, {"email": person.email})
@@ -408,9 +429,11 @@ class AccountService:
     # -- passwords ----------------------------------------------------------------------
 
     async def request_reset(self, email: str) -> None:
-        """Mail a reset link if the address has an active account; answer the same if not."""
+        """Mail a reset link if the address has an active account (at most
+        :data:`MAIL_LIMIT` an hour); answer the same if not."""
         person = await self.store.person_by_email(email)
-        if person is None or not person.active or person.email is None:
+        if person is None or not person.active or person.email is None \
+                or not await self._may_mail(person, "reset"):
             return
         await self.store.void_links(person.account_id, "reset", time.time())
         token = await self._new_link("reset", person.account_id, {})

@@ -320,6 +320,12 @@ class AccountStore:
             "AND expires_at > ?", token_hash, purpose, now)
         return None if row is None else _link(row)
 
+    async def links_made_since(self, person_id: str, purpose: str, since: float) -> int:
+        """How many links of ``purpose`` were made for ``person_id`` since ``since``."""
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM link_tokens WHERE person_id = ? AND purpose = ? AND "
+            "created_at >= ?", person_id, purpose, since))
+
     async def void_links(self, person_id: str, purpose: str, now: float, *,
                          tx: Session | None = None) -> int:
         """Use up every open link of ``purpose`` for ``person_id`` (a newer one replaces them)."""

@@ -699,3 +699,25 @@ async def test_disabling_an_account_ends_its_sessions_and_sign_in(
         await service.log_in("hu@example.org", PASSWORD)
     actions = [e.action for e in await service.store.audit_events(actor.person_id)]
     assert {"account.disabled", "sign_in"} <= set(actions)
+
+
+async def test_asking_for_links_over_and_over_mails_at_most_five_an_hour(
+        service: AccountService) -> None:
+    """A stranger asking for resets (or signing up with the address) again and again, or
+    for verification mails, floods nobody's inbox: five of a kind an hour, then the same
+    answer and no mail; the links mailed still work."""
+    await person(service, "ada@example.org")
+    for _ in range(4):
+        await service.request_reset("ada@example.org")
+    assert await service.sign_up("ada@example.org", "another password!", "Eve") is None
+    for _ in range(3):
+        await service.request_reset("ada@example.org")
+    assert [m["kind"] for m in mails(service)] == ["reset"] * 4 + ["exists"]
+    await service.reset_password(token_of(mails(service)[-1]), "a brand new password")
+    assert await service.sign_up("bo@example.org", PASSWORD, "Bo") is not None
+    bo = await service.store.person_by_email("bo@example.org")
+    for _ in range(7):
+        await service.send_verification(bo)
+    verify = [m for m in mails(service) if m["to"] == "bo@example.org"]
+    assert [m["kind"] for m in verify] == ["verify"] * 5
+    await service.verify_email(token_of(verify[-1]))
