@@ -825,8 +825,11 @@ class Room:
             elif kind == "notify" and not payload.done():
                 payload.set_result(None)
         upto = self._seqs.watermark
+        # Server edits queued for a later batch are in the document already, but not yet
+        # stored and maybe never (their append can fail): no snapshot may hold them.
+        later_edits = self._unstored_local - sum(kind == "local" for kind, _, _ in batch)
         if (self._compaction is None or self._compaction.done()) and not self.diverged and \
-                self.limits.should_compact(
+                not later_edits and self.limits.should_compact(
             upto - self._snapshot_seq, self._log_bytes, self._snapshot_bytes
         ):
             snapshot = self.doc.get_update()

@@ -652,6 +652,35 @@ async def test_a_failed_append_changes_nothing_and_closes_only_its_senders(store
         await ben.leave()
 
 
+
+async def test_a_server_edit_whose_append_fails_is_in_no_snapshot(store) -> None:
+    """An edit reported failed is not kept, so retrying it does not make it twice: the
+    snapshot a batch starts (compacting after every batch here) leaves out a server edit
+    already in the document but queued for the next batch, whose append then fails."""
+    class SlowThenFailing(GatedStore):
+        async def append(self, project_id: str, first_seq: int, updates: list[bytes]
+                         ) -> None:
+            if self.held:  # the second append: the disk is full by now
+                from collab.errors import StoreError
+
+                raise StoreError("disk full")
+            await super().append(project_id, first_seq, updates)
+
+    failing = SlowThenFailing(store)
+    room = project_room("song", failing, RoomLimits(compact_every=1))
+    await room.start()
+    first = asyncio.create_task(room.edit(lambda d: d.add_marker(100, "first")))
+    await wait_for(lambda: failing.held)  # the first batch waits on its append
+    second = asyncio.create_task(room.edit(lambda d: d.add_marker(200, "second")))
+    await asyncio.sleep(0.05)  # queued, in the document already
+    failing.gate.set()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert results[0] is None and type(results[1]).__name__ == "StoreError"
+    await room.stop()
+    async with project_room("song", store) as again:
+        assert [m["name"] for m in again.document.markers()] == ["first"]
+
+
 async def test_an_undoable_server_edit_is_undone_and_redone_durably_for_every_peer(
         store) -> None:
     async with project_room("song", store) as room:
