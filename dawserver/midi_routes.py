@@ -43,7 +43,7 @@ from dsp_core.smf import (
 )
 from dsp_core.tempo import MAX_BPM, MIN_BPM
 
-from .asset_store import AssetError
+from . import asset_objects
 from .assets import assets_of
 from .keys import ROOMS
 from .permissions import PROJECT_EDIT, PROJECT_READ
@@ -189,16 +189,12 @@ async def set_instrument(request: Request) -> InstrumentSet:
     body: InstrumentBody = request.body
     store = await assets_of(request.app, project_id)
     zones = []
-    for zone in body.zones:
-        try:
-            asset = store.asset(zone.asset_id)
-        except AssetError:
-            asset = None
-        if asset is None or not store.belongs(project_id, zone.asset_id):
+    for zone in body.zones:  # named by asset id, as clips are: never by a server path
+        if not await asset_objects.is_member(store, project_id, zone.asset_id):
             raise NotFound(f"no asset {zone.asset_id!r} in project {project_id!r}; upload the "
                            "sample first (POST /projects/{project_id}/assets)")
-        zones.append(SampleZone(asset.path, zone.root, zone.key_lo, zone.key_hi, zone.vel_lo,
-                                zone.vel_hi, zone.asset_id[:12]))
+        zones.append(SampleZone(zone.asset_id, zone.root, zone.key_lo, zone.key_hi,
+                                zone.vel_lo, zone.vel_hi, zone.asset_id[:12]))
     instrument = Instrument(body.kind, dict(body.params), zones)
     try:
         async with request.app[ROOMS].use(project_id) as room:

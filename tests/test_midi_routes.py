@@ -15,11 +15,13 @@ from nodepeer import running_server
 from test_smf import one_note_file as one_note
 
 from collab.tokens import Role
+from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dsp_core.session import Session
 from dsp_core.smf import read_smf
+from dsp_core.sources import local_resolver, resolve_session
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -154,8 +156,10 @@ async def test_a_sampler_plays_an_asset_of_the_project(clients) -> None:  # noqa
     async with a.app[ROOMS].use(a.project_id) as room:
         session = room.document.to_session()
     [zone] = session.tracks[0].instrument.zones
-    assert zone.source == body["zones"][0] and Path(zone.source).is_file()
-    out = Engine(session, block_size=256).render(0, 48000)
+    assert zone.source == body["zones"][0] == asset["id"]  # never a server path
+    played, refused = resolve_session(session, local_resolver(a.app[ASSETS].root))
+    assert refused == [] and Path(played.tracks[0].instrument.zones[0].source).is_file()
+    out = Engine(played, block_size=256).render(0, 48000)
     assert np.abs(out).max() > 0.05
     # an asset of another project, a bad parameter, an unknown track
     status, other = await b.call("POST", f"/projects/{b.project_id}/assets",
