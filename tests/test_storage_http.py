@@ -276,7 +276,7 @@ async def test_s3_down_answers_503_and_records_nothing(tmp_path: Path) -> None:
         elsewhere = "0" * 64  # an asset this node does not hold: the store must be asked
         async with studio.app[ROOMS].use(a) as room:
             await room.edit(lambda d: d.add_track(Track("t1", name="Vox")))
-            await room.edit(lambda d: d.add_clip("t1", Clip(elsewhere, 0, 48_000)))
+            await room.edit(lambda d, source=elsewhere: d.add_clip("t1", Clip(source, 0, 48_000)))
         status, body, headers = await studio.call("POST", a, "/bounces", json={})
         assert status == 503 and "the bounce could not be queued" in body["error"], body
         assert headers.get("Retry-After") == "5", headers
