@@ -438,6 +438,10 @@ async def _record(request: Request) -> JobRecord:
     raise NotFound(f"no bounce {job_id!r} in this project")
 
 
+#: The longest mix a bounce renders (its file and the queue it holds are bounded by it).
+MAX_BOUNCE_SECONDS = 24 * 3600.0
+
+
 async def create_bounce(request: Request) -> Bounce:
     """Snapshot the live document and queue its bounce (editor)."""
     project_id, options = request.params["project_id"], request.body
@@ -452,6 +456,11 @@ async def create_bounce(request: Request) -> Bounce:
         raise BadRequest(problem)
     if not session.tracks or session.length == 0:
         raise Conflict("the project has no clips to bounce; add audio first")
+    seconds = session.length / session.sample_rate + options.tail
+    if seconds > MAX_BOUNCE_SECONDS:
+        raise Conflict(f"the project runs {seconds / 3600:.1f} hours to its last clip or "
+                       f"note; a bounce is at most {MAX_BOUNCE_SECONDS / 3600:.0f} hours: "
+                       "move or delete what lies past that")
     job_id = uuid.uuid4().hex[:16]
     bounce_request = BounceRequest(
         project_id=project_id, user=request.user, sample_rate=rate,

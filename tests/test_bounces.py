@@ -169,6 +169,19 @@ async def test_bad_bounce_options_get_a_clear_error(server, body, message) -> No
     assert status == 422 and message in answer["error"]
 
 
+
+async def test_a_project_longer_than_a_day_is_not_bounced(server) -> None:
+    """A clip (or a note) a day away would render a file of terabytes and hold the one
+    bounce queue for hours: refused at once, nothing queued."""
+    s = server
+    async with s["app"][ROOMS].use(s["project"]) as room:
+        clip = room.document.to_session().tracks[1].clips[0]
+        await room.edit(lambda d: d.update_clip(clip.id, position=25 * 3600 * 48000))
+    status, answer = await _call(s, "POST", f"/projects/{s['project']}/bounces", json={})
+    assert status == 409 and "at most 24 hours" in answer["error"], answer
+    assert await _call(s, "GET", f"/projects/{s['project']}/bounces") == (200, [])
+
+
 async def test_viewer_cannot_start_a_bounce(server) -> None:
     s = server
     viewer = s["app"][TOKENS].issue(s["project"], "viewer", "vic")
