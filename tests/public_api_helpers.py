@@ -14,7 +14,9 @@ from accounts_helpers import Person, accounts_server
 from distribution_helpers import make_art, make_audio, release_dict
 from smtp_server import SmtpServer
 
+from business.distribution.services import services as distribution
 from business.social.models import ChannelTokens
+from dawserver.keys import PLUGIN_CONTEXT_KEY
 
 SCOPES = ["account.read", "projects.create", "project.read", "project.edit", "project.manage"]
 
@@ -119,19 +121,42 @@ async def ids(caller: Caller | Person, path: str) -> list[str]:
 # -- plug-in data ----------------------------------------------------------------------
 
 
+def account_folder(app: Any, account_id: str) -> Path:
+    """The account's distribution folder on the server (made): a release may name the
+    files there (and its renders), nothing else."""
+    folder = distribution(app[PLUGIN_CONTEXT_KEY]).catalog.media_folder(account_id)
+    assert folder is not None, account_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def release_body(folder: Path, n: int) -> dict[str, Any]:
-    """The distribution plug-in's release ``rel-{n}``: cover art and one track in ``folder``."""
+    """The distribution plug-in's release ``rel-{n}``: cover art and one track in ``folder``
+    (to pass the files check, the account's folder: :func:`account_folder`)."""
     art = make_art(folder / "cover.jpg")
     audio = make_audio(folder / "render.wav", seconds=1.0)
-    return release_dict(folder / "release", art=art, audio=[audio], release_id=f"rel-{n}",
-                        isrc_base=n)
+    return release_dict(folder, art=art, audio=[audio], release_id=f"rel-{n}", isrc_base=n)
+
+
+async def upload(caller: Caller, path: Path) -> Path:
+    """Upload ``path`` to the distribution folder of ``caller``'s account (a live key with
+    ``distribution.releases``); the server path a release names it by."""
+    status, made, _ = await caller.call("PUT", f"/api/distribution/files/{path.name}",
+                                        data=path.read_bytes(),
+                                        headers={"Content-Type": "application/octet-stream"})
+    assert status in (200, 201), made
+    return Path(made["path"])
 
 
 async def post_releases(caller: Caller, folder: Path, count: int = 3) -> None:
-    """Releases ``rel-1`` to ``rel-{count}`` of ``caller``'s account, through the plug-in."""
+    """Releases ``rel-1`` to ``rel-{count}`` of ``caller``'s account, through the plug-in:
+    their cover and track made in ``folder`` and uploaded to the account first."""
+    local = release_body(folder, 1)
+    art = await upload(caller, Path(local["artwork_path"]))
+    audio = await upload(caller, Path(local["tracks"][0]["audio_path"]))
     for n in range(1, count + 1):
-        status, made, _ = await caller.call("POST", "/api/distribution/releases",
-                                            release_body(folder, n))
+        body = release_dict(folder, art=art, audio=[audio], release_id=f"rel-{n}", isrc_base=n)
+        status, made, _ = await caller.call("POST", "/api/distribution/releases", body)
         assert status == 201, made
 
 

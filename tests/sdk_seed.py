@@ -5,11 +5,10 @@ three beats (beat-3 newest), an order of beat-2 and a licence the account bought
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from distribution_helpers import make_art, make_audio, release_dict
-from public_api_helpers import SCOPES, Caller
+from public_api_helpers import SCOPES, Caller, account_folder
 
 from business.distribution.services import services as distribution
 from business.marketplace.models import Beat, BeatFile, Licence, Order, Tier
@@ -42,15 +41,16 @@ def _beat(seller: str, beat_id: str, made: float) -> Beat:
                 "usd", "on_sale", made, [BeatFile("f1", "wav", "a" * 64)], [tier])
 
 
-async def seed(app: Any, account_id: str, root: Path) -> None:
-    """Make the resources above for ``account_id`` (files under ``root``)."""
+async def seed(app: Any, account_id: str) -> None:
+    """Make the resources above for ``account_id`` (files in its distribution folder)."""
     context = app[PLUGIN_CONTEXT_KEY]
     module = distribution(context)
+    root = account_folder(app, account_id)
     art = make_art(root / "cover.jpg")
     audio = make_audio(root / "render.wav", seconds=1.0)
     for n in (1, 2, 3):
         await module.catalog.save_release(account_id, release_dict(
-            root / "release", art=art, audio=[audio], release_id=f"rel-{n}", isrc_base=n))
+            root, art=art, audio=[audio], release_id=f"rel-{n}", isrc_base=n))
     snapshot_id = await module.catalog.snapshot(account_id, "rel-2")
     await module.pipeline.enqueue(account_id, "rel-2", ["fake"], snapshot_id=snapshot_id)
     await module.royalties.import_statement(account_id, STATEMENT, "nov.csv")

@@ -247,11 +247,19 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
                                                         "X-CSRF-Token": ada.csrf}) as response:
         asset = await response.json()
         assert response.status == 201, asset
-    render = make_audio(tmp_path / "a-render.wav", seconds=1.0)
-    raw = release_dict(tmp_path / "release", art=make_art(tmp_path / "a-cover.jpg", size=1400),
-                       audio=[render], release_id="rel-ada")
-    raw["title"] = A_TITLE
     query = f"?account={org_id}"
+    uploaded = {}  # A's own distribution files, the only ones her release may name
+    for made in (make_audio(tmp_path / "a-render.wav", seconds=1.0),
+                 make_art(tmp_path / "a-cover.jpg", size=1400)):
+        async with ada.http.put(f"{ada.base_url}/api/distribution/files/{made.name}{query}",
+                                data=made.read_bytes(), headers={
+                                    "Content-Type": "application/octet-stream",
+                                    "X-CSRF-Token": ada.csrf}) as response:
+            uploaded[made.name] = await response.json()
+            assert response.status == 201, uploaded[made.name]
+    raw = release_dict(tmp_path / "release", art=Path(uploaded["a-cover.jpg"]["path"]),
+                       audio=[Path(uploaded["a-render.wav"]["path"])], release_id="rel-ada")
+    raw["title"] = A_TITLE
     status, release, _ = await ada.call("POST", f"/api/distribution/releases{query}", raw)
     assert status == 201, release
     status, jobs, _ = await ada.call(
@@ -311,6 +319,7 @@ async def make_account_a(ada: Person, tmp_path: Path, app: Any = None) -> dict[s
         "asset_id": asset["id"], "release_id": "rel-ada", "job_id": job_id,
         "campaign_id": campaign["campaign_id"],
         "isrc": raw["tracks"][0]["isrc"],
+        "file_name": "a-cover.jpg",  # a distribution file of A's
         # objects whose making takes a render or a transcription: ids of A's shape
         "job": "bounce-of-ada", "clip_id": "clip-of-ada", "statement_id": "st-of-ada",
         "bounce_id": "bounce-of-ada", "track_id": "track-of-ada",  # (/api/v1's names)
@@ -407,6 +416,10 @@ async def test_no_route_serves_account_a_to_anyone_else(tmp_path: Path,
                 status, uploads, _ = await ada.call(
                     "GET", f"/api/social/media?account={ids['account_id']}")
                 assert [u["media_id"] for u in uploads] == [ids["media_id"]]
+                status, files, _ = await ada.call(
+                    "GET", f"/api/distribution/files?account={ids['account_id']}")
+                assert status == 200 and [f["name"] for f in files] == [
+                    "a-cover.jpg", "a-render.wav"], files
             finally:
                 await ada.close()
                 await bo.close()

@@ -40,7 +40,9 @@ def _future(days: int) -> str:
 
 
 def test_release_is_checked_delivered_paid_and_presaved_over_http(tmp_path: Path) -> None:
-    art = make_art(tmp_path / "cover.jpg")
+    folder = tmp_path / "data" / "distribution" / "ada"  # the account's own files
+    folder.mkdir(parents=True)
+    art = make_art(folder / "cover.jpg")
     render = make_audio(tmp_path / "render.wav", seconds=2.0)
 
     async def go() -> None:

@@ -69,9 +69,9 @@ async def test_a_dead_delivery_is_retried_once_per_key_and_only_by_its_owner(
             app, (ada_person, ada), (bob_person, bob)):
         live = await key_of(ada_person, ada, SCOPES)
         bob_live = await key_of(bob_person, bob, SCOPES)
-        _, release, _ = await create(live, new_release(tmp_path, 1))
-        _, other, _ = await create(live, new_release(tmp_path, 2))
-        _, bobs, _ = await create(bob_live, new_release(tmp_path, 3))
+        _, release, _ = await create(live, new_release(app, live, 1))
+        _, other, _ = await create(live, new_release(app, live, 2))
+        _, bobs, _ = await create(bob_live, new_release(app, bob_live, 3))
         status, queued, _ = await live.call(
             "POST", f"{RELEASES}/{release['id']}/deliveries", {"stores": ["fake"]})
         assert status == 202, queued
@@ -126,7 +126,7 @@ async def test_a_sandbox_delivery_is_retried_in_simulation(
             app, (ada_person, ada)):
         test = await key_of(ada_person, ada, SCOPES, test=True)
         live = await key_of(ada_person, ada, SCOPES)
-        _, sandbox, _ = await create(test, new_release(tmp_path, 1))
+        _, sandbox, _ = await create(test, new_release(app, test, 1))
         status, queued, _ = await test.call(
             "POST", f"{RELEASES}/{sandbox['id']}/deliveries", {"stores": ["fake"]})
         assert status == 202, queued
@@ -162,8 +162,8 @@ async def test_presave_campaigns_are_public_v1_resources(
             app, (ada_person, ada), (bob_person, bob)):
         live = await key_of(ada_person, ada, SCOPES)
         bob_live = await key_of(bob_person, bob, SCOPES)
-        _, release, _ = await create(live, new_release(tmp_path, 1))
-        _, second, _ = await create(live, new_release(tmp_path, 2))
+        _, release, _ = await create(live, new_release(app, live, 1))
+        _, second, _ = await create(live, new_release(app, live, 2))
         path = f"{RELEASES}/{release['id']}/presave-campaigns"
 
         # a campaign from the release's own data, once per Idempotency-Key
@@ -250,8 +250,8 @@ async def test_test_mode_keys_reach_sandbox_campaigns_only(
         live = await key_of(ada_person, ada, SCOPES)
         test = await key_of(ada_person, ada, SCOPES, test=True)
         bob_test = await key_of(bob_person, bob, SCOPES, test=True)
-        _, sandbox, _ = await create(test, new_release(tmp_path, 1))
-        _, real, _ = await create(live, new_release(tmp_path, 2))
+        _, sandbox, _ = await create(test, new_release(app, test, 1))
+        _, real, _ = await create(live, new_release(app, live, 2))
         status, sandboxed, _ = await test.call(
             "POST", f"{RELEASES}/{sandbox['id']}/presave-campaigns", {},
             headers={"Idempotency-Key": "ps"})

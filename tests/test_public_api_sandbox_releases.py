@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from public_api_helpers import ids, key_of, release_body, signed_in
+from public_api_helpers import account_folder, ids, key_of, release_body, signed_in
 from smtp_server import SmtpServer
 from test_public_api_plugins import PLUGIN_SCOPES
 from test_public_api_test_mode import settled
@@ -34,9 +34,10 @@ RELEASES = f"{V1}/releases"
 SCOPES = [*PLUGIN_SCOPES, "webhooks.manage"]
 
 
-def new_release(folder: Path, n: int) -> dict[str, Any]:
-    """A release's data as ``POST /api/v1/releases`` takes it (no id: the server's)."""
-    body = release_body(folder, n)
+def new_release(app: Any, caller: Any, n: int) -> dict[str, Any]:
+    """A release's data as ``POST /api/v1/releases`` takes it (no id: the server's), its
+    files in the distribution folder of ``caller``'s account (so they are its own)."""
+    body = release_body(account_folder(app, caller.person_id), n)
     del body["release_id"]
     return body
 
@@ -72,12 +73,12 @@ async def test_a_test_key_makes_sandbox_releases_a_live_key_never_sees(
         test = await key_of(ada_person, ada, SCOPES, test=True)
         bob_test = await key_of(bob_person, bob, SCOPES, test=True)
 
-        status, made, headers = await create(test, new_release(tmp_path, 1))
+        status, made, headers = await create(test, new_release(app, test, 1))
         assert status == 201, made
         assert made["status"] == "draft" and made["title"]
         sandbox_id = made["id"]
         assert headers["Location"] == f"{RELEASES}/{sandbox_id}"
-        status, real, _ = await create(live, new_release(tmp_path, 2))
+        status, real, _ = await create(live, new_release(app, live, 2))
         assert status == 201, real
         live_id = real["id"]
         assert sandbox_id != live_id
@@ -119,7 +120,7 @@ async def test_a_sandbox_release_is_delivered_in_simulation_and_heard_in_test_mo
         await subscribe(live, live_rx.url, [DELIVERED_EVENT])
         await subscribe(test, test_rx.url, [DELIVERED_EVENT])
 
-        _, sandbox, _ = await create(test, new_release(tmp_path, 1))
+        _, sandbox, _ = await create(test, new_release(app, test, 1))
         status, queued, _ = await test.call(
             "POST", f"{RELEASES}/{sandbox['id']}/deliveries", {"stores": ["fake"]})
         assert status == 202, queued
@@ -138,7 +139,7 @@ async def test_a_sandbox_release_is_delivered_in_simulation_and_heard_in_test_mo
         assert live_rx.received == []
 
         # a live key's release goes to the store for real, heard by live webhooks only
-        _, real, _ = await create(live, new_release(tmp_path, 2))
+        _, real, _ = await create(live, new_release(app, live, 2))
         status, queued, _ = await live.call(
             "POST", f"{RELEASES}/{real['id']}/deliveries", {"stores": ["fake"]})
         assert status == 202, queued
@@ -158,7 +159,7 @@ async def test_an_idempotency_key_replays_one_release(tmp_path: Path,
             tmp_path, smtp_server, "ada@example.org", plugins=fake_store(fake)) as (
             app, (ada_person, ada)):
         test = await key_of(ada_person, ada, SCOPES, test=True)
-        body = new_release(tmp_path, 1)
+        body = new_release(app, test, 1)
         status, first, headers = await create(test, body, "release-1")
         assert status == 201 and "Idempotent-Replayed" not in headers
         status, again, headers = await create(test, body, "release-1")
@@ -189,7 +190,7 @@ async def test_bad_releases_are_refused_with_a_clear_message(
             app, (ada_person, ada)):
         test = await key_of(ada_person, ada, SCOPES, test=True)
         # the id is the server's: naming one is an unknown field
-        status, problem, _ = await create(test, {**new_release(tmp_path, 1),
+        status, problem, _ = await create(test, {**new_release(app, test, 1),
                                                  "release_id": "mine"})
         assert status == 422 and "release_id" in json.dumps(problem), problem
         # a malformed credit says what is missing
@@ -205,13 +206,13 @@ async def test_bad_releases_are_refused_with_a_clear_message(
         assert await distribution(app[PLUGIN_CONTEXT_KEY]).pipeline.jobs(
             ada.person_id, draft["id"]) == []
         # a store that is not configured
-        _, made, _ = await create(test, new_release(tmp_path, 1))
+        _, made, _ = await create(test, new_release(app, test, 1))
         status, problem, _ = await test.call(
             "POST", f"{RELEASES}/{made['id']}/deliveries", {"stores": ["nowhere"]})
         assert status == 400 and "nowhere" in problem["detail"], problem
         # a key without the module's scope for writes is refused
         reader = await key_of(ada_person, ada, ["distribution.read"], test=True)
-        status, problem, _ = await create(reader, new_release(tmp_path, 2))
+        status, problem, _ = await create(reader, new_release(app, reader, 2))
         assert status == 403, problem
         assert sorted(await ids(test, RELEASES)) == sorted([draft["id"], made["id"]])
         assert fake.stats.requests == 0
@@ -230,10 +231,10 @@ async def test_sandbox_marks_are_per_account(tmp_path: Path,
         bob_test = await key_of(bob_person, bob, SCOPES, test=True)
         await subscribe(bob_live, bob_live_rx.url, [DELIVERED_EVENT])
         await subscribe(bob_test, bob_test_rx.url, [DELIVERED_EVENT])
-        _, sandbox, _ = await create(ada_test, new_release(tmp_path, 1))
+        _, sandbox, _ = await create(ada_test, new_release(app, ada_test, 1))
         status, made, _ = await bob_live.call(
             "POST", "/api/distribution/releases",
-            {**new_release(tmp_path, 2), "release_id": sandbox["id"]})
+            {**new_release(app, bob_live, 2), "release_id": sandbox["id"]})
         assert status == 201 and made["release_id"] == sandbox["id"], made
 
         assert await ids(bob_live, RELEASES) == [sandbox["id"]]

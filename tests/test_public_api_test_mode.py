@@ -103,6 +103,10 @@ async def test_plugin_routes_confine_test_keys_to_sandbox_data(
             status, _, _ = await test.call("POST", "/api/distribution/releases",
                                            release_body(tmp_path, 4))
             assert status == 403
+            status, _, _ = await test.call(  # nor upload files for them
+                "PUT", "/api/distribution/files/cover.png", data=b"\x89PNG\r\n\x1a\n" * 4,
+                headers={"Content-Type": "image/png"})
+            assert status == 403
             assert await ids(live, f"{V1}/releases") == ["rel-1", "rel-2"]
             assert await distribution(context).pipeline.jobs(ada.person_id,
                                                              "rel-3") == []

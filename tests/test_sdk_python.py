@@ -118,7 +118,7 @@ async def test_plugin_resources_page_and_tracks_are_written_once_and_if_match(
         person, ada = await person_with_key(config.base_url, smtp_server, "ada@example.org", http)
         try:
             caller = await key_for_sdk(person, ada)
-            await seed(app, ada.person_id, tmp_path)
+            await seed(app, ada.person_id)
             async with AsyncClient(config.base_url, caller.key) as api:
                 first = await api.list_releases(limit=2)
                 assert [r.id for r in first.data] == ["rel-1", "rel-2"] and first.next_cursor
@@ -210,7 +210,7 @@ async def test_deliveries_are_retried_campaigns_started_and_sandbox_orders_made_
                                               "distribution.releases", "marketplace.read"])
             test = await key_of(person, ada, ["marketplace.read", "marketplace.library",
                                               "marketplace.sandbox"], test=True)
-            await seed(app, ada.person_id, tmp_path)
+            await seed(app, ada.person_id)
             async with AsyncClient(config.base_url, live.key) as api, \
                     AsyncClient(config.base_url, test.key) as sandbox:
                 dead = await _dead(api, "rel-2")

@@ -154,7 +154,7 @@ async def test_plugin_resources_page_and_tracks_are_written_once_and_if_match(
         person, ada = await person_with_key(config.base_url, smtp_server, "ada@example.org", http)
         try:
             caller = await key_for_sdk(person, ada)
-            await seed(app, ada.person_id, tmp_path)
+            await seed(app, ada.person_id)
             seen = await _scenario(dist, config.base_url, caller.key,
                                    "pluginResourcesAndTrackWrites")
             assert seen["waits"] == []

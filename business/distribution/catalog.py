@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -25,7 +26,7 @@ import soundfile as sf
 from business.distribution import artwork as art
 from business.distribution.compliance import ComplianceReport, Issue, check_release
 from business.distribution.ddex import ImageFile, Party, TrackFile, build_message
-from business.distribution.errors import ComplianceError, NotFoundError
+from business.distribution.errors import ComplianceError, ForeignFileError, NotFoundError
 from business.distribution.models import Release, release_from_dict
 from business.distribution.presave import follow_release_date
 from business.distribution.stores.base import DeliveryPackage, PackageFile
@@ -76,14 +77,41 @@ def _measured_digests(report: ComplianceReport, checked_at: float) -> dict[str, 
     return digests
 
 
+def _real(path: str) -> str | None:
+    """``path`` with symlinks and ``..`` resolved (None: no path at all, e.g. a NUL)."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _owned(paths: dict[str, str], renders: list[str], folder: Path | None) -> list[str]:
+    """The fields of ``paths`` whose file is neither one of ``renders`` nor in ``folder``
+    (both sides resolved first; whether a file exists plays no part)."""
+    own = {r for r in map(_real, renders) if r}
+    root = _real(str(folder)) if folder is not None else None
+    foreign = []
+    for where, path in paths.items():
+        real = _real(path)
+        if real is None or not (real in own or root and Path(real).is_relative_to(root)):
+            foreign.append(where)
+    return foreign
+
+
 class Catalog:
-    """Release storage plus everything needed to turn a release into a store package."""
+    """Release storage plus everything needed to turn a release into a store package.
+
+    With ``media_root`` (the server's data directory) a release may only name files of
+    its account: renders recorded for it, or files under :meth:`media_folder`.
+    """
 
     def __init__(self, db: Any, stores: dict[str, Party] | None = None,
-                 sender: Party = DEFAULT_SENDER) -> None:
+                 sender: Party = DEFAULT_SENDER, *,
+                 media_root: str | Path | None = None) -> None:
         self.db = db
         self.stores = stores or {}
         self.sender = sender
+        self.media_root = Path(media_root) if media_root is not None else None
         #: built packages by delivery, with when their gate snapshot was checked
         self._packages: OrderedDict[tuple[str, ...], tuple[DeliveryPackage, float]] = (
             OrderedDict())
@@ -97,6 +125,7 @@ class Catalog:
         release = release_from_dict({**raw, "release_id": raw.get("release_id")
                                      or uuid.uuid4().hex[:16]})
         await self.resolve_renders(account_id, release)
+        await self.check_files(account_id, release)
         now = time.time()
         data = json.dumps(release.to_dict())
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
@@ -120,6 +149,35 @@ class Catalog:
                 if on_create is not None:
                     await on_create(tx, release.release_id)
         return release
+
+    def media_folder(self, account_id: str) -> Path | None:
+        """The account's own folder, ``<media_root>/distribution/<account_id>`` (None
+        without a media root, or for an id that is no plain folder name)."""
+        if self.media_root is None or account_id in ("", ".", "..") \
+                or Path(account_id).name != account_id:
+            return None
+        return self.media_root / "distribution" / account_id
+
+    async def check_files(self, account_id: str, release: Release) -> None:
+        """ForeignFileError (a 400) when the release names a file that is not the
+        account's: not a render recorded for it, nor under its :meth:`media_folder`.
+        Paths are resolved (symlinks, ``..``) first; the answer is the same whether
+        such a file exists or not. Without a media root nothing is checked."""
+        if self.media_root is None:
+            return
+        paths = {f"tracks[{i}].audio_path": t.audio_path
+                 for i, t in enumerate(release.tracks) if t.audio_path}
+        if release.artwork_path:
+            paths["artwork_path"] = release.artwork_path
+        rows = await self.db.fetch("SELECT path FROM dist_renders WHERE account_id = ?",
+                                   account_id)
+        foreign = await asyncio.to_thread(_owned, paths, [r["path"] for r in rows],
+                                          self.media_folder(account_id))
+        if foreign:
+            raise ForeignFileError(
+                f"{', '.join(foreign)}: not a file of this account; name a render of one "
+                "of its projects (or its project_id), or a file uploaded to its distribution "
+                "folder (PUT /api/distribution/files/{file_name} answers its path)")
 
     async def get_release(self, account_id: str, release_id: str) -> Release:
         """A stored release; NotFoundError when the account has none by that id."""

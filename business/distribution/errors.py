@@ -21,6 +21,10 @@ class ComplianceError(DistributionError):
         super().__init__(f"release is not ready for delivery: {first}{more}")
 
 
+class ForeignFileError(DistributionError):
+    """A release names a file that is not its account's (another account's, the server's)."""
+
+
 class SplitError(DistributionError):
     """A royalty split is invalid (e.g. shares that do not sum to 100%)."""
 

@@ -12,9 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from business.distribution.errors import ComplianceError, DistributionError, NotFoundError
+from business.distribution.files import (
+    MEDIA_TYPES,
+    AccountFiles,
+    FileTooLargeError,
+    NotMediaError,
+)
 from business.distribution.permissions import DELIVER, READ, RELEASES, ROYALTIES
 from business.distribution.presave import landing_page
 from business.distribution.schemas import (
+    AccountFile,
     AuditEntry,
     AuditQuery,
     Balance,
@@ -49,10 +56,12 @@ from dawserver.plugin_api import (
     Empty,
     Media,
     NotFound,
+    PayloadTooLarge,
     Reply,
     Request,
     Route,
     Unprocessable,
+    UnsupportedMediaType,
     map_errors,
 )
 
@@ -61,6 +70,9 @@ _api = map_errors(
     (ComplianceError, lambda exc: Unprocessable(str(exc),
                                                 issues=[vars(i) for i in exc.issues])),
     (NotFoundError, NotFound),
+    # a refused upload's body may be unread: close rather than read on into it
+    (FileTooLargeError, lambda exc: PayloadTooLarge(str(exc), headers={"Connection": "close"})),
+    (NotMediaError, UnsupportedMediaType),
     ((DistributionError, UnicodeDecodeError), BadRequest),
 )
 
@@ -214,6 +226,35 @@ async def unallocated(request: Request) -> Any:
         request.account_id, request.query.isrc or None)
 
 
+def _files(request: Request) -> AccountFiles:
+    """The requesting account's own files."""
+    return AccountFiles(services(request.context).catalog.media_folder(request.account_id))
+
+
+@_api
+async def upload_file(request: Request) -> Reply:
+    """Put a file into the account's folder (the body: JPEG/PNG art or WAV/FLAC audio, at
+    most 200 MiB); 201 with the ``path`` a release names it by, 200 when it replaced the
+    file of that name."""
+    length = request.headers.get("Content-Length", "")
+    made, replaced = await _files(request).write(
+        request.params["file_name"], request.chunks(),
+        int(length) if length.isdigit() else None)
+    return Reply(made, status=200 if replaced else 201)
+
+
+@_api
+async def list_files(request: Request) -> Any:
+    """The account's files, by name."""
+    return await _files(request).list()
+
+
+@_api
+async def delete_file(request: Request) -> Any:
+    """Delete one of the account's files (a release naming it fails the gate after)."""
+    return await _files(request).delete(request.params["file_name"])
+
+
 @_api
 async def create_presave(request: Request) -> Any:
     """Start a pre-save campaign for a release."""
@@ -250,6 +291,7 @@ BASE = "/api/distribution"
 #: The most bytes of a release's JSON (an album's tracks and credits; files go by path).
 MAX_RELEASE_BYTES = 1024 * 1024
 RELEASE = f"{BASE}/releases/{{release_id}}"
+FILES = f"{BASE}/files"
 
 ROUTES = [
     Route(method="GET", path=f"{BASE}/releases", handler=list_releases, permission=READ,
@@ -293,6 +335,13 @@ ROUTES = [
           response=list[Balance]),
     Route(method="GET", path=f"{BASE}/unallocated", handler=unallocated,
           permission=ROYALTIES, query=UnallocatedQuery, response=list[Unallocated]),
+    Route(method="PUT", path=f"{FILES}/{{file_name}}", handler=upload_file,
+          permission=RELEASES, body=Media(*MEDIA_TYPES, stream=True), response=AccountFile,
+          status=201, statuses=(200,)),
+    Route(method="GET", path=FILES, handler=list_files, permission=READ,
+          response=list[AccountFile]),
+    Route(method="DELETE", path=f"{FILES}/{{file_name}}", handler=delete_file,
+          permission=RELEASES, response=AccountFile),
     Route(method="POST", path=f"{RELEASE}/presave", handler=create_presave,
           permission=RELEASES, body=CampaignIn, response=Campaign, status=201),
     Route(method="GET", path="/api/presave/{slug}", handler=presave_data, permission=PUBLIC,

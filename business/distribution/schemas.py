@@ -143,6 +143,15 @@ class ReleaseSummary(Model):
     release_date: str
 
 
+class AccountFile(Model):
+    """A file of the account's distribution folder: ``path`` is what a release names
+    (``artwork_path``, a track's ``audio_path``)."""
+
+    name: str
+    size: int
+    path: str
+
+
 class DeliveryRequest(Model):
     """Deliver to ``stores`` (default: every configured store) as ``action``."""
 

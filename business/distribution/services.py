@@ -89,7 +89,8 @@ def build_services(context: PluginContext) -> Services:
                   for c in batch]
     sender = Party(settings.get("sender_dpid", DEFAULT_SENDER.dpid),
                    settings.get("sender_name", DEFAULT_SENDER.name))
-    catalog = Catalog(db, {c.name: c.party for c in connectors}, sender)
+    catalog = Catalog(db, {c.name: c.party for c in connectors}, sender,
+                      media_root=context.data_dir)  # releases name only their files
     pipeline = DeliveryPipeline(db, context.background.queue, connectors, catalog.package,
                                 settings=PipelineSettings.from_config(
                                     settings.get("pipeline", {})),
