@@ -21,8 +21,9 @@ from distribution_helpers import make_art, make_audio, release_dict
 from PIL import Image
 
 from business.distribution import files as account_files
+from business.distribution import plugin
 from dawserver.plugin_api import Principal
-from dawserver.plugins import install, load_plugins
+from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 
 FILES = "/api/distribution/files"
 Test = Callable[[TestClient, Path], Awaitable[None]]
@@ -190,5 +191,23 @@ def test_bad_names_other_types_and_large_files_are_refused(
         assert not folder.exists() or list(folder.iterdir()) == []  # nothing kept
         status, made = await _put(client, "ada", "small.png", chunked(png), "image/png")
         assert status == 201 and made["size"] == len(png), made
+
+    _serve(tmp_path, test)
+
+
+def test_erasing_a_person_deletes_their_files_and_no_one_elses(tmp_path: Path) -> None:
+    jpeg = make_art(tmp_path / "cover.jpg", size=64).read_bytes()
+
+    async def test(client: TestClient, data: Path) -> None:
+        for account in ("ada", "eve"):
+            status, made = await _put(client, account, "cover.jpg", jpeg, "image/jpeg")
+            assert status == 201, made
+        context = client.app[PLUGIN_CONTEXT_KEY]
+        for _ in range(2):  # a retried erasure finds nothing more to do
+            await plugin.account_erased(context, "ada", "pz-1", ["Ada"])
+            assert not (data / "distribution" / "ada").exists()
+        assert (await _call(client, "GET", FILES, "ada"))[1] == []
+        assert [f["name"] for f in (await _call(client, "GET", FILES, "eve"))[1]] == [
+            "cover.jpg"]
 
     _serve(tmp_path, test)

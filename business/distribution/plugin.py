@@ -16,7 +16,7 @@ from business.distribution import hookspecs as distribution_hookspecs
 from business.distribution.delivery import DEAD_EVENT, DELIVER, DELIVERED_EVENT, PipelineSettings
 from business.distribution.permissions import PERMISSIONS
 from business.distribution.presave import RELEASE_DAY, SAVED
-from business.distribution.privacy import erase_account, export_account
+from business.distribution.privacy import erase_account, erase_files, export_account
 from business.distribution.routes import ROUTES
 from business.distribution.schemas import (
     DeliveryFailed,
@@ -134,3 +134,4 @@ async def account_erased(context: PluginContext, account_id: str, pseudonym: str
                          names: list[str]) -> None:
     await erase_account(context.database(), context.background.queue, DELIVER,
                         Pseudonymiser(account_id, tuple(names), pseudonym))
+    await erase_files(services(context).catalog.media_folder(account_id))

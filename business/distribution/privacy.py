@@ -9,7 +9,8 @@ changes they made anywhere.
 
 Erasure (:func:`erase_account`): what is the person's alone and holds no money
 (releases, renders, gate snapshots, pre-save campaigns and their fans) is
-deleted, and deliveries still waiting are cancelled. Money records the law
+deleted, and deliveries still waiting are cancelled; so are the files of its
+distribution folder (:func:`erase_files`). Money records the law
 requires to keep (payees, splits and their history, statements, the ledger,
 the royalty audit, delivery records) are kept: every mention of the person
 (their id as payee or author, their name, their address) becomes their
@@ -19,7 +20,10 @@ pseudonym, so nothing left is keyed by them.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 from dawserver.plugin_api import (
@@ -104,3 +108,9 @@ async def erase_account(db: Any, queue: JobQueue, delivery_queue: str, pz: Pseud
         for table in KEPT:
             changed[table] = await move_account_rows(tx, table, person_id, pz.pseudonym)
     return changed
+
+
+async def erase_files(folder: Path | None) -> None:
+    """Delete the person's distribution folder (their uploaded art and audio); idempotent."""
+    if folder is not None:
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
