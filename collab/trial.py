@@ -38,12 +38,13 @@ class UnappliableUpdate(MalformedUpdate):
 class UpdateAhead(MalformedUpdate):
     """An update that needs items the document does not hold yet.
 
-    Its items start past the clock the document holds for their client, or
-    point at items it lacks.  Both would wait in yrs and yjs until the missing
-    items arrive, and they wait differently (yrs even integrates the first kind
-    at once), so the server never keeps such an update.  A yjs client only sends
-    one by racing its own sync step 2 (an edit made while it connects); asked
-    with a sync step 1, it sends everything the document lacks.
+    Its items start past the clock the document holds for their client, follow
+    a gap (a Skip struct) the document does not hold, or point at items it lacks.
+    These would wait in yrs and yjs until the missing items arrive, and they wait
+    differently (yrs even integrates the first two kinds at once), so the server
+    never keeps such an update.  A yjs client only sends one by racing its own sync
+    step 2 (an edit made while it connects); asked with a sync step 1, it sends
+    everything the document lacks.
     """
 
 
@@ -110,8 +111,9 @@ class TrialDoc:
     def attempt(self, update: bytes, summary: UpdateSummary) -> None:
         """Check ``update`` (read as ``summary``) and apply it to the copy.
 
-        Raises :class:`UpdateAhead` for items that skip clocks, :class:`MalformedUpdate`
-        for an item whose parent is a plain value, :class:`UnappliableUpdate` when
+        Raises :class:`UpdateAhead` for items that skip clocks (also after a Skip struct
+        the document lacks the clocks of), :class:`MalformedUpdate` for an item whose
+        parent is a plain value or whose origins sit apart, :class:`UnappliableUpdate` when
         yrs fails.  After a success the copy is
         ahead of ``source`` until ``source`` takes the same update (or
         :meth:`discard` is called).
@@ -124,11 +126,17 @@ class TrialDoc:
             if start > state.get(client, 0):
                 raise UpdateAhead(f"items of client {client} start at clock {start}, but the "
                                   f"document holds that client up to {state.get(client, 0)}")
+        for client, needed in summary.needs.items():
+            if needed > state.get(client, 0):
+                raise UpdateAhead(f"items of client {client} follow a gap up to clock {needed}, "
+                                  f"but the document holds that client up to "
+                                  f"{state.get(client, 0)}")
         for client, clock in summary.references:
             if clock >= state.get(client, 0) and not summary.holds((client, clock)):
                 raise UpdateAhead(f"an item refers to {client}#{clock}, which the document "
                                   "does not hold yet")
-        if summary.parents or summary.follows:
+        if summary.parents or summary.follows or any(
+                placement.right is not None for placement in summary.placements):
             if self._index is None:
                 self._index = TypeIndex.of(self.source.get_update())
             self._index.check(summary, state)

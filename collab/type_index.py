@@ -17,6 +17,12 @@ shared type there, with nothing to its right; given a run of text instead,
 yjs reads the entry's last character and yrs the whole text.  The index keeps
 the map entries too, so an update can be checked against them.
 
+And for list items: yjs writes an item's right origin next to its origin, in
+the same list.  Given a right origin that is a map entry, in another list, or
+collected while the origin is not, yrs and yjs place the item differently.  The
+index keeps the list (root name or parent id) of every list item, so such an
+item is refused too.
+
 Yrs does not say what kind an item is, so the index reads the document's own
 encoding once (on first need) and then every update the document takes.
 """
@@ -28,7 +34,17 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
-from .update_format import ID, MalformedUpdate, UpdateSummary, read_update
+from .update_format import (
+    COLLECTED,
+    ENTRY,
+    ID,
+    MalformedUpdate,
+    UpdateSummary,
+    Where,
+    check_neighbours,
+    read_update,
+    where_of,
+)
 
 __all__ = ["TypeIndex"]
 
@@ -83,6 +99,17 @@ class IdSet:
             ends.insert(at + 1, clock + 1)
         self._count += 1
 
+    def add_run(self, client: int, clock: int, length: int) -> None:
+        """Add the ids ``client#clock`` up to ``client#(clock + length - 1)``."""
+        starts = self._starts.setdefault(client, [])
+        ends = self._ends.setdefault(client, [])
+        if starts and clock == ends[-1]:  # the usual case: the client's next clocks
+            ends[-1] += length
+            self._count += length
+            return
+        for at in range(clock, clock + min(length, 1 << 16)):  # rare: out of order
+            self.add(client, at)
+
     def update(self, items: Iterable[ID]) -> None:
         """Add ``items`` (in order: a whole document's ids each extend the last range)."""
         for client, clock in sorted(items):
@@ -98,6 +125,55 @@ class IdSet:
         return sum(map(len, self._starts.values()))
 
 
+class ListIndex:
+    """The list (root name or parent id) of each list item, as clock ranges per client.
+
+    A range runs on over the clocks of the client's map entries and collected
+    items in between (looked up elsewhere first), so a client adding list items
+    and map entries by turns keeps one range per list it writes in a row.
+    """
+
+    __slots__ = ("_ends", "_lists", "_starts")
+
+    def __init__(self) -> None:
+        self._starts: dict[int, list[int]] = {}
+        self._ends: dict[int, list[int]] = {}
+        self._lists: dict[int, list[Where]] = {}
+
+    def add(self, client: int, clock: int, length: int, where: Where) -> None:
+        """Record ``length`` items from ``client#clock`` in list ``where`` (None: unknown)."""
+        starts = self._starts.setdefault(client, [])
+        ends = self._ends.setdefault(client, [])
+        lists = self._lists.setdefault(client, [])
+        if starts and clock >= ends[-1]:
+            if lists[-1] == where:
+                ends[-1] = clock + length
+                return
+            at = len(starts)
+        else:  # out of order: keep what is known, add a range of its own
+            at = bisect.bisect_right(starts, clock)
+            if at > 0 and clock < ends[at - 1]:
+                return
+        starts.insert(at, clock)
+        ends.insert(at, clock + length if at == len(ends) else min(clock + length,
+                                                                     starts[at + 1]))
+        lists.insert(at, where)
+
+    def get(self, item: ID) -> Where:
+        """The list of ``item`` (None when not known)."""
+        starts = self._starts.get(item[0])
+        if not starts:
+            return None
+        at = bisect.bisect_right(starts, item[1]) - 1
+        return self._lists[item[0]][at] if at >= 0 and item[1] < self._ends[item[0]][at] \
+            else None
+
+    @property
+    def ranges(self) -> int:
+        """How many ranges it keeps."""
+        return sum(map(len, self._starts.values()))
+
+
 class TypeIndex:
     """Shared-type items, map entries and collected ranges of one document."""
 
@@ -109,6 +185,7 @@ class TypeIndex:
         #: client -> sorted, disjoint (start, end) ranges of collected items.
         self._collected: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self.entries = IdSet()
+        self.lists = ListIndex()
 
     @classmethod
     def of(cls, encoded_document: bytes) -> TypeIndex:
@@ -127,7 +204,14 @@ class TypeIndex:
         self.types.update(summary.types)
         for client, start, end in summary.gc:
             bisect.insort(self._collected[client], (start, end))
-        self.entries.update(self._entries_of(summary))
+        where = where_of(summary, self._where)
+        for placement in summary.placements:
+            (client, clock), length = placement.item, placement.length
+            found = where(placement.item)
+            if found is ENTRY:
+                self.entries.add_run(client, clock, length)
+            else:
+                self.lists.add(client, clock, length, None if found is COLLECTED else found)
 
     def check(self, summary: UpdateSummary, state: dict[int, int]) -> None:
         """Raise :class:`MalformedUpdate` if an item of ``summary`` sits in a plain value.
@@ -146,11 +230,12 @@ class TypeIndex:
             raise MalformedUpdate(f"parent {client}#{clock} is not a shared type; an item "
                                   "can only sit in a map or an array")
         self._entries_of(summary)
+        check_neighbours(summary, self._where)
 
     @property
     def size(self) -> int:
         """How many ranges of ids it keeps: its memory follows this, not the edits made."""
-        return (self.types.ranges + self.entries.ranges
+        return (self.types.ranges + self.entries.ranges + self.lists.ranges
                 + sum(map(len, self._collected.values())))
 
     def _entries_of(self, summary: UpdateSummary) -> set[ID]:
@@ -167,6 +252,14 @@ class TypeIndex:
                                           f"{origin[0]}#{origin[1]} but is not one value")
                 entries.add(item)
         return entries
+
+    def _where(self, item: ID) -> Where:
+        """Where a document's ``item`` sits: collected, a map entry, a list or unknown."""
+        if self._is_collected(*item):
+            return COLLECTED
+        if item in self.entries:
+            return ENTRY
+        return self.lists.get(item)
 
     def _is_collected(self, client: int, clock: int) -> bool:
         ranges = self._collected.get(client)

@@ -24,12 +24,16 @@ of origin (0x80), right origin (0x40) and parent sub key (0x20) follow.
 
 from __future__ import annotations
 
+import bisect
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import MalformedMessage
 
-__all__ = ["MalformedUpdate", "UpdateSummary", "read_update"]
+__all__ = ["COLLECTED", "ENTRY", "MalformedUpdate", "Placement", "UpdateSummary",
+           "check_neighbours", "read_update", "where_of"]
 
 #: Content references stock yjs knows (``contentRefs`` in yjs' encoding.js), by name.
 CONTENT_DELETED, CONTENT_JSON, CONTENT_BINARY, CONTENT_STRING = 1, 2, 3, 4
@@ -57,6 +61,24 @@ class MalformedUpdate(MalformedMessage):
 
 #: An item's id: (client, clock).
 ID = tuple[int, int]
+#: Where an item sits: the root name or parent id of its list, :data:`ENTRY` (a map
+#: entry), :data:`COLLECTED` (garbage collected, or placed next to such an item) or
+#: None (not known).
+ENTRY, COLLECTED = ("entry",), ("collected",)
+Where = str | ID | tuple[str] | None
+
+
+class Placement(NamedTuple):
+    """Where one item of an update says it goes."""
+
+    item: ID
+    length: int
+    #: Root name or parent id, when the item names its parent (no origins).
+    parent: str | ID | None
+    origin: ID | None
+    right: ID | None
+    #: Names a map key.
+    keyed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +92,9 @@ class UpdateSummary:
     ``entries``: ids of its items that name a map key.  ``follows``: for each item
     placed after another, (that origin, the item, whether it could be a map entry).
     ``references``: every id its items point at (origins and parents).
+    ``skipped``: (client, start, end) of its Skip structs.  ``needs``: per client, the
+    clock the document must hold before the items after a Skip can be integrated.
+    ``placements``: where each item goes, in the order read.
     """
 
     reached: dict[int, int]
@@ -81,6 +106,9 @@ class UpdateSummary:
     entries: frozenset[ID] = frozenset()
     follows: tuple[tuple[ID, ID, bool], ...] = ()
     references: tuple[ID, ...] = ()
+    skipped: tuple[tuple[int, int, int], ...] = ()
+    needs: dict[int, int] = field(default_factory=dict)
+    placements: tuple[Placement, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -90,7 +118,9 @@ class UpdateSummary:
     def holds(self, item: ID) -> bool:
         """Whether one of this update's structs covers ``item``."""
         span = self.spans.get(item[0])
-        return span is not None and span[0] <= item[1] < span[1]
+        return (span is not None and span[0] <= item[1] < span[1]
+                and not any(c == item[0] and start <= item[1] < end
+                            for c, start, end in self.skipped))
 
     def collected(self, item: ID) -> bool:
         """Whether ``item`` lies in one of this update's collected (GC) ranges."""
@@ -235,6 +265,9 @@ def read_update(update: bytes) -> UpdateSummary:
     entries: set[ID] = set()
     follows: list[tuple[ID, ID, bool]] = []
     references: list[ID] = []
+    skipped: list[tuple[int, int, int]] = []
+    needs: dict[int, int] = {}
+    placements: list[Placement] = []
     for _ in range(reader.count()):
         structs = reader.count()
         client = reader.var_uint()
@@ -249,17 +282,21 @@ def read_update(update: bytes) -> UpdateSummary:
                 length = reader.var_uint()
                 if kind == STRUCT_GC:
                     gc.append((client, clock, clock + length))
+                else:
+                    skipped.append((client, clock, clock + length))
             else:
                 length = _item(reader, info, kind, client, clock, parents, entries, follows,
-                               references)
+                               references, placements)
                 if kind == CONTENT_TYPE:
                     types.add((client, clock))
             if length == 0:
                 raise reader.fail("zero-length struct")
+            if kind != STRUCT_SKIP and skipped and skipped[-1][0] == client:
+                needs[client] = skipped[-1][2]  # a gap before this struct
             clock += length
             if kind != STRUCT_SKIP:
                 end = clock
-        spans[client] = (start, clock)
+        spans[client] = (start, end)  # a trailing Skip covers nothing
         if end > start:
             reached[client] = end
     deletes = False
@@ -283,17 +320,109 @@ def read_update(update: bytes) -> UpdateSummary:
         raise reader.fail(f"{len(reader.data) - reader.pos} trailing bytes")
     summary = UpdateSummary(reached, deletes, spans, frozenset(types), tuple(gc),
                             tuple(parents), frozenset(entries), tuple(follows),
-                            tuple(references))
+                            tuple(references), tuple(skipped), needs, tuple(placements))
     for parent in parents:
         if summary.holds(parent) and parent not in types and not summary.collected(parent):
             raise MalformedUpdate(f"parent {parent[0]}#{parent[1]} is an item of this update "
                                   "that is not a shared type")
+    check_neighbours(summary, _unknown)
     return summary
+
+
+def _unknown(_item: ID) -> Where:
+    return None
+
+
+def where_of(summary: UpdateSummary, outside: Callable[[ID], Where]) -> Callable[[ID], Where]:
+    """Where each id sits, read from ``summary``'s items and, for others, ``outside``.
+
+    An item that names no parent sits where its origin sits (else its right
+    origin), as yjs places it; next to a collected item it is collected too.
+    """
+    by_client: dict[int, list[Placement]] = {}
+    for placement in summary.placements:
+        by_client.setdefault(placement.item[0], []).append(placement)
+    starts = {client: [p.item[1] for p in ps] for client, ps in by_client.items()}
+    known: dict[ID, Where] = {}
+
+    def find(item: ID) -> Placement | None:
+        if summary.collected(item):
+            return None
+        at = bisect.bisect_right(starts.get(item[0], ()), item[1]) - 1
+        if at < 0:
+            return None
+        placement = by_client[item[0]][at]
+        return placement if item[1] < placement.item[1] + placement.length else None
+
+    def where(item: ID) -> Where:
+        chain: list[ID] = []
+        step: ID | None = item
+        while True:
+            placement = find(step) if step is not None else None
+            if placement is None:
+                found = _outside(step, outside, summary)
+                break
+            if placement.item in known:
+                found = known[placement.item]
+                break
+            if placement.keyed or placement.parent is not None:
+                found = ENTRY if placement.keyed else placement.parent
+                known[placement.item] = found
+                break
+            if placement.item in chain:  # origins that lead round in a circle
+                found = None
+                break
+            chain.append(placement.item)
+            step = placement.origin if placement.origin is not None else placement.right
+        for link in chain:  # each sits where the item it follows sits
+            known[link] = found
+        return found
+
+    return where
+
+
+def _outside(item: ID | None, outside: Callable[[ID], Where], summary: UpdateSummary) -> Where:
+    if item is None:
+        return None
+    if summary.collected(item):
+        return COLLECTED
+    return None if summary.holds(item) else outside(item)
+
+
+def check_neighbours(summary: UpdateSummary, outside: Callable[[ID], Where]) -> None:
+    """Raise :class:`MalformedUpdate` for an item whose origins sit in different places.
+
+    Yjs writes a right origin only inside a list, next to the origin: a right
+    origin that is a map entry, or in another list, or collected while the
+    origin is not, is placed one way by yrs and another by yjs.
+    """
+    where = where_of(summary, outside)
+    for placement in summary.placements:
+        if placement.right is None:
+            continue
+        right = where(placement.right)
+        name = f"item {placement.item[0]}#{placement.item[1]}"
+        if right is ENTRY:
+            raise MalformedUpdate(f"{name} has a map entry as its right origin; yjs only "
+                                  "writes a right origin in a list")
+        if placement.origin is None:
+            continue
+        left = where(placement.origin)
+        if left is None or right is None or left == right:
+            continue
+        raise MalformedUpdate(f"{name}: its origin and right origin are not in the same list "
+                              f"({_said(left)} and {_said(right)})")
+
+
+def _said(where: Where) -> str:
+    if where is COLLECTED or where is ENTRY:
+        return str(where[0])
+    return repr(where) if isinstance(where, str) else f"in {where[0]}#{where[1]}"
 
 
 def _item(reader: _Reader, info: int, kind: int, client: int, clock: int,
           parents: list[ID], entries: set[ID], follows: list[tuple[ID, ID, bool]],
-          references: list[ID]) -> int:
+          references: list[ID], placements: list[Placement]) -> int:
     """Read an item after its info byte; returns its length in clock ticks.
 
     Its parent (when named by id) goes to ``parents``, the item to ``entries``
@@ -312,14 +441,15 @@ def _item(reader: _Reader, info: int, kind: int, client: int, clock: int,
         return ref_client, ref_clock
 
     origin = reference("origin") if info & ORIGIN else None
-    if info & RIGHT_ORIGIN:
-        reference("right origin")
+    right = reference("right origin") if info & RIGHT_ORIGIN else None
+    parent: str | ID | None = None
     if not info & (ORIGIN | RIGHT_ORIGIN):
         flag = reader.var_uint()
         if flag == 1:
-            reader.var_string()  # name of a root type
+            parent = reader.var_string()  # name of a root type
         elif flag == 0:
-            parents.append(reference("parent"))
+            parent = reference("parent")
+            parents.append(parent)
         else:
             raise reader.fail(f"parent flag {flag} (expected 0 or 1)")
         if info & PARENT_SUB:
@@ -331,8 +461,10 @@ def _item(reader: _Reader, info: int, kind: int, client: int, clock: int,
             if length != 1 and kind != CONTENT_DELETED:  # yjs merges deleted runs
                 raise reader.fail(f"map entry {key!r} holds {length} values; yjs sets one")
             entries.add((client, clock))
+            placements.append(Placement((client, clock), length, parent, None, None, True))
             return length
     length = _content(reader, kind)
+    placements.append(Placement((client, clock), length, parent, origin, right, False))
     if origin is not None:
         entry_like = kind in MAP_VALUE_CONTENTS and not info & RIGHT_ORIGIN and (
             length == 1 or kind == CONTENT_DELETED)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ from collab.store import open_store
 from collab.tokens import Role
 from collab.trial import UnappliableUpdate, apply_update
 from collab.update_format import MalformedUpdate, read_update
+from dsp_core.effects import EffectSpec
 
 pytestmark = [pytest.mark.asyncio,
               pytest.mark.skipif(node_ready() is not None, reason=str(node_ready()))]
@@ -51,6 +53,41 @@ SEED = int(os.environ.get("DAW_FUZZ_SEED", "2026"))
 CHUNK = 50
 #: Compaction never runs during the test, so every stored update stays in the log.
 NO_COMPACTION = RoomLimits(compact_every=10**9, compact_min_bytes=2**62)
+
+
+@dataclass
+class Skip:
+    """A Skip struct (info byte 10): clocks an update leaves out, as yjs' merge writes them."""
+
+    length: int
+
+    def encode(self) -> bytes:
+        return bytes([10]) + p.write_var_uint(self.length)
+
+
+class GapFuzzer(Fuzzer):
+    """:class:`Fuzzer` whose items also skip clocks and place right origins apart from
+    their origins (a map entry, an earlier item of the update, or next to it)."""
+
+    def item(self) -> Item | Skip:  # type: ignore[override]
+        if self.rng.random() < 0.08:
+            return Skip(self.rng.randrange(1, 120))
+        item = super().item()
+        if item.origin is not None and self.rng.random() < 0.3:
+            item.right_origin = self.rng.choice([*self.known, (4242, 0)])
+        return item
+
+    def structured(self) -> bytes:
+        """As :meth:`Fuzzer.structured`, sometimes with an origin inside the update."""
+        update = super().structured()
+        if self.rng.random() < 0.25:
+            client = self.rng.randrange(1, 2**32)
+            first = Item(8, any_string("a"), parent_key=self.rng.choice(["tracks", "markers"]),
+                         parent_sub=self.rng.choice([None, "k"]))
+            second = Item(1, b"\x01", origin=self.rng.choice(self.known),
+                          right_origin=(client, 0))
+            return UpdateBuilder([(client, 0, [first, second])]).encode()
+        return update
 
 
 async def fuzz_one(room: Room, update: bytes, user: str) -> str:
@@ -90,7 +127,7 @@ async def test_fuzzed_updates_never_break_the_room(collab_database_url: str,
                                                    tmp_path: Path) -> None:
     project = fixed_project()
     seed = project.doc.get_update()
-    fuzzer = Fuzzer(SEED, item_ids(project, 1), [seed, *real_edits(seed)])
+    fuzzer = GapFuzzer(SEED, item_ids(project, 1), [seed, *real_edits(seed)])
     corpus = [TYPE_REF_9, BAD_PARENT, CONTENT_0X38] + [fuzzer.update() for _ in range(FUZZED)]
     async with open_store(collab_database_url, tmp_path) as store:
         await store.create_project("song", "Song", seed)
@@ -266,3 +303,74 @@ async def test_the_fuzz_corpus_holds_what_yjs_refuses_and_what_yrs_refuses() -> 
         except UnappliableUpdate:
             failing += 1
     assert len(corpus) - len(readable) > FUZZED // 10 and failing > 20
+
+
+def project_with_effects() -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """:func:`fixed_project` with two effects on t0 and t1 each, then t1 removed (its
+    effects collected); returns its encoding and ids of some of its items."""
+    project = fixed_project()
+    for track in ("t0", "t1"):
+        for name in ("a", "b"):
+            project.add_effect(track, EffectSpec("gain", {"gain_db": -1.0}, id=f"{track}-{name}"))
+    ids = {"t0-a": (4242, 132), "t0-b": (4242, 138), "t1-a": (4242, 144),
+           "t0 entry": (4242, 1)}
+    project.remove_track("t1")
+    summary = read_update(project.doc.get_update())
+    assert summary.collected(ids["t1-a"]) and ids["t0 entry"] in summary.entries
+    assert [e["id"] for e in project.track("t0")["effects"]] == ["t0-a", "t0-b"]
+    return project.doc.get_update(), ids
+
+
+#: Client 777's markers.a, then a gap of 99 clocks, then markers.b (a Skip struct between).
+SKIP_GAP = UpdateBuilder([(777, 0, [
+    Item(8, any_string("A"), parent_key="markers", parent_sub="a"), Skip(99),  # type: ignore[list-item]
+    Item(8, any_string("B"), parent_key="markers", parent_sub="b")])]).encode()
+
+
+async def test_an_update_with_a_gap_is_ahead_and_not_stored(tmp_path: Path) -> None:
+    """Yrs would integrate what follows the gap at once, stock yjs keeps it pending."""
+    project = fixed_project()
+    async with open_store(None, tmp_path) as store:
+        await store.create_project("song", "Song", project.doc.get_update())
+        async with project_room("song", store, NO_COMPACTION) as room:
+            assert await fuzz_one(room, SKIP_GAP, "gap") == "ahead"
+            past_gap = UpdateBuilder([(777, 100, [
+                Item(8, any_string("C"), parent_key="markers", parent_sub="c")])]).encode()
+            assert await fuzz_one(room, past_gap, "gap2") == "ahead"
+            assert "b" not in room.doc.get("markers", type=Map)
+            assert room.doc.get("markers", type=Map).to_py() == {}
+            # The same update is taken once the document holds the clocks it skips.
+            filler = UpdateBuilder([(777, 0, [
+                Item(8, any_string(str(k)), parent_key="markers", parent_sub="a")
+                for k in range(100)])]).encode()
+            assert await fuzz_one(room, filler, "filler") == "taken"
+            assert (await store.load("song")).updates == [filler]  # neither was stored
+            assert await fuzz_one(room, SKIP_GAP, "gap3") == "taken"
+            assert (await store.load("song")).updates == [filler, SKIP_GAP]
+
+
+async def test_right_origins_outside_the_origins_list_are_refused(tmp_path: Path) -> None:
+    """A right origin that is a map entry, or collected next to a live origin: yrs and
+    yjs place the item differently, so it is refused (4400) and nothing is stored."""
+    seed, ids = project_with_effects()
+    to_entry = UpdateBuilder([(99, 0, [Item(1, b"\x01", origin=ids["t0-b"],
+                                            right_origin=ids["t0 entry"])])]).encode()
+    to_collected = UpdateBuilder([(98, 0, [Item(1, b"\x01", origin=ids["t0-b"],
+                                                right_origin=ids["t1-a"])])]).encode()
+    in_update = UpdateBuilder([(97, 0, [
+        Item(8, any_string("a"), parent_key="markers", parent_sub="k"),
+        Item(1, b"\x01", origin=ids["t0-a"], right_origin=(97, 0))])]).encode()
+    between = UpdateBuilder([(96, 0, [Item(8, any_string("x"), origin=ids["t0-a"],
+                                           right_origin=ids["t0-b"])])]).encode()
+    with pytest.raises(MalformedUpdate, match="map entry as its right origin"):
+        read_update(in_update)
+    async with open_store(None, tmp_path) as store:
+        await store.create_project("song", "Song", seed)
+        async with project_room("song", store, NO_COMPACTION) as room:
+            for name, update in (("entry", to_entry), ("gc", to_collected),
+                                 ("same", in_update)):
+                assert await fuzz_one(room, update, name) == "refused", name
+            assert await fuzz_one(room, between, "between") == "taken"  # yjs writes this
+            effects = room.doc.get("tracks", type=Map)["t0"]["effects"].to_py()
+            assert [e.get("id") for e in effects if isinstance(e, dict)] == ["t0-a", "t0-b"]
+            assert (await store.load("song")).updates == [between]
