@@ -44,6 +44,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from pycrdt import Array, Doc, Map
@@ -51,7 +52,20 @@ from pycrdt import Array, Doc, Map
 from dsp_core import lv2_limits, lv2_state
 from dsp_core.effects import EffectSpec
 from dsp_core.errors import ProjectError
-from dsp_core.session import SUPPORTED_RATES, Bus, Clip, Send, Session, Track
+from dsp_core.session import (
+    SUPPORTED_RATES,
+    Bus,
+    Clip,
+    Send,
+    Session,
+    Track,
+    check_clip,
+    check_fader,
+    check_send,
+    clip_label,
+    validate_bus,
+    validate_track,
+)
 from dsp_core.tempo import METER_DENOMINATORS
 from transcription.errors import TranscriptDataError
 from transcription.transcript import Transcript
@@ -120,7 +134,8 @@ def _portable_state(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _left_out(bypassed: list[str], what: str, exc: BaseException) -> None:
-    reason = (f"{what} is malformed ({type(exc).__name__}: {exc}); it is left out of the "
+    how = "cannot play" if isinstance(exc, ProjectError) else "is malformed"
+    reason = (f"{what} {how} ({type(exc).__name__}: {exc}); it is left out of the "
               "mix until it is written again")
     log.warning("%s", reason)
     bypassed.append(reason)
@@ -162,7 +177,7 @@ def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[
     """A chain as the engine plays it: an ``lv2`` effect that fails validation (a plug-in
     not installed here, a control out of range) or is over a cap is left out (bypassed),
     with the reason in ``bypassed``, so one bad peer write cannot stop the engine; so is
-    an effect a peer wrote in another shape."""
+    an effect a peer wrote in another shape, or a built-in one with a value out of range."""
     result: list[EffectSpec] = []
     hosted = 0
     for index, data in enumerate(raw if isinstance(raw, list) else []):
@@ -171,7 +186,13 @@ def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[
         except MALFORMED as exc:
             _left_out(bypassed, f"{owner} effect {index}", exc)
             continue
-        if spec.kind == lv2_limits.HOSTED_KIND:
+        if spec.kind != lv2_limits.HOSTED_KIND:
+            try:
+                spec.validate()
+            except ProjectError as exc:
+                _left_out(bypassed, f"{owner} effect {spec.id or index}", exc)
+                continue
+        else:
             problem = lv2_limits.over_limit(hosted, hosted_total[0])
             if problem is None:
                 try:
@@ -187,6 +208,40 @@ def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[
             hosted_total[0] += 1
         result.append(spec)
     return result
+
+
+def _playable_clips(where: str, clips: list[Clip], bypassed: list[str]) -> list[Clip]:
+    """``clips`` in position order less those the engine refuses (a length <= 0, fades
+    longer than the clip...), with the reason in ``bypassed``; bad time keys (warp
+    markers with ``follow_tempo``) play as the defaults."""
+    kept = []
+    for clip in clips:
+        try:
+            check_clip(clip, where)
+        except ProjectError as exc:
+            untimed = replace(clip, crossfade=0, stretch=1.0, semitones=0.0, warp=(),
+                              follow_tempo=False, source_bpm=0.0)
+            try:
+                check_clip(untimed, where)
+            except ProjectError:
+                _left_out(bypassed, clip_label(clip, where), exc)
+                continue
+            clip = untimed
+        kept.append(clip)
+    return sorted(kept, key=lambda c: c.position)
+
+
+def _playable_sends(track: Track, bus_ids: set[str], bypassed: list[str]) -> list[Send]:
+    """The track's sends less those to a bus not in ``bus_ids`` (reasons in ``bypassed``)."""
+    kept = []
+    for send in track.sends:
+        try:
+            check_send(send, bus_ids, f"track {track.id!r}")
+        except ProjectError as exc:
+            _left_out(bypassed, f"track {track.id!r} send to {send.bus!r}", exc)
+            continue
+        kept.append(send)
+    return kept
 
 
 def _check_track_value(name: str, value: Any) -> Any:
@@ -237,8 +292,8 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         self._roots = {name: self.doc.get(name, type=Map) for name in ROOTS}
         self._clip_sources: frozenset[str] | None = None
         self._clips_watch: Any = None
-        #: Why each ``lv2`` effect the last :meth:`to_session` left out was bypassed (and
-        #: each ``lv2`` instrument it played as none).
+        #: Why the last :meth:`to_session` left out each entry (a track, clip, send, bus or
+        #: effect) it did, bypassed an ``lv2`` effect or played an ``lv2`` instrument as none.
         self.bypassed: list[str] = []
 
     # -- whole-document conversions ------------------------------------------------------
@@ -264,9 +319,11 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
     def to_session(self) -> Session:
         """The :class:`dsp_core.session.Session` the engine renders for this document.
 
-        A clip, track, bus or effect a peer wrote in another shape (the room checks only
-        that an update applies) is left out, with the reason in :attr:`bypassed`: one bad
-        write must not stop every render of the project.
+        A clip, track, bus, send or effect a peer wrote in another shape (the room checks
+        only that an update applies), or with a value the engine refuses (a NaN fader, a
+        clip length <= 0, a send to no bus), is left out, with the reason in
+        :attr:`bypassed`: one bad write must not stop every render of the project. The
+        result always passes ``Session.validate(allow_overlaps=True)``.
         """
         meta = self._roots["meta"].to_py() or {}
         bypassed: list[str] = []
@@ -278,27 +335,32 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
                 _left_out(bypassed, f"clip {key!r}", exc)
                 continue
             clips_by_track.setdefault(track_id, []).append(clip)
-        tracks = []
+        tracks: list[Track] = []
         rows = []
         hosted_total = [0]
         for key, data in _track_rows(self._roots["tracks"]):
             track_id = str(data.get("id", key))
             try:
-                tracks.append(Track(
+                track = Track(
                     id=track_id, name=str(data.get("name", "")),
                     channels=int(data.get("channels", 1)),
-                    clips=sorted(clips_by_track.get(track_id, []), key=lambda c: c.position),
                     gain_db=float(data.get("gain_db", 0.0)), pan=float(data.get("pan", 0.0)),
                     mute=bool(data.get("mute", False)), solo=bool(data.get("solo", False)),
-                    effects=_playable_effects(f"track {track_id!r}", data.get("effects", []),
-                                              hosted_total, bypassed),
                     sends=[Send(bus, float(s.get("level_db", 0.0)),
                                 bool(s.get("pre_fader", False)))
                            for bus, s in sorted((data.get("sends") or {}).items())],
-                ))
-            except MALFORMED as exc:
+                )
+                check_fader(track)
+                if any(t.id == track_id for t in tracks):
+                    raise ProjectError(f"another track entry has the id {track_id!r}")
+            except (*MALFORMED, ProjectError) as exc:
                 _left_out(bypassed, f"track {key!r}", exc)
                 continue
+            where = f"track {track_id!r}"
+            track.effects = _playable_effects(where, data.get("effects", []), hosted_total,
+                                              bypassed)
+            track.clips = _playable_clips(where, clips_by_track.get(track_id, []), bypassed)
+            tracks.append(track)
             rows.append(data)
         self._midi_into(tracks, iter(rows), bypassed)
         for track in tracks:  # an lv2 instrument is one more worker: within the caps
@@ -313,29 +375,51 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
                 bypassed.append(reason)
                 track.instrument = None
         self._immersive_into(tracks, iter(rows))
+        buses, master = self._session_buses(hosted_total, bypassed)
+        bus_ids = {bus.id for bus in buses}
         for track, data in zip(tracks, rows, strict=True):
+            track.sends = _playable_sends(track, bus_ids, bypassed)
             track.automation = lanes.lanes_from_json(data.get("automation"), track)
+        playable = []
+        for track in tracks:  # whatever else the engine would refuse
+            try:
+                validate_track(track, bus_ids, allow_overlaps=True)
+            except ProjectError as exc:
+                _left_out(bypassed, f"track {track.id!r}", exc)
+                continue
+            playable.append(track)
+        self.bypassed = bypassed
+        return Session(sample_rate=self.sample_rate, tracks=playable,
+                       buses=buses, master=master, name=str(meta.get("name", "Untitled")),
+                       tempo=self.tempo_map(), chase_notes=self.chase_notes)
+
+    def _session_buses(self, hosted_total: list[int],
+                       bypassed: list[str]) -> tuple[list[Bus], Bus]:
+        """The aux buses and the master as the engine plays them: a bus the engine would
+        refuse (a pan outside [-1, 1], an id another bus has) is left out (a default
+        master plays instead of a bad one), with the reason in ``bypassed``."""
         buses, master = [], Bus(id=MASTER, name="Master")
         for key, data in _maps(self._roots["buses"]):
             bus_id = str(data.get("id", key))
             try:
                 bus = Bus(id=bus_id, name=str(data.get("name", "")),
-                          effects=_playable_effects(f"bus {bus_id!r}", data.get("effects", []),
-                                                    hosted_total, bypassed),
                           gain_db=float(data.get("gain_db", 0.0)),
                           pan=float(data.get("pan", 0.0)))
-            except MALFORMED as exc:
+                validate_bus(bus)  # its pan, before its effects count toward the lv2 caps
+                if bus_id != MASTER and any(b.id == bus_id for b in buses):
+                    raise ProjectError(f"another bus entry has the id {bus_id!r}")
+                bus.effects = _playable_effects(f"bus {bus_id!r}", data.get("effects", []),
+                                                hosted_total, bypassed)
+                bus.automation = lanes.lanes_from_json(data.get("automation"), bus)
+                validate_bus(bus)
+            except (*MALFORMED, ProjectError) as exc:
                 _left_out(bypassed, f"bus {key!r}", exc)
                 continue
-            bus.automation = lanes.lanes_from_json(data.get("automation"), bus)
             if bus.id == MASTER:
                 master = bus
             else:
                 buses.append(bus)
-        self.bypassed = bypassed
-        return Session(sample_rate=self.sample_rate, tracks=tracks,
-                       buses=buses, master=master, name=str(meta.get("name", "Untitled")),
-                       tempo=self.tempo_map(), chase_notes=self.chase_notes)
+        return buses, master
 
     @property
     def chase_notes(self) -> bool:

@@ -205,16 +205,21 @@ class Session:
             if track.id in seen:
                 raise ProjectError(f"duplicate track id {track.id!r}")
             seen.add(track.id)
-            _validate_track(track, bus_ids, allow_overlaps)
+            validate_track(track, bus_ids, allow_overlaps)
         lv2_limits.check([(f"track {t.id!r}", [*t.effects, *filter(None, [t.instrument])])
                           for t in self.tracks]  # an lv2 instrument is a worker too
                          + [(f"bus {b.id!r}", b.effects) for b in [*self.buses, self.master]])
         for bus in [*self.buses, self.master]:
-            _check_pan(bus.pan, f"bus {bus.id!r}")
-            for effect in bus.effects:
-                effect.validate()
-            for param, lane in bus.automation.items():
-                validate_lane(param, lane, f"bus {bus.id!r}", bus)
+            validate_bus(bus)
+
+
+def validate_bus(bus: Bus) -> None:
+    """Raise :class:`ProjectError` for a bus's pan, effect or automation lane."""
+    _check_pan(bus.pan, f"bus {bus.id!r}")
+    for effect in bus.effects:
+        effect.validate()
+    for param, lane in bus.automation.items():
+        validate_lane(param, lane, f"bus {bus.id!r}", bus)
 
 
 def _check_pan(pan: float, where: str) -> None:
@@ -222,13 +227,44 @@ def _check_pan(pan: float, where: str) -> None:
         raise ProjectError(f"{where}: pan {pan} is outside [-1, 1]")
 
 
-def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = False) -> None:
+def check_fader(track: Track) -> None:
+    """Raise :class:`ProjectError` for a track's channel count, pan or gain."""
     where = f"track {track.id!r}"
     if track.channels not in (1, 2):
         raise ProjectError(f"{where}: channels must be 1 or 2, got {track.channels}")
     _check_pan(track.pan, where)
     if math.isnan(track.gain_db) or track.gain_db > 24.0:
         raise ProjectError(f"{where}: gain {track.gain_db} dB must be a number <= 24 dB")
+
+
+def check_send(send: Send, bus_ids: set[str], where: str) -> None:
+    """Raise :class:`ProjectError` for a send to a bus not in ``bus_ids``."""
+    if send.bus not in bus_ids:
+        raise ProjectError(f"{where}: send to unknown bus {send.bus!r}")
+
+
+def clip_label(clip: Clip, where: str) -> str:
+    """How errors name ``clip`` of the track ``where``."""
+    return f"{where} clip {clip.id or clip.source!r}"
+
+
+def check_clip(clip: Clip, where: str) -> None:
+    """Raise :class:`ProjectError` for a clip's frames, fades or time keys (not overlaps)."""
+    label = clip_label(clip, where)
+    if clip.position < 0 or clip.offset < 0:
+        raise ProjectError(f"{label}: position and offset must be >= 0")
+    if clip.length <= 0:
+        raise ProjectError(f"{label}: length must be > 0, got {clip.length}")
+    if clip.fade_in < 0 or clip.fade_out < 0 or clip.fade_in + clip.fade_out > clip.length:
+        raise ProjectError(f"{label}: fades must be >= 0 and fit inside the clip")
+    _validate_time(clip, label)
+
+
+def validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = False) -> None:
+    """Raise :class:`ProjectError` for the first problem of ``track`` (sends to a bus not
+    in ``bus_ids``, overlapping clips unless ``allow_overlaps``)."""
+    where = f"track {track.id!r}"
+    check_fader(track)
     for effect in track.effects:
         effect.validate()
     for param, lane in track.automation.items():
@@ -240,19 +276,12 @@ def _validate_track(track: Track, bus_ids: set[str], allow_overlaps: bool = Fals
     for midi_clip in track.midi_clips:
         validate_clip(midi_clip, f"{where} MIDI clip {midi_clip.id or midi_clip.position!r}")
     for send in track.sends:
-        if send.bus not in bus_ids:
-            raise ProjectError(f"{where}: send to unknown bus {send.bus!r}")
+        check_send(send, bus_ids, where)
     previous: Clip | None = None
     before_previous_end = 0
     for clip in sorted(track.clips, key=lambda c: c.position):
-        label = f"{where} clip {clip.id or clip.source!r}"
-        if clip.position < 0 or clip.offset < 0:
-            raise ProjectError(f"{label}: position and offset must be >= 0")
-        if clip.length <= 0:
-            raise ProjectError(f"{label}: length must be > 0, got {clip.length}")
-        if clip.fade_in < 0 or clip.fade_out < 0 or clip.fade_in + clip.fade_out > clip.length:
-            raise ProjectError(f"{label}: fades must be >= 0 and fit inside the clip")
-        _validate_time(clip, label)
+        check_clip(clip, where)
+        label = clip_label(clip, where)
         if not allow_overlaps and previous is not None and clip.position < previous.end and (
                 clip.position <= previous.position or clip.end <= previous.end
                 or clip.position < before_previous_end):

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import io
+import math
 from dataclasses import replace
+from pathlib import Path
 
+import aiohttp
+import numpy as np
 import pytest
+import soundfile as sf
+from loopback import free_port
+from nodepeer import eventually, running_server
 from pycrdt import Array, Doc, Map
 
+from collab.client import SyncClient
 from collab.errors import SchemaError
 from collab.schema import ProjectDocument
+from dawclient.channel import connect
+from dawserver.assets import ASSETS
+from dawserver.config import ServerConfig
+from dawserver.keys import ROOMS, STORE, TOKENS
+from dawserver.projects import import_session
 from dsp_core.effects import EffectSpec
+from dsp_core.engine import Engine
 from dsp_core.session import Bus, Clip, Send, Session, Track
+from tests.helpers_audio import DictLoader
 from transcription.transcript import Passage, Segment, Transcript, Word
 
 
@@ -236,6 +252,89 @@ def test_what_a_peer_wrote_in_another_shape_is_left_out_with_the_reason() -> Non
     assert project.track_ids() == ["bass", "drums"]  # "last" reads as order 0
     assert [c["id"] for c in project.clips_of("drums")] == [
         c for c in project._roots["clips"].to_py() if c not in ("c1", "c3", "junk")]
+
+
+def test_a_value_the_engine_refuses_leaves_out_only_its_entry_with_the_reason() -> None:
+    # one NaN fader a peer wrote made the engine refuse the whole session: the live mix
+    # kept its old state for good and every render answered 422
+    faders = {"nan": ("gain_db", math.nan), "inf": ("gain_db", math.inf),
+              "loud": ("gain_db", 25.0), "wide": ("pan", 5.0), "tri": ("channels", 3)}
+    session = Session(sample_rate=48000, tracks=[
+        Track("keep", channels=2, clips=[Clip("x", 300 * i, 4800, id=clip) for i, clip in
+                                         enumerate(["good", "short", "faded", "before",
+                                                    "behind", "timed"])],
+            effects=[EffectSpec("gain", {"gain_db": -3.0}, id="ok"),
+                     EffectSpec("gain", {"gain_db": 1.0}, id="hot")],
+            sends=[Send("verb", -6.0), Send("gone"), Send("panned")]),
+        *(Track(key) for key in faders)],
+        buses=[Bus("verb", "Reverb"), Bus("panned", "Panned")])
+    project = ProjectDocument.from_session(session)
+    with project.transaction():
+        for key, (field, value) in faders.items():
+            project._roots["tracks"][key][field] = value
+        project._roots["tracks"]["keep"]["effects"][1]["params"]["gain_db"] = 99.0
+        clips = project._roots["clips"]
+        clips["short"]["length"] = -5
+        clips["faded"]["fade_in"] = clips["faded"]["fade_out"] = 4000
+        clips["before"]["offset"] = -1
+        clips["behind"]["position"] = -1
+        clips["timed"]["warp"] = [[0, 1500], [4800, 6300]]
+        clips["timed"]["follow_tempo"] = True
+        clips["timed"]["source_bpm"] = 120.0
+        project._roots["tracks"]["twin"] = Map({"id": "keep", "order": 99})
+        project._roots["buses"]["panned"]["pan"] = 9.0
+        project._roots["buses"]["verb2"] = Map({"id": "verb", "pan": 0.0})
+        project._roots["buses"]["master"]["pan"] = math.nan
+    session = project.to_session()
+    session.validate(allow_overlaps=True)
+    assert [t.id for t in session.tracks] == ["keep"]
+    keep = session.tracks[0]
+    assert [c.id for c in keep.clips] == ["good", "timed"]
+    assert not keep.clips[1].is_stretched  # warp markers and follow_tempo: the defaults
+    assert [e.id for e in keep.effects] == ["ok"]
+    assert keep.sends == [Send("verb", -6.0)]
+    assert [b.id for b in session.buses] == ["verb"] and session.master.pan == 0.0
+    reasons = "\n".join(project.bypassed)
+    for what in [*(f"track {key!r}" for key in faders), "clip 'short'", "clip 'faded'",
+                 "clip 'before'", "clip 'behind'",
+                 "track 'keep' effect hot", "send to 'gone'",
+                 "send to 'panned'", "track 'twin'", "bus 'panned'", "bus 'verb2'",
+                 "bus 'master'"]:
+        assert what in reasons, (what, reasons)
+    assert len(project.bypassed) == 16, reasons
+    sources = {"x": np.zeros((2, 48000), dtype=np.float32)}
+    assert Engine(session, loader=DictLoader(sources)).render(0, 4800).shape[-1] == 4800
+
+
+@pytest.mark.asyncio
+async def test_an_editors_nan_fader_leaves_the_rest_of_the_project_rendering(
+        tmp_path: Path) -> None:
+    # a raw Yjs write (what the page could send) made /render answer 422 for everyone
+    audio = tmp_path / "tone.flac"
+    sf.write(audio, np.full(4800, 0.1, dtype=np.float32), 48000)
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    session = Session(name="P", tracks=[Track("t1", clips=[Clip(str(audio), 0, 4800)]),
+                                        Track("t2")])
+    async with running_server(config) as app, aiohttp.ClientSession() as http:
+        project = (await import_session(app[STORE], session, assets=app[ASSETS])).project_id
+
+        async def the_server_has_it() -> bool:
+            async with app[ROOMS].use(project) as room:
+                return math.isnan(room.document.track("t2")["gain_db"])
+
+        token = app[TOKENS].issue(project, "editor", "eve")
+        async with connect(f"{config.collab_url}/{project}", token) as channel, \
+                SyncClient(channel) as peer:
+            await peer.wait_synced()
+            peer.document._roots["tracks"]["t2"]["gain_db"] = math.nan
+            await eventually(the_server_has_it)
+        viewer = {"Authorization": f"Bearer {app[TOKENS].issue(project, 'viewer', 'vic')}"}
+        async with http.get(f"{config.base_url}/projects/{project}/render?frames=4800",
+                            headers=viewer) as response:
+            status, body = response.status, await response.read()
+    assert status == 200, body
+    mix, _ = sf.read(io.BytesIO(body), dtype="float32")
+    assert np.abs(mix).max() > 0.01  # t1 still plays
 
 
 def test_midi_note_chase_is_a_transport_field_that_reaches_the_session() -> None:
