@@ -63,14 +63,21 @@ class Clock:
         return self.now
 
 
-async def test_a_person_who_mistyped_an_hour_ago_waits_less_and_last_week_not_at_all(
-        store: AccountStore) -> None:
-    clock = Clock()
+async def ada_on_a_clock(store: AccountStore, clock: Clock) -> AccountService:
+    """A service on ``clock`` (3 free failures, then 60 s doubling; an hour's half-life)
+    that knows Ada."""
     rule = ThrottleRule(free_failures=3, base=60.0, cap=6000.0, half_life=HOUR)
     service = AccountService(store, Sessions(DatabaseSessions(store.db)), MailLog(),
                              passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
                              throttle=rule, clock=clock)
     await service.create_person("ada@example.org", PASSWORD, "Ada")
+    return service
+
+
+async def test_a_person_who_mistyped_an_hour_ago_waits_less_and_last_week_not_at_all(
+        store: AccountStore) -> None:
+    clock = Clock()
+    service = await ada_on_a_clock(store, clock)
 
     async def mistype(times: int) -> None:
         for _ in range(times):
@@ -99,11 +106,7 @@ async def test_right_passwords_from_an_address_let_its_old_failures_fade(
     the right password, one after another, neither add a failure nor restart the
     fading, so the address's count keeps halving and three fresh typos there are free."""
     clock = Clock()
-    rule = ThrottleRule(free_failures=3, base=60.0, cap=6000.0, half_life=HOUR)
-    service = AccountService(store, Sessions(DatabaseSessions(store.db)), MailLog(),
-                             passwords=Passwords(time_cost=1, memory_cost=1024, parallelism=1),
-                             throttle=rule, clock=clock)
-    await service.create_person("ada@example.org", PASSWORD, "Ada")
+    service = await ada_on_a_clock(store, clock)
     last_guess = clock.now
     for _ in range(10):  # guesses at other people's passwords from there
         await store.record_failure("address:10.0.0.1", last_guess, half_life=HOUR)

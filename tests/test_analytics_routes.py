@@ -63,6 +63,15 @@ async def plain_app(tmp_path: Path) -> AsyncIterator[tuple[Any, TestClient]]:
         yield services(app[PLUGIN_CONTEXT_KEY]), client
 
 
+async def one_artist(module: Any) -> str:
+    """Ada, a Spotify artist with 5 streams on 2024-05-01 in account ``acct``: her id."""
+    await module.catalog.resolve("acct", [Identity("spotify", "artist", "a1", "Ada")])
+    entity = (await module.catalog.entities("acct", "artist"))[0].entity_id
+    await module.store.upsert("acct", [Point("spotify", "artist", "a1", "streams",
+                                             datetime(2024, 5, 1, tzinfo=UTC), 5)])
+    return entity
+
+
 async def test_a_source_is_connected_backfilled_and_queried_over_http(tmp_path: Path) -> None:
     async with shazam_app(tmp_path) as (fake, app, client):
         owner, viewer = who("acct", "ada"), who("acct", "vi", "viewer")
@@ -177,17 +186,8 @@ async def test_runs_stay_readable_after_their_finished_jobs_are_purged(tmp_path:
 
 
 async def test_days_too_early_to_read_back_from_answer_422(tmp_path: Path) -> None:
-    config = {"data_dir": tmp_path / "data",
-              "database_url": f"sqlite://{tmp_path / 'r.sqlite3'}",
-              "plugins": {"analytics": {"schedule_check_s": 3600}}}
-    app = web.Application()
-    install(app, config, manager=load_plugins(config), identify=header_principal)
-    async with TestClient(TestServer(app)) as client:
-        module = services(app[PLUGIN_CONTEXT_KEY])
-        await module.catalog.resolve("acct", [Identity("spotify", "artist", "a1", "Ada")])
-        entity = (await module.catalog.entities("acct", "artist"))[0].entity_id
-        await module.store.upsert("acct", [Point("spotify", "artist", "a1", "streams",
-                                                 datetime(2024, 5, 1, tzinfo=UTC), 5)])
+    async with plain_app(tmp_path) as (module, client):
+        entity = await one_artist(module)
         viewer = who("acct", "vi", "viewer")
         asks = [("/api/analytics/kpis", {"entity": entity}),
                 ("/api/analytics/series", {"entity": entity, "metric": "streams"}),
@@ -220,10 +220,7 @@ async def test_sql_answers_bytes_as_hex_text(tmp_path: Path) -> None:
 async def test_reversed_or_over_long_ranges_answer_422_on_every_read_route(
         tmp_path: Path) -> None:
     async with plain_app(tmp_path) as (module, client):
-        await module.catalog.resolve("acct", [Identity("spotify", "artist", "a1", "Ada")])
-        entity = (await module.catalog.entities("acct", "artist"))[0].entity_id
-        await module.store.upsert("acct", [Point("spotify", "artist", "a1", "streams",
-                                                 datetime(2024, 5, 1, tzinfo=UTC), 5)])
+        entity = await one_artist(module)
         viewer = who("acct", "vi", "viewer")
         asks = [("/api/analytics/kpis", {"entity": entity}),
                 ("/api/analytics/series", {"entity": entity, "metric": "streams"}),
