@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import soundfile as sf
 
-from dsp_core.audio_io import MAX_IR_CHANNELS, read_audio
+from dsp_core.audio_io import MAX_IR_CHANNELS, AudioTooLong, read_audio
 from dsp_core.errors import AudioFileError
 from dsp_core.peaks import Peaks, compute_peaks, peaks_from_bytes
 
@@ -59,7 +59,8 @@ class AssetError(Exception):
 
 
 class AssetTooLarge(AssetError):
-    """The upload is over the size limit."""
+    """The upload is over the size limit, or decodes to more audio than the server
+    decodes (:data:`dsp_core.audio_io.MAX_DECODED_BYTES`)."""
 
 
 class InvalidAudio(AssetError):
@@ -194,6 +195,8 @@ class AssetStore:
                                f"send WAV, FLAC or AIFF")
         try:  # up to 4 channels: a true-stereo impulse response (clips refuse more than 2)
             audio, rate = read_audio(tmp, MAX_IR_CHANNELS)
+        except AudioTooLong as exc:
+            raise AssetTooLarge(str(exc).replace(str(tmp), label)) from None
         except AudioFileError as exc:
             raise InvalidAudio(str(exc).replace(str(tmp), label)) from None
         if audio.shape[0] == 3:  # neither a clip source nor an impulse response

@@ -53,6 +53,7 @@ from .plugin_api import (
     Media,
     Model,
     NotFound,
+    PayloadTooLarge,
     Query,
     Reply,
     Request,
@@ -61,7 +62,7 @@ from .plugin_api import (
     UnsupportedMediaType,
 )
 from .sample_service import QUEUE, SAMPLES
-from .sample_uploads import UploadRefused, store_upload
+from .sample_uploads import UploadRefused, UploadTooLarge, store_upload
 from .storage import StorageError
 
 MAX_UPLOAD_BYTES = 64 << 20
@@ -274,6 +275,8 @@ async def upload_sample(request: Request) -> SampleInfo:
     folder = service.upload_folder(request.account_id)
     try:
         target = await asyncio.to_thread(store_upload, folder, name, request.body)
+    except UploadTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
     except UploadRefused as exc:
         raise UnsupportedMediaType(str(exc)) from None
     try:

@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from dsp_core.audio_io import read_audio
+from dsp_core.audio_io import AudioTooLong, read_audio
 from dsp_core.errors import AudioFileError
 
 #: The most ``name (n)`` variants tried before an upload is refused.
@@ -28,10 +28,16 @@ class UploadRefused(Exception):
     """The upload is not audio the server reads, or no name is free for it."""
 
 
+class UploadTooLarge(UploadRefused):
+    """The upload decodes to more audio than the server decodes
+    (:data:`dsp_core.audio_io.MAX_DECODED_BYTES`)."""
+
+
 def store_upload(folder: Path, name: str, body: bytes) -> Path:
     """Write ``body`` into ``folder`` as ``name`` (or its next free variant) once it
     decodes as audio; the file's path. :class:`UploadRefused` (saying ``name``, not the
-    server's path) otherwise, with nothing left behind."""
+    server's path) otherwise, :class:`UploadTooLarge` past the decoded-audio limit, with
+    nothing left behind."""
     handle, temp_name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
     temp = Path(temp_name)
     try:
@@ -39,6 +45,8 @@ def store_upload(folder: Path, name: str, body: bytes) -> Path:
             out.write(body)
         try:
             read_audio(temp)
+        except AudioTooLong as exc:
+            raise UploadTooLarge(str(exc).replace(str(temp), name)) from None
         except AudioFileError as exc:
             raise UploadRefused(str(exc).replace(str(temp), name)) from None
         return _place(temp, folder / name)

@@ -31,6 +31,11 @@ from .session import SUPPORTED_RATES
 
 log = logging.getLogger(__name__)
 
+
+class AudioTooLong(AudioFileError):
+    """A file decodes to more than :data:`MAX_DECODED_BYTES` (or the reader's limit)."""
+
+
 MIN_RATE, MAX_RATE = 8000, 192000
 #: The most channels a clip or sampler source may have (mono or stereo).
 MAX_CHANNELS = 2
@@ -48,13 +53,18 @@ READ_BLOCK = 1 << 16
 #: array then doubles as the file proves it holds more.
 FIRST_FRAMES = 1 << 22
 DEFAULT_CACHE_BYTES = int(os.environ.get("DAW_SOURCE_CACHE_MB", "1024")) << 20
+#: The most bytes one read decodes into (float32: frames x channels x 4), 3 GiB by
+#: default (``DAW_MAX_DECODED_MB``): 2 h 20 min of stereo at 48 kHz, 70 min at 96 kHz.
+MAX_DECODED_BYTES = int(os.environ.get("DAW_MAX_DECODED_MB", "3072")) << 20
+#: The frame count libsndfile gives a stream whose header holds none (a FLAC's 0).
+UNKNOWN_FRAMES = (1 << 63) - 1
 
 _TRUNCATED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _PLACEHOLDER_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}
 
 
-def read_audio(path: str | os.PathLike[str],
-               max_channels: int = MAX_CHANNELS) -> tuple[np.ndarray, int]:
+def read_audio(path: str | os.PathLike[str], max_channels: int = MAX_CHANNELS,
+               max_bytes: int | None = None) -> tuple[np.ndarray, int]:
     """Read a WAV, FLAC or AIFF file as planar float32.
 
     Parameters
@@ -64,6 +74,8 @@ def read_audio(path: str | os.PathLike[str],
     max_channels
         The most channels accepted: :data:`MAX_CHANNELS` for clips,
         :data:`MAX_IR_CHANNELS` for impulse responses and uploads.
+    max_bytes
+        The most float32 bytes decoded (None: :data:`MAX_DECODED_BYTES`).
 
     Returns
     -------
@@ -76,7 +88,8 @@ def read_audio(path: str | os.PathLike[str],
     AudioFileError
         The file is missing, unreadable, corrupt or truncated, has a sample
         rate outside 8–192 kHz, no frames, more than ``max_channels``
-        channels, or holds NaN/Inf samples.
+        channels, or holds NaN/Inf samples; :class:`AudioTooLong` when it
+        decodes (or its header says it decodes) to more than ``max_bytes``.
     """
     name = os.fspath(path)
     if not os.path.isfile(name):
@@ -84,7 +97,8 @@ def read_audio(path: str | os.PathLike[str],
     try:
         with sf.SoundFile(name) as f:
             _check_header(name, f, max_channels)
-            data, rate = _read_planar(name, f), f.samplerate
+            limit = MAX_DECODED_BYTES if max_bytes is None else max_bytes
+            data, rate = _read_planar(name, f, limit), f.samplerate
     except sf.LibsndfileError as exc:
         raise AudioFileError(f"{name}: not a readable WAV/FLAC/AIFF file ({exc})") from exc
     except OSError as exc:
@@ -148,26 +162,34 @@ def _check_header(name: str, f: sf.SoundFile, max_channels: int) -> None:
         raise AudioFileError(f"{name}: the file holds no audio frames")
 
 
-def _read_planar(name: str, f: sf.SoundFile) -> np.ndarray:
+def _read_planar(name: str, f: sf.SoundFile, max_bytes: int = MAX_DECODED_BYTES
+                 ) -> np.ndarray:
     """Read block by block into a planar array, checking every sample is finite.
 
     The array grows with what is decoded (doubling, never past the header's count):
     a header may claim far more frames than the file holds (a FLAC's STREAMINFO saying
-    2^36 samples in a few kilobytes), and memory is not taken on its word."""
-    data = np.empty((f.channels, min(f.frames, FIRST_FRAMES)), dtype=np.float32)
+    2^36 samples in a few kilobytes), and memory is not taken on its word.  Past
+    ``max_bytes`` of float32 (by the header's count, or while decoding a file whose
+    header gives none) :class:`AudioTooLong` is raised."""
+    max_frames = max_bytes // (4 * f.channels)
+    if f.frames != UNKNOWN_FRAMES and f.frames > max_frames:  # before decoding any
+        raise _too_long(name, f, max_bytes, f"its header declares {f.frames} frames")
+    data = np.empty((f.channels, min(f.frames, FIRST_FRAMES, max_frames)), dtype=np.float32)
     done, bad, first_bad = 0, 0, -1
     while done < f.frames:
         block = f.read(min(READ_BLOCK, f.frames - done), dtype="float32", always_2d=True)
         if len(block) == 0:
             break
+        if done + len(block) > max_frames:
+            raise _too_long(name, f, max_bytes, f"decodes to more than {max_frames} frames")
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
             if first_bad < 0:
                 first_bad = done + int(np.argmin(finite))
             bad += int(np.count_nonzero(~np.isfinite(block)))
         if done + len(block) > data.shape[1]:
-            grown = np.empty((f.channels, min(f.frames, max(2 * data.shape[1],
-                                                          done + len(block)))),
+            grown = np.empty((f.channels, min(f.frames, max_frames,
+                                              max(2 * data.shape[1], done + len(block)))),
                              dtype=np.float32)
             grown[:, :done] = data[:, :done]
             data = grown
@@ -184,6 +206,14 @@ def _read_planar(name: str, f: sf.SoundFile) -> np.ndarray:
             "re-export the file from its source"
         )
     return data
+
+
+def _too_long(name: str, f: sf.SoundFile, max_bytes: int, what: str) -> AudioTooLong:
+    hours = max_bytes / (4 * f.channels * f.samplerate * 3600)
+    return AudioTooLong(
+        f"{name}: {what}; the server decodes at most {max_bytes >> 20} MiB of audio "
+        f"({hours:.2f} h of {f.channels}-channel audio at {f.samplerate} Hz); split it "
+        "into shorter files")
 
 
 def resampled_length(frames: int, from_rate: int, to_rate: int) -> int:

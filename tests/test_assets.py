@@ -14,6 +14,7 @@ import pytest_asyncio
 import soundfile as sf
 from loopback import free_port
 from nodepeer import running_server
+from test_audio_io import silent_flac
 
 from collab.tokens import Role
 from dawserver import clip_renders
@@ -21,6 +22,7 @@ from dawserver.assets import ASSETS
 from dawserver.config import ServerConfig
 from dawserver.keys import STORE, TOKENS
 from dawserver.projects import import_session
+from dsp_core import audio_io
 from dsp_core.audio_io import load_source
 from dsp_core.session import Clip, Session, Track
 
@@ -141,6 +143,28 @@ async def test_an_oversized_upload_gets_413_and_leaves_nothing(api: Api) -> None
     response = await api.upload(unsized())
     assert response.status == 413
     assert stored_files(api) == before
+
+
+@pytest.mark.parametrize("counted, message", [
+    (True, "its header declares 16777216 frames"),
+    (False, "decodes to more than 2097152 frames"),
+], ids=["header", "no-count"])
+async def test_a_flac_decoding_past_the_limit_gets_413_and_leaves_nothing(
+        api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counted: bool,
+        message: str) -> None:
+    """64 KB of FLAC silence is 2^24 stereo frames, 128 MiB decoded: over a 16 MiB limit
+    it is refused from its header, or while decoding when the header gives no count (the
+    default limit, 3 GiB, is lowered here so the test decodes little)."""
+    monkeypatch.setattr(audio_io, "MAX_DECODED_BYTES", 16 << 20)
+    body = silent_flac(tmp_path / "bomb.flac", 1 << 24, counted).read_bytes()
+    assert len(body) < 100_000
+    response = await api.upload(body, name="silence.flac")
+    assert response.status == 413
+    error = (await response.json())["error"]
+    assert error.startswith(f"silence.flac: {message}") and "at most 16 MiB" in error
+    assert str(api.app[ASSETS].root) not in error
+    assert stored_files(api) == []
+    assert list((api.app[ASSETS].root / "tmp").iterdir()) == []
 
 
 @pytest.mark.parametrize("body, message", [

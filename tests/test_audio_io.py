@@ -249,6 +249,61 @@ def test_a_flac_claiming_2_to_the_36_samples_is_refused_without_taking_the_memor
         read_audio(path)
 
 
+def silent_flac(path: Path, frames: int, counted: bool = True) -> Path:
+    """A stereo 48 kHz FLAC of digital silence (a few bytes per 1,000 frames); ``counted``
+    False zeroes STREAMINFO's sample count, as a stream written without seeking does."""
+    with sf.SoundFile(path, "w", 48000, 2, "PCM_16", format="FLAC") as f:
+        block = np.zeros((min(frames, 1 << 20), 2), np.int16)
+        for start in range(0, frames, len(block)):
+            f.write(block[:frames - start])
+    if not counted:
+        data = bytearray(path.read_bytes())
+        fields = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, total
+        data[18:26] = (fields & ~((1 << 36) - 1)).to_bytes(8, "big")
+        path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_file_over_the_decoded_limit_is_refused_from_its_header(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 KB of FLAC silence says 2^24 stereo frames (128 MiB of float32): refused over a
+    16 MiB limit before a sample is decoded."""
+    path = silent_flac(tmp_path / "bomb.flac", 1 << 24)
+
+    def no_decoding(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("decoded a file its header already put over the limit")
+
+    monkeypatch.setattr(sf.SoundFile, "read", no_decoding)
+    with pytest.raises(audio_io.AudioTooLong,
+                       match=r"bomb\.flac: its header declares 16777216 frames; the server "
+                             r"decodes at most 16 MiB of audio \(0\.01 h of 2-channel"):
+        read_audio(path, max_bytes=16 << 20)
+    monkeypatch.setattr(audio_io, "MAX_DECODED_BYTES", 16 << 20)  # the default limit
+    with pytest.raises(audio_io.AudioTooLong, match="decodes at most 16 MiB"):
+        read_audio(path)
+
+
+def test_a_file_without_a_frame_count_stops_decoding_at_the_limit(tmp_path: Path) -> None:
+    """A FLAC whose header gives no count is decoded only up to the limit, never whole."""
+    path = silent_flac(tmp_path / "uncounted.flac", 200_000, counted=False)
+    with pytest.raises(audio_io.AudioTooLong,
+                       match=r"uncounted\.flac: decodes to more than 10000 frames"):
+        read_audio(path, max_bytes=4 * 2 * 10_000)
+    with sf.SoundFile(path) as f:
+        with pytest.raises(audio_io.AudioTooLong):
+            audio_io._read_planar(str(path), f, 4 * 2 * 10_000)
+        assert f.tell() <= 10_000 + audio_io.READ_BLOCK < 200_000
+
+
+def test_a_file_at_the_decoded_limit_reads_whole(tmp_path: Path) -> None:
+    source = noise(2, 5_000)
+    path = write_source(tmp_path / "edge.wav", source, 48000, "FLOAT")
+    data, _ = read_audio(path, max_bytes=4 * 2 * 5_000)
+    np.testing.assert_array_equal(data, source)
+    with pytest.raises(audio_io.AudioTooLong, match="declares 5000 frames"):
+        read_audio(path, max_bytes=4 * 2 * 5_000 - 1)
+
+
 def test_a_source_longer_than_the_first_allocation_reads_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audio_io, "FIRST_FRAMES", 1000)

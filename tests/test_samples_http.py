@@ -14,12 +14,15 @@ import samples_audio as audio
 import soundfile as sf
 from loopback import free_port
 from nodepeer import running_server
+from test_audio_io import silent_flac
 
 from collab.tokens import Role
 from dawserver.config import ServerConfig
 from dawserver.keys import ROOMS, STORE, TOKENS
 from dawserver.projects import import_session
 from dawserver.sample_service import ENV_ROOTS, SAMPLES
+from dawserver.sample_uploads import UploadTooLarge, store_upload
+from dsp_core import audio_io
 from dsp_core.session import Session, Track
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
@@ -143,6 +146,25 @@ async def test_an_upload_that_cannot_be_analysed_leaves_no_file(clients,  # noqa
     monkeypatch.undo()
     status, page, _ = await a.call("GET", "/samples")
     assert status == 200 and page["total"] == 0
+
+
+async def test_an_upload_decoding_past_the_limit_is_refused_and_leaves_no_file(
+        clients, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """``POST /samples/uploads`` stores through :func:`store_upload`: a FLAC of 2^24
+    silent stereo frames (128 MiB decoded) is refused over a 16 MiB limit (413), no file
+    kept."""
+    monkeypatch.setattr(audio_io, "MAX_DECODED_BYTES", 16 << 20)
+    body = silent_flac(tmp_path / "bomb.flac", 1 << 24).read_bytes()
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    with pytest.raises(UploadTooLarge, match=r"^Pad\.flac: its header declares 16777216"):
+        store_upload(folder, "Pad.flac", body)
+    assert list(folder.iterdir()) == []
+    a, _ = clients
+    status, answer, _ = await a.call("POST", "/samples/uploads", params={"name": "Pad.flac"},
+                                     data=body)
+    assert status == 413 and "16777216" in answer["error"], answer
+    assert list(a.app[SAMPLES].upload_folder(a.project_id).iterdir()) == []
 
 
 async def test_an_upload_never_replaces_the_file_of_a_sample_already_kept(
