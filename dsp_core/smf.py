@@ -16,6 +16,7 @@ import io
 import os
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 import mido
@@ -31,6 +32,17 @@ DEFAULT_TEMPO = 120.0
 MAX_IMPORT_EVENTS = 100_000
 #: The most MIDI tracks one import makes.
 MAX_IMPORT_TRACKS = 64
+#: Before mido parses a file its tracks are scanned and every event counted (notes on
+#: and off, aftertouch, sysex, meta ...): past this many per imported event, plus
+#: :data:`SCAN_SLACK`, the file is refused without building a message.
+SCAN_FACTOR = 4
+#: Events the scan allows beyond ``SCAN_FACTOR * max_events`` (names, tempos, track ends).
+SCAN_SLACK = 1000
+#: Data bytes after the status byte of a channel message, by its high nibble.
+_CHANNEL_DATA = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
+#: Data bytes of the system messages mido reads (others it refuses).
+_SYSTEM_DATA = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0,
+                0xFE: 0}
 
 
 class SmfTooLarge(ProjectError):
@@ -51,16 +63,89 @@ class SmfImport:
     meter_given: bool = False
 
 
-def _open(source: str | os.PathLike[str] | bytes | BinaryIO) -> mido.MidiFile:
+def _open(source: str | os.PathLike[str] | bytes | BinaryIO,
+          max_events: int = MAX_IMPORT_EVENTS) -> mido.MidiFile:
     try:
         if isinstance(source, bytes):
-            return mido.MidiFile(file=io.BytesIO(source))
-        if hasattr(source, "read"):
-            return mido.MidiFile(file=source)
-        return mido.MidiFile(os.fspath(source))
+            data = source
+        elif hasattr(source, "read"):
+            data = source.read()
+        else:
+            data = Path(source).read_bytes()
+        limit = SCAN_FACTOR * max_events + SCAN_SLACK
+        if count_events(data, limit) > limit:
+            raise SmfTooLarge(f"the MIDI file holds more than {limit} MIDI events (notes on "
+                              f"and off, controllers, aftertouch, sysex, meta); at most "
+                              f"{max_events} notes and controller events are imported: "
+                              "split it and import the parts")
+        return mido.MidiFile(file=io.BytesIO(data))
     except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
         raise ProjectError(f"not a readable Standard MIDI File: {exc}; export it again as "
                            "a type 0 or 1 .mid file") from exc
+
+
+def count_events(data: bytes, limit: int) -> int:
+    """The events of every track mido would read in ``data``, counted without building
+    them and stopping at ``limit + 1``; a file mido would refuse is counted up to where
+    it breaks (mido then raises there, having read no more events than were counted).
+
+    Follows mido's reading: the header's track count, delta times, running status (set
+    by every status but meta's) and the lengths of sysex and meta events."""
+    if data[:4] != b"MThd" or len(data) < 14:
+        return 0
+    pos = 8 + int.from_bytes(data[4:8], "big")
+    tracks = int.from_bytes(data[10:12], "big", signed=True)
+    end, events = len(data), 0
+
+    def varint(at: int) -> tuple[int, int]:
+        value = 0
+        while at < end:
+            byte = data[at]
+            value, at = (value << 7) | (byte & 0x7F), at + 1
+            if byte < 0x80:
+                return value, at
+        raise EOFError
+
+    try:
+        for _ in range(max(0, tracks)):
+            if data[pos:pos + 4] != b"MTrk" or pos + 8 > end:
+                return events
+            size = int.from_bytes(data[pos + 4:pos + 8], "big")
+            pos = start = pos + 8
+            running = None
+            while pos - start != size:
+                _, pos = varint(pos)
+                if pos >= end:
+                    return events
+                status, pos = data[pos], pos + 1
+                peeked = 0
+                if status < 0x80:
+                    if running is None:
+                        return events
+                    status, peeked = running, 1
+                elif status != 0xFF:
+                    running = status
+                if status == 0xFF:
+                    pos += 1  # the meta type
+                    length, pos = varint(pos)
+                    pos += length
+                elif status in (0xF0, 0xF7):
+                    length, pos = varint(pos)
+                    pos += length
+                elif status < 0xF0:
+                    pos += _CHANNEL_DATA[status >> 4] - peeked
+                elif status in _SYSTEM_DATA:
+                    pos += max(0, _SYSTEM_DATA[status] - peeked)
+                else:
+                    return events
+                if pos > end:
+                    return events
+                events += 1
+                if events > limit:
+                    return events
+    except EOFError:
+        pass
+    return events
 
 
 class _TempoMap:
@@ -116,7 +201,7 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
     if instrument not in ("synth", "soundfont"):
         raise ProjectError(f"an imported track's instrument must be 'synth' or 'soundfont', "
                            f"got {instrument!r}")
-    midi = _open(source)
+    midi = _open(source, max_events)
     tempo_map = _TempoMap(midi)
     result = SmfImport(tempo=round(mido.tempo2bpm(tempo_map.points[0][1]), 6))
 

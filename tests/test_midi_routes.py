@@ -332,3 +332,21 @@ async def test_the_export_takes_the_tempo_and_meter_the_project_plays(clients) -
     exported = read_smf(data, 48000)
     assert exported.tempo == pytest.approx(90.0)
     assert (exported.beats_per_bar, exported.beat_unit) == (6, 8)
+
+
+async def test_a_flood_of_uncounted_events_answers_413_and_writes_nothing(
+        clients) -> None:  # noqa: ANN001
+    """450,000 aftertouch events (1.3 MiB, under the 8 MiB body limit): the import counts
+    no aftertouch, and mido built every message before the file was refused; the scan
+    refuses it past 401,000 events of any kind, before mido parses it."""
+    from test_smf import aftertouch_flood
+
+    a, _ = clients
+    async with a.app[ROOMS].use(a.project_id) as room:
+        before = room.document.to_json()
+    status, body = await a.call("POST", f"/projects/{a.project_id}/midi/import",
+                                data=aftertouch_flood(450_000),
+                                headers={"Content-Type": "audio/midi"})
+    assert status == 413 and "more than 401000 MIDI events" in body["error"], body
+    async with a.app[ROOMS].use(a.project_id) as room:
+        assert room.document.to_json() == before

@@ -122,3 +122,53 @@ def test_a_time_signature_no_meter_takes_is_skipped(numerator: int, denominator:
     later = read_smf(one_note_file([bad, mido.MetaMessage("time_signature", numerator=6,
                                                           denominator=8, time=10)]), RATE)
     assert (later.beats_per_bar, later.beat_unit) == (6, 8) and later.meter_given
+
+
+def aftertouch_flood(events: int) -> bytes:
+    """A type 1 file of one track: ``events`` polyphonic aftertouch events in running
+    status (3 bytes each), which the import neither keeps nor counted."""
+    body = b"\x00\xa0\x40\x40" + b"\x00\x40\x40" * (events - 1) + b"\x00\xff\x2f\x00"
+    return (b"MThd" + (6).to_bytes(4, "big") + b"\x00\x01\x00\x01\x01\xe0"
+            + b"MTrk" + len(body).to_bytes(4, "big") + body)
+
+
+@pytest.mark.parametrize("source", ["bytes", "file", "path"])
+def test_a_flood_of_uncounted_events_is_refused_before_mido_parses_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    from dsp_core import smf
+
+    def no_parsing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("mido parsed a file the scan should have refused")
+
+    monkeypatch.setattr(smf.mido, "MidiFile", no_parsing)
+    data = aftertouch_flood(smf.SCAN_FACTOR * 10 + smf.SCAN_SLACK + 1)  # 1,041 + end
+    path = tmp_path / "flood.mid"
+    path.write_bytes(data)
+    given = {"bytes": data, "file": io.BytesIO(data), "path": path}[source]
+    with pytest.raises(smf.SmfTooLarge, match=r"more than 1040 MIDI events .* at most 10 "
+                                              r"notes and controller events"):
+        read_smf(given, RATE, max_events=10)
+
+
+def test_the_scan_counts_every_event_as_mido_reads_them() -> None:
+    """Running status, sysex, meta and system messages, over two tracks: the scan's count
+    is mido's, so a file at the limit is read as before."""
+    from dsp_core.smf import count_events
+
+    midi = mido.MidiFile(type=1)
+    track = mido.MidiTrack([
+        mido.MetaMessage("track_name", name="Keys"), mido.Message("sysex", data=[1, 2, 3]),
+        mido.Message("note_on", note=60, velocity=90), mido.Message("note_on", note=62),
+        mido.Message("aftertouch", value=3), mido.Message("aftertouch", value=4, time=99999),
+        mido.MetaMessage("text", text="x" * 300), mido.Message("polytouch", note=3, value=3),
+        mido.Message("pitchwheel", pitch=-5), mido.Message("program_change", program=4),
+        mido.Message("songpos", pos=5), mido.Message("song_select", song=3)])
+    midi.tracks += [track, track]
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    data = buffer.getvalue()
+    read = sum(len(t) for t in mido.MidiFile(file=io.BytesIO(data)).tracks)
+    assert count_events(data, 10_000) == read == 26
+    assert count_events(data, 10) == 11
+    assert count_events(aftertouch_flood(5000), 10**6) == 5001
+    assert count_events(b"not midi", 10) == 0
