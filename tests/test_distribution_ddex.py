@@ -25,7 +25,8 @@ SENDER = Party("PADPIDA2026MAXBOOSTR", "Max Booster Studio")
 SHA = "ab" * 32
 
 
-def _message(tmp_path: Path, action: str = "new", tracks: int = 2) -> etree._Element:
+def _message(tmp_path: Path, action: str = "new", tracks: int = 2,
+             created: dt.date = dt.date(2026, 11, 25)) -> etree._Element:
     raw = release_dict(tmp_path, tracks=tracks, art=tmp_path / "x.jpg",
                        audio=[tmp_path / f"{i}.wav" for i in range(tracks)])
     raw["tracks"][0]["artists"] = [{"name": "Ada Lovelace", "role": "primary"},
@@ -38,7 +39,7 @@ def _message(tmp_path: Path, action: str = "new", tracks: int = 2) -> etree._Ele
         release, store=STORE, sender=SENDER, message_id="msg-1", action=action,
         tracks=[TrackFile(f"t{i}.flac", SHA, 200.4, "FLAC") for i in range(tracks)],
         image=ImageFile("cover.jpg", SHA, 3000, 3000, "JPEG"),
-        created=dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC))
+        created=dt.datetime.combine(created, dt.time(10), tzinfo=dt.UTC))
     assert xml.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
     return etree.fromstring(xml)
 
@@ -64,10 +65,27 @@ def test_message_carries_the_release_metadata(tmp_path: Path) -> None:
     assert root.find("DealList/ReleaseDeal/Deal/DealTerms/ValidityPeriod/EndDate") is None
 
 
-def test_takedown_ends_every_deal(tmp_path: Path) -> None:
+def test_takedown_ends_every_deal_on_the_takedown_date(tmp_path: Path) -> None:
+    root = _message(tmp_path, "takedown", tracks=1, created=dt.date(2027, 1, 10))
+    periods = [(p.findtext("StartDate"), p.findtext("EndDate"))
+               for p in root.iter("ValidityPeriod")]
+    assert periods == [("2026-12-16", "2027-01-10")] * 3
+
+
+def test_a_takedown_before_the_release_date_ends_no_deal_before_it_starts(
+        tmp_path: Path) -> None:
+    root = _message(tmp_path, "takedown", tracks=1)  # on 2026-11-25, released 2026-12-16
+    periods = [(p.findtext("StartDate"), p.findtext("EndDate"))
+               for p in root.iter("ValidityPeriod")]
+    assert periods == [("2026-12-16", "2026-12-16")] * 3
+
+
+def test_consistency_check_rejects_a_deal_that_ends_before_it_starts(
+        tmp_path: Path) -> None:
     root = _message(tmp_path, "takedown", tracks=1)
-    ends = [e.text for e in root.iter("EndDate")]
-    assert ends == ["2026-11-25"] * 3
+    root.find("DealList/ReleaseDeal/Deal/DealTerms/ValidityPeriod/EndDate").text = "2026-12-15"
+    with pytest.raises(DdexError, match="EndDate before StartDate"):
+        validate_message(etree.tostring(root))
 
 
 def test_schema_rejects_a_message_outside_the_subset(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ image, one release, deals) and check every message against our own XML Schema
 of that subset, ``ern43_subset.xsd``, which mirrors the element order and types
 of the official schema for the elements we use. Updates are full messages sent
 again (ERN 4 has no update flag); a takedown is a message whose deals end on
-the takedown date.
+the takedown date (on the release date for a release taken down before it).
+Beyond the schema, a deal may not end before it starts.
 """
 
 from __future__ import annotations
@@ -220,8 +221,8 @@ def build_message(release: Release, *, store: Party, sender: Party, message_id: 
             _sub(terms, "TerritoryCode", territory)
         period = _sub(terms, "ValidityPeriod")
         _sub(period, "StartDate", release_date.isoformat())
-        if action == "takedown":
-            _sub(period, "EndDate", created.date().isoformat())
+        if action == "takedown":  # a release taken down before its date ends on it
+            _sub(period, "EndDate", max(created.date(), release_date).isoformat())
         _sub(terms, "CommercialModelType", commercial)
         _sub(terms, "UseType", use)
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
@@ -259,3 +260,14 @@ def validate_message(xml: bytes) -> None:
     if not checker.validate(document):
         problems = "; ".join(f"line {e.line}: {e.message}" for e in checker.error_log)
         raise DdexError(f"message does not match the ERN 4.3 subset schema: {problems}")
+    backwards = [f"line {period.sourceline}: EndDate before StartDate"
+                 for period in document.iter("ValidityPeriod") if _ends_first(period)]
+    if backwards:
+        raise DdexError(f"message has deals that end before they start: {'; '.join(backwards)}")
+
+
+def _ends_first(period: etree._Element) -> bool:
+    """Whether a (schema-valid) ValidityPeriod's EndDate is before its StartDate."""
+    start, end = period.findtext("StartDate"), period.findtext("EndDate")
+    return bool(start and end) and (
+        dt.date.fromisoformat(end[:10]) < dt.date.fromisoformat(start[:10]))
