@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -29,7 +30,14 @@ from typing import Any
 
 import pytest
 from database_helpers import postgres_schema_url
-from distribution_helpers import FlakyDatabase, make_art, make_audio, migrate, release_dict
+from distribution_helpers import (
+    TODAY,
+    FlakyDatabase,
+    make_art,
+    make_audio,
+    migrate,
+    release_dict,
+)
 from loopback import self_signed_files
 
 from business.distribution.catalog import Catalog, _measured_digests
@@ -618,6 +626,36 @@ def test_update_takedown_and_redelivery_are_idempotent(
                                                                       "takedown"]
             assert len({first["message_id"], update["message_id"],
                         takedown["message_id"]}) == 3
+
+    asyncio.run(go())
+
+
+def test_a_live_release_takes_an_update_and_a_resend_but_no_late_first_delivery(
+        db_url: str, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with _setup(db_url) as (db, store, catalog):
+            [release_id] = await _seed(catalog, media, 1)  # out on TODAY + 21
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
+            first = await catalog.snapshot("acc", release_id, today=TODAY)
+            await pipeline.enqueue("acc", release_id, ["alpha"], snapshot_id=first)
+            await _run_once(pipeline)
+            raw = release_dict(media["art"].parent, release_id=release_id,
+                               art=media["art"], audio=[media["audio"]])
+            await catalog.save_release("acc", {**raw, "title": "Night Drive (fixed)"})
+            month_later = TODAY + dt.timedelta(days=51)
+            with pytest.raises(ComplianceError) as late:  # a first delivery comes too late
+                await catalog.snapshot("acc", release_id, today=month_later)
+            assert {i.code for i in late.value.issues} == {"release_date_past"}
+            await catalog.snapshot("acc", release_id, today=month_later, redeliver=True)
+            fixed = await catalog.snapshot("acc", release_id, today=month_later,
+                                           action="update")
+            [update] = await pipeline.enqueue("acc", release_id, ["alpha"], "update",
+                                              snapshot_id=fixed)
+            await _run_once(pipeline)
+            [job] = await pipeline.jobs("acc")
+            assert (job["state"], job["revision"]) == ("delivered", 2)
+            assert [(v["action"], v["title"]) for v in store.accepted.values()] == [
+                ("new", "Night Drive"), ("update", "Night Drive (fixed)")]
 
     asyncio.run(go())
 

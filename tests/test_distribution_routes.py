@@ -207,3 +207,32 @@ def test_held_money_is_listed_and_allocated_when_the_split_is_put(tmp_path: Path
                 ("unallocated.allocated", {"JPY": 1234, "USD": 1001})]
 
     asyncio.run(go())
+
+
+def test_a_release_past_its_date_takes_an_update_and_a_resend_not_a_first_delivery(
+        tmp_path: Path) -> None:
+    raw = release_dict(tmp_path / "data" / "distribution" / "ada")
+    raw["release_date"] = _future(-1)  # out since yesterday
+
+    async def go() -> None:
+        async with FakeStore() as store:
+            config = {"data_dir": tmp_path / "data", "plugins": {"distribution": {
+                "stores": {"fake": {"url": store.url, "token": "secret",
+                                    "dpid": "PADPIDA0000000001Z"}}}}}
+            app = web.Application()
+            install(app, config, manager=load_plugins(config),
+                    identify=_owner_of_header_account)
+            async with TestClient(TestServer(app)) as client:
+                hdr, base = {"X-Account": "ada"}, "/api/distribution/releases/rel-1"
+                assert (await client.put(base, json=raw, headers=hdr)).status == 201
+                late = await client.post(f"{base}/deliveries", json={}, headers=hdr)
+                assert late.status == 422
+                assert [i["code"] for i in (await late.json())["issues"]] == [
+                    "release_date_past"]
+                for request in ({"action": "update"}, {"redeliver": True}):
+                    sent = await client.post(f"{base}/deliveries", json=request, headers=hdr)
+                    assert sent.status == 202, await sent.json()
+                    [job] = await sent.json()
+                    assert job["store"] == "fake" and job["state"] == "queued"
+
+    asyncio.run(go())

@@ -12,6 +12,7 @@ keys reach sandbox deliveries and campaigns only, and a sandbox retry is simulat
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,26 @@ async def test_a_sandbox_delivery_is_retried_in_simulation(
         assert await queued_entries(app, done["id"]) == 2
         # no request of any kind reached the store
         assert fake.stats.requests == 0 and not fake.stats.acceptances
+
+
+async def test_a_release_past_its_date_is_updated_over_v1_but_not_first_delivered(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with FakeStore() as fake, signed_in(
+            tmp_path, smtp_server, "ada@example.org", plugins=fake_store(fake)) as (
+            app, (ada_person, ada)):
+        live = await key_of(ada_person, ada, SCOPES)
+        body = new_release(app, live, 1)
+        body["release_date"] = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+        _, release, _ = await create(live, body)
+        path = f"{RELEASES}/{release['id']}/deliveries"
+        status, problem, _ = await live.call("POST", path, {"stores": ["fake"]})
+        assert status == 422 and "release_date_past" in str(problem), problem
+        status, queued, _ = await live.call("POST", path,
+                                            {"stores": ["fake"], "action": "update"})
+        assert status == 202, queued
+        done = await released(live, release["id"], "delivered")
+        assert done["action"] == "update", done
+        assert [v["action"] for v in fake.accepted.values()] == ["update"]
 
 
 async def test_presave_campaigns_are_public_v1_resources(

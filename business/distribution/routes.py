@@ -120,7 +120,9 @@ async def deliver(request: Request) -> Any:
     await module.catalog.get_release(request.account_id, release_id)
     snapshot_id = ""
     if body.action != "takedown":
-        snapshot_id = await module.catalog.snapshot(request.account_id, release_id)
+        snapshot_id = await module.catalog.snapshot(request.account_id, release_id,
+                                                    action=body.action,
+                                                    redeliver=body.redeliver)
     return await module.pipeline.enqueue(request.account_id, release_id, stores, body.action,
                                          redeliver=body.redeliver, snapshot_id=snapshot_id)
 

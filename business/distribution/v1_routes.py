@@ -165,7 +165,9 @@ async def deliver_release(request: Request) -> web.Response:
     await module.catalog.get_release(account_id, release_id)  # 404 if not ours
     snapshot_id = ""
     if body.action != "takedown":
-        snapshot_id = await module.catalog.snapshot(account_id, release_id)
+        snapshot_id = await module.catalog.snapshot(account_id, release_id,
+                                                    action=body.action,
+                                                    redeliver=body.redeliver)
     rows = await module.pipeline.enqueue(account_id, release_id, stores, body.action,
                                          redeliver=body.redeliver, snapshot_id=snapshot_id)
     return answer_one(request, ReleaseDeliveryList(data=[_delivery(r) for r in rows]),
