@@ -660,6 +660,40 @@ def test_a_live_release_takes_an_update_and_a_resend_but_no_late_first_delivery(
     asyncio.run(go())
 
 
+def test_a_new_request_on_a_dead_first_delivery_ships_the_fixed_release_once(
+        db_url: str, media: dict[str, Path]) -> None:
+    async def go() -> None:
+        async with _setup(db_url, fail_rate=1.0) as (db, store, catalog):
+            raw = release_dict(media["art"].parent, art=media["art"], audio=[media["audio"]])
+            await catalog.save_release("acc", {**raw, "title": "Nite Drive"})
+            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog, max_attempts=1)
+
+            async def new() -> dict:
+                snapshot = await catalog.snapshot("acc", "rel-1", today=TODAY)
+                [record] = await pipeline.enqueue("acc", "rel-1", ["alpha"],
+                                                  snapshot_id=snapshot)
+                return record
+
+            first = await new()
+            await _run_once(pipeline)
+            [dead] = await pipeline.jobs("acc")
+            assert dead["state"] == "dead" and not store.accepted
+            store.fail_rate = 0.0
+            await catalog.save_release("acc", raw)  # the title fixed: "Night Drive"
+            armed = await new()
+            assert (armed["state"], armed["revision"]) == ("queued", 2)
+            assert armed["message_id"] != first["message_id"]
+            assert (await new())["version"] == armed["version"]  # queued: nothing changes
+            await _run_once(pipeline)
+            delivered = await new()  # delivered: nothing changes either
+            assert delivered["state"] == "delivered" and delivered["revision"] == 2
+            assert await _run_once(pipeline) == 0
+            assert [v["title"] for v in store.accepted.values()] == ["Night Drive"]
+            assert_sent_once_each(store, {armed["message_id"]})
+
+    asyncio.run(go())
+
+
 def test_unknown_store_is_refused_by_name(tmp_path: Path) -> None:
     async def go() -> None:
         async with open_database(f"sqlite://{tmp_path / 'd.sqlite3'}") as db:

@@ -154,8 +154,9 @@ class DeliveryPipeline:
                       snapshot_id: str = "") -> list[dict[str, Any]]:
         """Create or re-arm the record of each store; idempotent for a repeated request.
 
-        ``new`` on a record that already exists changes nothing; ``update`` and
-        ``takedown`` start a new revision (a new message); ``redeliver`` sends the
+        ``new`` on a record that already exists changes nothing, unless the record is
+        dead and was never delivered: then, like ``update`` and ``takedown``, it starts
+        a new revision (a new message, from ``snapshot_id``); ``redeliver`` sends the
         current revision's message again (the store deduplicates it).
         ``snapshot_id`` names what passed the gate (see ``Catalog.snapshot``): a new
         revision is packaged from it; a re-sent message keeps its own snapshot, so a
@@ -193,7 +194,7 @@ class DeliveryPipeline:
                 f"{lock}", account_id, release_id, store)
             if record is None:
                 job_id, revision, version, snapshot = uuid.uuid4().hex, 1, 1, snapshot_id
-            elif action != "new" or redeliver:
+            elif action != "new" or redeliver or await self._never_delivered(tx, record):
                 job_id, version = record["job_id"], record["version"] + 1
                 same = redeliver and action == record["action"]
                 revision = record["revision"] if same else record["revision"] + 1
@@ -227,6 +228,17 @@ class DeliveryPipeline:
             return await tx.fetchrow(
                 "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?",
                 account_id, job_id)
+
+    @staticmethod
+    async def _never_delivered(tx: Any, record: dict[str, Any]) -> bool:
+        """Whether ``record`` is dead and no revision of it ever reached ``delivered``
+        (a ``new`` request then starts a new revision rather than changing nothing)."""
+        if record["state"] != "dead":
+            return False
+        delivered = await tx.fetchval(
+            "SELECT COUNT(*) FROM dist_job_events WHERE account_id = ? AND job_id = ? "
+            "AND state = 'delivered'", record["account_id"], record["job_id"])
+        return not delivered
 
     @staticmethod
     async def _event(tx: Any, account_id: str, job_id: str, seq: int, state: str, at: float,
