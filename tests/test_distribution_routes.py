@@ -209,6 +209,26 @@ def test_held_money_is_listed_and_allocated_when_the_split_is_put(tmp_path: Path
     asyncio.run(go())
 
 
+def test_put_answers_201_when_it_creates_a_release_and_200_when_it_replaces_one(
+        tmp_path: Path) -> None:
+    raw = release_dict(tmp_path / "data" / "distribution" / "ada")  # the account's files
+
+    async def go() -> None:
+        config = {"data_dir": tmp_path / "data", "plugins": {"distribution": {}}}
+        app = web.Application()
+        install(app, config, manager=load_plugins(config), identify=_owner_of_header_account)
+        async with TestClient(TestServer(app)) as client:
+            hdr, path = {"X-Account": "ada"}, "/api/distribution/releases/rel-1"
+            made = await client.put(path, json=raw, headers=hdr)
+            assert made.status == 201 and (await made.json())["title"] == "Night Drive"
+            replaced = await client.put(path, json={**raw, "title": "Nite Drive"}, headers=hdr)
+            assert replaced.status == 200 and (await replaced.json())["title"] == "Nite Drive"
+            stored = await (await client.get(path, headers=hdr)).json()
+            assert stored["title"] == "Nite Drive"
+
+    asyncio.run(go())
+
+
 def test_a_release_past_its_date_takes_an_update_and_a_resend_not_a_first_delivery(
         tmp_path: Path) -> None:
     raw = release_dict(tmp_path / "data" / "distribution" / "ada")

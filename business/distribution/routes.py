@@ -84,13 +84,19 @@ async def list_releases(request: Request) -> Any:
 
 
 @_api
-async def save_release(request: Request) -> Any:
-    """Create a release, or replace the one in the path."""
+async def save_release(request: Request) -> Reply:
+    """Create a release (201), or replace the one in the path (200; 201 if it was new)."""
     raw = request.body.model_dump(exclude_unset=True, exclude_none=True)  # null: the default
     if "release_id" in request.params:
         raw["release_id"] = request.params["release_id"]
-    release = await services(request.context).catalog.save_release(request.account_id, raw)
-    return release.to_dict()
+    created: list[str] = []
+
+    async def made(tx: Any, release_id: str) -> None:
+        created.append(release_id)
+
+    release = await services(request.context).catalog.save_release(
+        request.account_id, raw, on_create=made)
+    return Reply(release.to_dict(), status=201 if created else 200)
 
 
 @_api
@@ -304,8 +310,8 @@ ROUTES = [
     Route(method="GET", path=RELEASE, handler=get_release, permission=READ,
           response=ReleaseStatus),
     Route(method="PUT", path=RELEASE, handler=save_release, permission=RELEASES,
-          body=ReleaseIn, response=ReleaseOut, status=201, name="replace_release",
-          max_body=MAX_RELEASE_BYTES),
+          body=ReleaseIn, response=ReleaseOut, status=201, statuses=(200,),
+          name="replace_release", max_body=MAX_RELEASE_BYTES),
     Route(method="POST", path=f"{RELEASE}/check", handler=check_release, permission=RELEASES,
           body=Empty, response=Report),
     Route(method="GET", path=f"{RELEASE}/ddex", handler=ddex_preview, permission=READ,
