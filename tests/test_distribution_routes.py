@@ -225,6 +225,11 @@ def test_put_answers_201_when_it_creates_a_release_and_200_when_it_replaces_one(
             assert replaced.status == 200 and (await replaced.json())["title"] == "Nite Drive"
             stored = await (await client.get(path, headers=hdr)).json()
             assert stored["title"] == "Nite Drive"
+            # a POST naming the release in its body replaces it as before: 201
+            again = await client.post("/api/distribution/releases", headers=hdr,
+                                      json={**raw, "release_id": "rel-1", "title": "Night"})
+            assert again.status == 201, await again.text()
+            assert (await again.json())["title"] == "Night"
 
     asyncio.run(go())
 

@@ -85,7 +85,8 @@ async def list_releases(request: Request) -> Any:
 
 @_api
 async def save_release(request: Request) -> Reply:
-    """Create a release (201), or replace the one in the path (200; 201 if it was new)."""
+    """Create a release (POST: 201, also when its body names one it replaces), or replace
+    the one in the path (PUT: 200; 201 if it was new)."""
     raw = request.body.model_dump(exclude_unset=True, exclude_none=True)  # null: the default
     if "release_id" in request.params:
         raw["release_id"] = request.params["release_id"]
@@ -96,7 +97,8 @@ async def save_release(request: Request) -> Reply:
 
     release = await services(request.context).catalog.save_release(
         request.account_id, raw, on_create=made)
-    return Reply(release.to_dict(), status=201 if created else 200)
+    replaced = "release_id" in request.params and not created
+    return Reply(release.to_dict(), status=200 if replaced else 201)
 
 
 @_api
