@@ -636,6 +636,11 @@ def test_a_live_release_takes_an_update_and_a_resend_but_no_late_first_delivery(
         async with _setup(db_url) as (db, store, catalog):
             [release_id] = await _seed(catalog, media, 1)  # out on TODAY + 21
             pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
+            too_late = TODAY + dt.timedelta(days=30)
+            for asked in ({"action": "update"}, {"redeliver": True}):  # nothing out yet
+                with pytest.raises(ComplianceError) as late:
+                    await catalog.snapshot("acc", release_id, today=too_late, **asked)
+                assert {i.code for i in late.value.issues} == {"release_date_past"}, asked
             first = await catalog.snapshot("acc", release_id, today=TODAY)
             await pipeline.enqueue("acc", release_id, ["alpha"], snapshot_id=first)
             await _run_once(pipeline)

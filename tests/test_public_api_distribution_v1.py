@@ -156,7 +156,7 @@ async def test_a_sandbox_delivery_is_retried_in_simulation(
         assert fake.stats.requests == 0 and not fake.stats.acceptances
 
 
-async def test_a_release_past_its_date_is_updated_over_v1_but_not_first_delivered(
+async def test_a_release_past_its_date_gets_no_first_delivery_over_v1_of_any_kind(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     async with FakeStore() as fake, signed_in(
             tmp_path, smtp_server, "ada@example.org", plugins=fake_store(fake)) as (
@@ -166,14 +166,10 @@ async def test_a_release_past_its_date_is_updated_over_v1_but_not_first_delivere
         body["release_date"] = (dt.date.today() - dt.timedelta(days=1)).isoformat()
         _, release, _ = await create(live, body)
         path = f"{RELEASES}/{release['id']}/deliveries"
-        status, problem, _ = await live.call("POST", path, {"stores": ["fake"]})
-        assert status == 422 and "release_date_past" in str(problem), problem
-        status, queued, _ = await live.call("POST", path,
-                                            {"stores": ["fake"], "action": "update"})
-        assert status == 202, queued
-        done = await released(live, release["id"], "delivered")
-        assert done["action"] == "update", done
-        assert [v["action"] for v in fake.accepted.values()] == ["update"]
+        for asked in ({}, {"action": "update"}, {"redeliver": True}):
+            status, problem, _ = await live.call("POST", path, {"stores": ["fake"], **asked})
+            assert status == 422 and "release_date_past" in str(problem), (asked, problem)
+        assert fake.accepted == {}
 
 
 async def test_presave_campaigns_are_public_v1_resources(

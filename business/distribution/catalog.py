@@ -263,14 +263,15 @@ class Catalog:
                        *, action: str = "new", redeliver: bool = False) -> str:
         """Run the full gate and freeze what passed (data and file checksums); its id.
 
-        A release date in the past blocks only a first delivery (``new``); an update or
-        a re-send of a release that may be out already is checked as of its date.
+        A release date in the past blocks a first delivery; an update or a re-send of a
+        release delivered before (to any store) is checked as of its date.
         Each file is read once: the checksums are those of the bytes the gate
         measured. ComplianceError with every issue when the release does not pass,
         or when a file the gate read twice (one file for two tracks) changed between.
         """
-        release, report = await self._check(account_id, release_id, today,
-                                            live=action != "new" or redeliver)
+        live = (action != "new" or redeliver) and await self._delivered(account_id,
+                                                                         release_id)
+        release, report = await self._check(account_id, release_id, today, live=live)
         if not report.passed:
             raise ComplianceError(report.errors)
         checked_at = time.time()
@@ -281,6 +282,13 @@ class Catalog:
             "checked_at) VALUES (?, ?, ?, ?, ?, ?)", account_id, snapshot_id, release_id,
             json.dumps(release.to_dict()), json.dumps(digests), checked_at)
         return snapshot_id
+
+    async def _delivered(self, account_id: str, release_id: str) -> bool:
+        """Whether a store ever took a delivery of the release."""
+        return bool(await self.db.fetchval(
+            "SELECT COUNT(*) FROM dist_job_events e JOIN dist_jobs j ON j.account_id = "
+            "e.account_id AND j.job_id = e.job_id WHERE j.account_id = ? AND j.release_id = ? "
+            "AND e.state = 'delivered'", account_id, release_id))
 
     async def package(self, account_id: str, release_id: str, store: str, action: str,
                       message_id: str, snapshot_id: str = "") -> DeliveryPackage:
