@@ -40,13 +40,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _files(data: Path) -> dict[str, Path]:
-    """Ada's render and cover (in her folder), Eve's cover and a link out of her folder."""
+    """Ada's render and cover (in her folder), Eve's cover and take, and a link out of
+    her folder."""
     for name in ("ada", "eve"):
         (data / "distribution" / name).mkdir(parents=True)
     (data / "bounces" / "p-ada").mkdir(parents=True)
     made = {"render": make_audio(data / "bounces" / "p-ada" / "j1.wav", seconds=1.0),
             "ada_art": make_art(data / "distribution" / "ada" / "cover.jpg", size=64),
             "eve_art": make_art(data / "distribution" / "eve" / "cover.jpg", size=64),
+            "eve_audio": make_audio(data / "distribution" / "eve" / "take.wav", seconds=1.0),
             "eve_link": data / "distribution" / "eve" / "mine.wav"}
     os.symlink(made["render"], made["eve_link"])
     return made
@@ -69,7 +71,9 @@ def test_a_release_names_only_its_own_accounts_files(db_url: str, tmp_path: Path
             made = await catalog.save_release("ada", by_project)
             assert made.tracks[0].audio_path == str(files["render"])
 
-            eve = dict(own, artwork_path=str(files["eve_art"]))
+            eve = dict(own, artwork_path=str(files["eve_art"]), tracks=[
+                dict(own["tracks"][0], audio_path=str(files["eve_audio"]))])
+            await catalog.save_release("eve", dict(eve, release_id="eves"))  # all hers
             messages = set()
             for n, (field, path) in enumerate([
                     ("tracks[0].audio_path", files["render"]),  # ada's render

@@ -87,13 +87,15 @@ def _real(path: str) -> str | None:
 
 def _owned(paths: dict[str, str], renders: list[str], folder: Path | None) -> list[str]:
     """The fields of ``paths`` whose file is neither one of ``renders`` nor in ``folder``
-    (both sides resolved first; whether a file exists plays no part)."""
+    (``folder`` itself is none of its files; both sides resolved first; whether a file
+    exists plays no part)."""
     own = {r for r in map(_real, renders) if r}
     root = _real(str(folder)) if folder is not None else None
     foreign = []
     for where, path in paths.items():
         real = _real(path)
-        if real is None or not (real in own or root and Path(real).is_relative_to(root)):
+        inside = root is not None and real != root and Path(str(real)).is_relative_to(root)
+        if real is None or not (real in own or inside):
             foreign.append(where)
     return foreign
 
