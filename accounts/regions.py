@@ -347,9 +347,11 @@ class RegionalAccountStore:
         """What an open link stands for, without using it."""
         return await self._first(lambda s: s.peek_link(token_hash, purpose, now))
 
-    async def links_made_since(self, person_id: str, purpose: str, since: float) -> int:
+    async def links_made_since(self, person_id: str, purpose: str, since: float, *,
+                               tx: Session | None = None) -> int:
         """How many links of ``purpose`` were made for ``person_id`` since ``since``."""
-        return await self.store_of(person_id).links_made_since(person_id, purpose, since)
+        return await self.store_of(person_id).links_made_since(person_id, purpose, since,
+                                                               tx=tx)
 
     async def void_links(self, person_id: str, purpose: str, now: float, *,
                          tx: Session | None = None) -> int:

@@ -78,6 +78,8 @@ UNPROVED_LINKS = ("verify", "reset", "second_factor", "invite")
 
 #: The lock a change of an organisation's members holds on it (one owner stays).
 OWNERS_LOCK = 711_005
+#: The lock of counting a person's mailed links of one kind and making the next one.
+MAIL_LOCK = 711_006
 
 #: What the security log calls each event (docs/accounts.md lists them).
 SIGN_IN, SIGN_IN_FAILED, SIGN_OUT = "sign_in", "sign_in.failed", "sign_out"
@@ -186,12 +188,32 @@ class AccountService:
         return await asyncio.to_thread(self.passwords.hash, password)
 
     async def _new_link(self, purpose: str, person_id: str, data: dict[str, Any],
-                        lifetime: float | None = None) -> str:
+                        lifetime: float | None = None, *, tx: Session | None = None) -> str:
         token, token_hash = links.new_link_token()
         seconds = (links.LIFETIMES[links.LinkPurpose(purpose)].total_seconds() if lifetime is None
                    else lifetime)
-        await self.store.put_link(token_hash, purpose, person_id, data, time.time() + seconds)
+        await self.store.put_link(token_hash, purpose, person_id, data, time.time() + seconds,
+                                  tx=tx)
         return token
+
+    async def _mail_link(self, person: Account, purpose: str, kind: str,
+                         data: dict[str, Any]) -> None:
+        """Mail ``person`` (``kind`` of mail) a fresh ``purpose`` link that voids the older
+        ones, unless :data:`MAIL_LIMIT` of them went out in the last hour (so a stranger
+        asking over and over cannot flood the inbox). The count and the new link are one
+        transaction holding the person's lock, so parallel asks are counted too."""
+        now = time.time()
+        async with self.store.transaction(person.account_id) as tx:
+            await tx.hold_lock(MAIL_LOCK, f"{person.account_id}/{purpose}")
+            sent = await self.store.links_made_since(person.account_id, purpose,
+                                                     now - MAIL_WINDOW_S, tx=tx)
+            if sent >= MAIL_LIMIT:
+                log.info("not mailing account %s another %s link: %d in the last hour "
+                         "already", person.account_id, purpose, sent)
+                return
+            await self.store.void_links(person.account_id, purpose, now, tx=tx)
+            token = await self._new_link(purpose, person.account_id, data, tx=tx)
+        await self.notifier.notify(kind, person.email or "", link=self.link(purpose, token))
 
     async def _take_link(self, token: str, purpose: str) -> Any:
         record = await self.store.take_link(links.hash_token(token), purpose, time.time())
@@ -247,33 +269,14 @@ class AccountService:
     async def _mail_exists(self, person: Account) -> None:
         """Tell an active ``person`` someone signed up with their address, with a reset
         link that replaces their older ones; a disabled account gets nothing."""
-        if not person.active or person.email is None or not await self._may_mail(
-                person, "reset"):
-            return
-        await self.store.void_links(person.account_id, "reset", time.time())
-        token = await self._new_link("reset", person.account_id, {})
-        await self.notifier.notify("exists", person.email, link=self.link("reset", token))
-
-    async def _may_mail(self, person: Account, purpose: str) -> bool:
-        """Whether ``person`` may be mailed another ``purpose`` link now: fewer than
-        :data:`MAIL_LIMIT` in the last :data:`MAIL_WINDOW_S` (so a stranger asking over
-        and over cannot flood their inbox)."""
-        since = time.time() - MAIL_WINDOW_S
-        if await self.store.links_made_since(person.account_id, purpose, since) < MAIL_LIMIT:
-            return True
-        log.info("not mailing account %s another %s link: %d in the last hour already",
-                 person.account_id, purpose, MAIL_LIMIT)
-        return False
+        if person.active and person.email is not None:
+            await self._mail_link(person, "reset", "exists", {})
 
     async def send_verification(self, person: Account) -> None:
         """Mail ``person`` a fresh verification link (older ones stop working), unless
         :data:`MAIL_LIMIT` such links went out in the last hour."""
-        if person.email is None or person.email_verified_at is not None \
-                or not await self._may_mail(person, "verify"):
-            return
-        await self.store.void_links(person.account_id, "verify", time.time())
-        token = await self._new_link("verify", person.account_id, {"email": person.email})
-        await self.notifier.notify("verify", person.email, link=self.link("verify", token))
+        if person.email is not None and person.email_verified_at is None:
+            await self._mail_link(person, "verify", "verify", {"email": person.email})
 
     async def verify_email(self, token: str) -> Account:
         """Mark the address of the link's person verified."""
@@ -432,12 +435,8 @@ class AccountService:
         """Mail a reset link if the address has an active account (at most
         :data:`MAIL_LIMIT` an hour); answer the same if not."""
         person = await self.store.person_by_email(email)
-        if person is None or not person.active or person.email is None \
-                or not await self._may_mail(person, "reset"):
-            return
-        await self.store.void_links(person.account_id, "reset", time.time())
-        token = await self._new_link("reset", person.account_id, {})
-        await self.notifier.notify("reset", person.email, link=self.link("reset", token))
+        if person is not None and person.active and person.email is not None:
+            await self._mail_link(person, "reset", "reset", {})
 
     async def reset_password(self, token: str, password: str) -> Account:
         """Set a new password through a reset link; every session of the person ends."""

@@ -320,9 +320,10 @@ class AccountStore:
             "AND expires_at > ?", token_hash, purpose, now)
         return None if row is None else _link(row)
 
-    async def links_made_since(self, person_id: str, purpose: str, since: float) -> int:
+    async def links_made_since(self, person_id: str, purpose: str, since: float, *,
+                               tx: Session | None = None) -> int:
         """How many links of ``purpose`` were made for ``person_id`` since ``since``."""
-        return int(await self.db.fetchval(
+        return int(await self._on(tx).fetchval(
             "SELECT COUNT(*) FROM link_tokens WHERE person_id = ? AND purpose = ? AND "
             "created_at >= ?", person_id, purpose, since))
 

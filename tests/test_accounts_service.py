@@ -6,6 +6,7 @@ that the many hashes stay fast (the rules do not depend on the cost).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
@@ -721,3 +722,12 @@ async def test_asking_for_links_over_and_over_mails_at_most_five_an_hour(
     verify = [m for m in mails(service) if m["to"] == "bo@example.org"]
     assert [m["kind"] for m in verify] == ["verify"] * 5
     await service.verify_email(token_of(verify[-1]))
+
+
+async def test_parallel_asks_for_links_still_mail_at_most_five(
+        service: AccountService) -> None:
+    """Twelve reset requests at once are counted one after the other: five mails."""
+    await person(service, "ada@example.org")
+    await asyncio.gather(*(service.request_reset("ada@example.org") for _ in range(12)))
+    assert [m["kind"] for m in mails(service)] == ["reset"] * 5
+    await service.reset_password(token_of(mails(service)[-1]), "a brand new password")
