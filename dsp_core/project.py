@@ -297,18 +297,13 @@ def _track(value: object, path: str, base_dir: PathLike | None,
                for c, p in _items(f.get("clips", []), f"{path}.clips")],
         automation=_automation(f.get("automation", {}), f"{path}.automation"),
         instrument=(None if f.get("instrument") is None else instrument_from_dict(
-            f["instrument"], f"{path}.instrument", lambda src: _resolve(src, base_dir))),
+            f["instrument"], f"{path}.instrument",
+            lambda src: _source(src, f"{path}.instrument", base_dir, version))),
         midi_clips=[clip_from_dict(c, p)
                     for c, p in _items(f.get("midi_clips", []), f"{path}.midi_clips")],
         immersive=(None if f.get("immersive") is None else route_from_dict(
             f["immersive"], f"{path}.immersive", channels)),
     )
-
-
-def _resolve(source: str, base_dir: PathLike | None) -> str:
-    if base_dir is None:
-        return source
-    return os.path.normpath(os.path.join(os.path.abspath(base_dir), source))
 
 
 def _automation(value: object, path: str) -> dict[str, AutomationLane]:
@@ -456,7 +451,8 @@ def _hosted_effect(f: dict[str, Any], path: str) -> EffectSpec:
 
 def _source(raw: object, where: str, base_dir: PathLike | None,
             version: int = FORMAT_VERSION) -> str:
-    """A clip's or ``ir``'s audio: an asset id as it is (version 3 on), else a path,
+    """A clip's, ``ir``'s or sampler zone's audio: an asset id as it is (version 3 on), else
+    a path,
     relative ones resolved against ``base_dir``.  Older versions name audio by path only:
     an asset store's path becomes its id (the migration), any other stays a path."""
     source = _string(raw, where, nonempty=True)

@@ -205,6 +205,19 @@ def midi_session(tmp: Path) -> Session:
     ])
 
 
+
+def test_a_zone_named_by_asset_id_stays_an_id_in_a_project_file(tmp_path: Path) -> None:
+    """The server names a sampler's zones by asset id; a project file holding one (a
+    privacy export whose audio was left out) reads back with the id, not a path."""
+    asset_id = "ab" * 32
+    session = Session(tracks=[Track("keys", instrument=Instrument("sampler", {}, [
+        SampleZone(asset_id, root=60, id="z")]))])
+    path = save_project(session, tmp_path / "project.json")
+    assert json.loads(path.read_text())["tracks"][0]["instrument"]["zones"][0][
+        "source"] == asset_id
+    assert load_project(path).tracks[0].instrument.zones[0].source == asset_id
+
+
 def test_the_project_file_keeps_midi_and_audio_tracks_read_as_before(tmp_path: Path) -> None:
     session = midi_session(tmp_path)
     path = save_project(session, tmp_path / "project.json")
