@@ -19,20 +19,13 @@ import numpy as np
 from dsp_core.audio_io import MAX_CHANNELS, load_source
 from dsp_core.errors import AudioFileError
 from dsp_core.session import Session
+from dsp_core.sources import session_refs
 
 log = logging.getLogger(__name__)
 
 
 class SourceDownloadError(Exception):
     """The server would not give a source (the message says which and why)."""
-
-
-def impulse_responses(session: Session) -> set[str]:
-    """The ``ir`` sources of every convolution on the session's tracks, buses and master."""
-    chains = [t.effects for t in session.tracks] + [b.effects for b in session.buses]
-    chains.append(session.master.effects)
-    return {str(e.params["ir"]) for chain in chains for e in chain
-            if e.kind == "convolution" and e.params.get("ir")}
 
 
 class SourceCache:
@@ -52,8 +45,9 @@ class SourceCache:
         return self.directory / f"{digest}{suffix}"
 
     def missing(self, session: Session) -> list[str]:
-        """Sources of ``session`` (clips' and convolution IRs') without a local copy."""
-        wanted = {c.source for t in session.tracks for c in t.clips} | impulse_responses(session)
+        """Sources of ``session`` without a local copy: clips', convolution IRs', sampler
+        zones' and the files lv2 effects' saved states name (what the engine loads)."""
+        wanted = {ref.source for ref in session_refs(session)}
         found = []
         for source in sorted(wanted):
             path = self.path_for(source)
