@@ -105,7 +105,7 @@ class InstrumentBody(Model):
 
 
 class InstrumentSet(Model):
-    """The instrument as stored: zones name the assets' files."""
+    """The instrument as stored: zones name the project's assets by id."""
 
     track_id: str
     kind: str
