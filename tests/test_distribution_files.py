@@ -7,6 +7,7 @@ refused alike (400), whether the file exists or not, and nothing is stored.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,14 @@ def test_a_release_names_only_its_own_accounts_files(db_url: str, tmp_path: Path
                 with pytest.raises(NotFoundError):
                     await catalog.get_release("eve", f"r{n}")
             assert len(messages) == 2  # per field: the same whether a file exists or not
+            # a release stored before the rule (or by hand) is checked when it is checked
+            await db.execute("UPDATE dist_releases SET data = ? WHERE account_id = ? AND "
+                             "release_id = ?", json.dumps(dict(eve, tracks=[dict(
+                                 eve["tracks"][0], audio_path=str(files["render"]))])),
+                             "eve", "eves")
+            for gate in (catalog.check, catalog.snapshot):
+                with pytest.raises(ForeignFileError):
+                    await gate("eve", "eves")
             with pytest.raises(ForeignFileError):  # eve cannot use ada's project either
                 await catalog.save_release("eve", dict(by_project, artwork_path=str(
                     files["eve_art"]), tracks=[dict(by_project["tracks"][0],

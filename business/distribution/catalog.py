@@ -250,6 +250,7 @@ class Catalog:
     async def _check(self, account_id: str, release_id: str, today: dt.date | None,
                      live: bool = False) -> tuple[Release, ComplianceReport]:
         release = await self.get_release(account_id, release_id)
+        await self.check_files(account_id, release)  # a release saved before the rule too
         date = release.date()
         if live and date is not None:  # a release out already: its date is no error
             today = min(today or dt.date.today(), date)
