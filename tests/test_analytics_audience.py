@@ -18,6 +18,7 @@ from analytics_helpers import database_url, migrated
 from social_helpers import header_principal, who
 from test_analytics_routes import wait_for_run
 
+from business.analytics import benchmark as benchmark_module
 from business.analytics.audience import AudienceBook
 from business.analytics.benchmark import benchmark, by_genre, percentile_rank, quantile
 from business.analytics.catalog import Catalog
@@ -277,4 +278,12 @@ def test_peers_are_found_among_all_the_accounts_artists(db_url: str) -> None:
                                     LAST)
             assert [(g["genre"], sorted(g["peers"])) for g in genres["genres"]] == [
                 ("jazz", peers)]
+            # a bounded request however big the label: sizes read of the first 150 only
+            benchmark_module.MAX_SCANNED = 150
+            try:
+                bounded = await benchmark(store, catalog, "acct", ids["z4"], FIRST, LAST)
+            finally:
+                benchmark_module.MAX_SCANNED = scanned
+            assert bounded["peers"] == []
+    scanned = benchmark_module.MAX_SCANNED
     asyncio.run(asyncio.wait_for(go(), 100))

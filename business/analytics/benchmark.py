@@ -24,6 +24,8 @@ SIZE_FACTOR = 10.0
 MAX_PEERS = 50
 #: Artists read from the catalogue per request while gathering peers.
 PAGE = 200
+#: The most artists whose size one benchmark reads (each costs a few queries), by name.
+MAX_SCANNED = 1000
 
 
 class BadPeers(ValueError):
@@ -97,10 +99,11 @@ async def live_artists(catalog: Catalog, account_id: str) -> list[Entity]:
 async def similar_size(store: PointStore, account_id: str, artists: Sequence[Entity],
                        size: float, start: date, end: date) -> list[Entity]:
     """The first :data:`MAX_PEERS` of ``artists`` (in order) whose followers over
-    ``[start, end]`` are within :data:`SIZE_FACTOR` times ``size`` either way."""
+    ``[start, end]`` are within :data:`SIZE_FACTOR` times ``size`` either way, among the
+    first :data:`MAX_SCANNED` (a request stays bounded however big the label)."""
     followers = KPI_BY_NAME["followers"]
     found: list[Entity] = []
-    for artist in artists:
+    for artist in artists[:MAX_SCANNED]:
         kpis = await entity_kpis(store, account_id, artist.entity_id, start, end, (followers,))
         theirs = kpis["followers"]["value"]
         if theirs is not None and size / SIZE_FACTOR <= theirs <= size * SIZE_FACTOR:
