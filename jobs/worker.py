@@ -78,6 +78,8 @@ MIN_BEAT_TIMEOUT_S = 1.0
 MAX_BEAT_TIMEOUT_S = 10.0
 #: How long stopping waits for cancelled handlers to end (seconds).
 STOP_GRACE_S = 30.0
+#: How long a stopping worker waits to give one job back before leaving it to its lease.
+RELEASE_TIMEOUT_S = 10.0
 
 
 class JobContext:
@@ -220,9 +222,7 @@ class JobWorker:
                           task.get_name(), STOP_GRACE_S)
         for task, ctx in running:  # cancelled before its first step: nothing released it
             if not ctx.started and task.done():
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(10):
-                        await self.queue.release(ctx.job)
+                await self._give_back(ctx.job)
         self._loops.clear()
 
     async def run_once(self, name: str) -> int:
@@ -257,7 +257,7 @@ class JobWorker:
                 try:
                     jobs = await asyncio.shield(claiming)
                 except asyncio.CancelledError:  # stopping: what the claim got goes back
-                    await self._give_back(claiming)
+                    await self._give_back_claimed(claiming)
                     raise
                 except Exception as exc:  # the database is down: wait, never die
                     failures += 1
@@ -275,13 +275,20 @@ class JobWorker:
                 async with asyncio.timeout(self.poll_s):
                     await wake.wait()
 
-    async def _give_back(self, claiming: asyncio.Future[list[JobRecord]]) -> None:
+    async def _give_back_claimed(self, claiming: asyncio.Future[list[JobRecord]]) -> None:
         """Release the jobs of a claim the stopping worker stopped waiting for (it may
         still land); otherwise they would wait out their lease unrun."""
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(RELEASE_TIMEOUT_S):  # the claim and its releases
                 for job in await claiming:
                     await self.queue.release(job)
+
+    async def _give_back(self, job: JobRecord) -> None:
+        """Release ``job`` unfinished as the worker stops, within
+        :data:`RELEASE_TIMEOUT_S`; if that fails, its lease runs out instead."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                await self.queue.release(job)
 
     def _context(self, job: JobRecord) -> JobContext:
         """What the handler of ``job`` gets; its ``confirm`` asks this worker's queue."""
@@ -339,9 +346,7 @@ class JobWorker:
             handler_task.cancel()
             with contextlib.suppress(BaseException):
                 await handler_task
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    await self.queue.release(job)
+            await self._give_back(job)
             raise
         except Exception:  # recording failed (database down): the lease will expire
             log.exception("job %s (%s): cannot record its outcome", job.id, name)
