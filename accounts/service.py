@@ -327,8 +327,7 @@ class AccountService:
         now = time.time()
         for key in keys:
             await self.store.revoke_key(key.owner_id, key.key_id, now)
-            await self.store.audit(key.owner_id, actor_id, KEY_REVOKED, target=key.key_id,
-                                   detail={"reason": why})
+            await self._audit_keys_revoked(key.owner_id, actor_id, [key.key_id], why)
 
     # -- sign-in ----------------------------------------------------------------------
 
