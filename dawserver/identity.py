@@ -65,6 +65,8 @@ class KeyUse:
     account_id: str
     key_id: str
     started: float
+    #: The plan of the key's owner, which sets its rate limit.
+    plan: str
 
 
 #: The key of a request made with an API key (refused by its rate limit or not).
@@ -150,15 +152,21 @@ async def _by_key(request: web.Request, secret: str) -> Principal:
         key, owner = await service.authenticate_key(secret)
     except AccountError as exc:
         raise Unauthorized(str(exc)) from None
-    request[KEY_USE] = KeyUse(owner.account_id, key.key_id, started)
-    decision = await request.app[RATE_LIMITER].hit(key.key_id, owner.plan)
+    request[KEY_USE] = use = KeyUse(owner.account_id, key.key_id, started, owner.plan)
+    await charge_key(request, use)
+    return await _acting_for(request, service, owner.account_id, key.created_by, via="key",
+                             scopes=key.scopes, test=key.test)
+
+
+async def charge_key(request: web.Request, use: KeyUse) -> None:
+    """Count one request of ``use``'s key on its rate limit; :class:`TooManyRequests`
+    when it is over (the ``RateLimit`` headers are kept for the answer either way)."""
+    decision = await request.app[RATE_LIMITER].hit(use.key_id, use.plan)
     # add_rate_headers puts these on the answer, the 429 included
     request[RATE_HEADERS] = headers = decision.headers()
     if not decision.allowed:
         raise TooManyRequests(OVER_LIMIT.format(policy=decision.policy,
                                                 wait=headers.get("Retry-After", "1")))
-    return await _acting_for(request, service, owner.account_id, key.created_by, via="key",
-                             scopes=key.scopes, test=key.test)
 
 
 async def _acting_for(request: web.Request, service: AccountService, account_id: str,
