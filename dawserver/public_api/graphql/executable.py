@@ -4,6 +4,7 @@ masking, and the ``info.context`` of one request."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import strawberry
@@ -13,12 +14,13 @@ from strawberry.extensions import (
     MaskErrors,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 
 from ...declarations import Principal
 from ...errors import ApiError
-from .limits import MAX_DEPTH, CostLimit, MutationLimit
+from .limits import MAX_DEPTH, CostLimit, MutationLimit, mutation_count
 from .loaders import Loaders
 from .mutations import Mutation
 from .schema import Query
@@ -43,6 +45,27 @@ class _Schema(strawberry.Schema):
                 log.debug("GraphQL error for the client: %s", error.message)
 
 
+#: Charges a request's key ``n`` more requests on its rate limit (429 when over it).
+Charge = Callable[[int], Awaitable[None]]
+
+
+class MutationCharge(SchemaExtension):
+    """Charge every top-level field of a mutation operation to the key's rate limit,
+    before any of them runs: the request itself was counted once, each further field
+    counts one more, so ``n`` writes cost what ``n`` REST writes cost whichever
+    mutations they are (a refusal runs none of them)."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        charge: Charge | None = execution.context.get("charge")
+        document = execution.graphql_document
+        if charge is not None and document is not None:
+            count = mutation_count(document, execution.operation_name)
+            if count > 1:
+                await charge(count - 1)
+        yield
+
+
 #: Parsed and validated documents kept by query text (the limits depend on the text only).
 CACHED_DOCUMENTS = 1000
 
@@ -55,11 +78,13 @@ SCHEMA = _Schema(query=Query, mutation=Mutation, extensions=[
     lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
     lambda: AddValidationRules(LIMIT_RULES),
     lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+    MutationCharge,
     lambda: MaskErrors(should_mask_error=_mask)])
 
 
-def context_of(app: Any, principal: Principal, plugin_context: Any, remote: str = ""
-               ) -> dict[str, Any]:
-    """The ``info.context`` of one request (``remote``: the client's address)."""
+def context_of(app: Any, principal: Principal, plugin_context: Any, remote: str = "",
+               charge: Charge | None = None) -> dict[str, Any]:
+    """The ``info.context`` of one request (``remote``: the client's address; ``charge``:
+    what charges its API key for a mutation's further fields, None: no key)."""
     return {"app": app, "principal": principal, "context": plugin_context,
-            "loaders": Loaders(app, principal), "remote": remote}
+            "loaders": Loaders(app, principal), "remote": remote, "charge": charge}

@@ -14,8 +14,10 @@ left out; its ``edges`` are those items), v1's deprecated whole lists (``transcr
 Fragments are counted where they are spread.
 
 A mutation operation runs at most :data:`MAX_MUTATIONS` top-level mutation fields
-(:class:`MutationLimit`): each one is a write (``startTranscription`` queues a job), and
-a request is counted once by the rate limit and the usage meter however many it runs.
+(:class:`MutationLimit`): each one is a write (``startTranscription`` queues a job), so
+each one is charged to the key's rate limit as one REST write would be
+(:func:`mutation_count`, charged by ``executable.MutationCharge``); the usage meter
+counts the request once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
@@ -32,6 +35,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     ValidationRule,
+    get_operation_ast,
 )
 
 MAX_DEPTH = 9
@@ -143,3 +147,12 @@ class MutationLimit(ValidationRule):
                 TOO_MANY_MUTATIONS.format(count=count, limit=MAX_MUTATIONS), node,
                 extensions={"code": "TOO_MANY_MUTATIONS", "count": count,
                             "limit": MAX_MUTATIONS}))
+
+
+def mutation_count(document: DocumentNode, operation_name: str | None) -> int:
+    """How many top-level mutation fields the operation ``operation_name`` of
+    ``document`` runs (0: it is no mutation, or there is no such operation)."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation != OperationType.MUTATION:
+        return 0
+    return top_level_fields(operation.selection_set, _fragments(document))

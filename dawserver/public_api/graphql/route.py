@@ -3,7 +3,10 @@
 The body is the usual ``{"query", "variables", "operationName", "extensions"}``. The
 answer is ``{"data", "errors"}`` with status 200 (GraphQL over HTTP); a request the
 transport refuses (no credentials, a key without ``project.read``, a body that is not
-JSON) answers problem details like ``/api/v1``.
+JSON) answers problem details like ``/api/v1``. So does a key over its rate limit (429),
+which counts each top-level field of a mutation as one request: a mutation of ``n``
+fields takes ``n`` from its budget before any of them runs, and none runs if that is
+more than is left.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from typing import Any
 from pydantic import Field
 
 from ...declarations import PUBLIC, Media, Model
+from ...errors import TooManyRequests
+from ...identity import KEY_USE, charge_key
 from ...permissions import PROJECT_READ
 from ...plugin_api import Request, Route
-from .executable import SCHEMA, context_of
+from .executable import SCHEMA, Charge, context_of
 from .persisted import PersistedQueries, PersistedQueryError
 
 GRAPHQL_PATH = "/api/graphql"
@@ -45,6 +50,21 @@ def _error(message: str, code: str) -> GraphQLResponse:
     return GraphQLResponse(errors=[{"message": message, "extensions": {"code": code}}])
 
 
+def _charge(request: Request) -> Charge | None:
+    """What charges the request's API key for further mutations, as its first request
+    was (:func:`dawserver.identity.identify`); None for a request without a key."""
+    native = request.native
+    use = native.get(KEY_USE)
+    if use is None:
+        return None
+
+    async def charge(extra: int) -> None:
+        for _ in range(extra):
+            await charge_key(native, use)
+
+    return charge
+
+
 async def graphql(request: Request) -> GraphQLResponse:
     """Run a GraphQL query over your projects, tracks, clips and assets, or a mutation.
 
@@ -62,7 +82,10 @@ async def graphql(request: Request) -> GraphQLResponse:
     result = await SCHEMA.execute(
         query, variable_values=body.variables, operation_name=body.operationName,
         context_value=context_of(request.app, request.principal, request.context,
-                                 request.native.remote or ""))
+                                 request.native.remote or "", _charge(request)))
+    for error in result.errors or ():
+        if isinstance(error.original_error, TooManyRequests):  # a 429 as for the request
+            raise error.original_error
     answer = GraphQLResponse(data=result.data)
     if result.errors:
         answer.errors = [error.formatted for error in result.errors]
