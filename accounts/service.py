@@ -366,6 +366,18 @@ class AccountService:
             return await self.second_factor_needed(person, address)
         return await self.start_session(person, address, user_agent)
 
+    async def take_client_attempt(self, client: str) -> list[Attempt]:
+        """Count a sign-in attempt of ``client`` (what the server counts an address under:
+        an IPv6 address's /64) as a failure until :meth:`release_attempts`, under the
+        very subject :meth:`log_in` counts it by; :class:`Throttled` when it must wait.
+        None counted for an empty ``client``."""
+        return await self._take_attempts([f"address:{client}"]) if client else []
+
+    async def release_attempts(self, attempts: Iterable[Attempt]) -> None:
+        """Uncount ``attempts`` that succeeded (:meth:`take_client_attempt`)."""
+        for attempt in attempts:
+            await self.store.release_attempt(attempt)
+
     async def second_factor_needed(self, person: Account, address: str) -> SecondFactorNeeded:
         """``person`` proved the first factor (password or provider): the token with which
         :meth:`second_factor` finishes the sign-in."""

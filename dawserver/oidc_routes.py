@@ -40,6 +40,7 @@ from accounts.service import SecondFactorNeeded, SignedIn
 from database import Session
 
 from .auth_routes import session_cookie
+from .client_address import limited_client
 from .keys import ACCOUNTS, CONFIG, DATABASE
 from .plugin_api import PUBLIC, BadRequest, Media, NotFound, Query, Request, Route
 from .sign_in_binding import OTHER_BROWSER, binding_cookie, holds_binding, new_binding
@@ -229,14 +230,19 @@ async def callback(request: Request) -> web.StreamResponse:
     """Finish the sign-in the provider sent back: set the session cookie, go to ``/``.
 
     400 for an unknown, used or expired ``state``, for a sign-in started in another
-    browser and for anything the checks refuse."""
+    browser and for anything the checks refuse; 429 after repeated failures from the
+    address (an IPv6 address's /64), counted with those of password sign-ins."""
     name = request.params["provider"]
     sign_ins = _sign_ins(request)
+    service, address = request.app[ACCOUNTS], request.native.remote or ""
+    # counted as a failure of the address (its /64) until it succeeds, as a password
+    # sign-in is: 429 after repeated failures
+    attempts = await service.take_client_attempt(limited_client(address))
     pending, identity = await finish_started(request, await sign_ins.client(name),
                                              sign_ins.pending)
-    result = await sign_in_with(request.app[ACCOUNTS], identity,
-                                address=request.native.remote or "",
+    result = await sign_in_with(service, identity, address=address,
                                 user_agent=request.headers.get("User-Agent", ""))
+    await service.release_attempts(attempts)
     return signed_in_redirect(request, result, pending)
 
 
