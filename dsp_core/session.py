@@ -21,6 +21,8 @@ from .tempo import TempoMap
 
 SUPPORTED_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
                    176400, 192000)
+#: The loudest gain a fader, send or clip may set (dB); ``-inf`` (silence) is allowed.
+MAX_GAIN_DB = 24.0
 
 
 def db_to_linear(db: float) -> float:
@@ -216,6 +218,7 @@ class Session:
 def validate_bus(bus: Bus) -> None:
     """Raise :class:`ProjectError` for a bus's pan, effect or automation lane."""
     _check_pan(bus.pan, f"bus {bus.id!r}")
+    _check_gain(bus.gain_db, f"bus {bus.id!r}")
     for effect in bus.effects:
         effect.validate()
     for param, lane in bus.automation.items():
@@ -227,20 +230,26 @@ def _check_pan(pan: float, where: str) -> None:
         raise ProjectError(f"{where}: pan {pan} is outside [-1, 1]")
 
 
+def _check_gain(db: float, where: str, what: str = "gain") -> None:
+    # NaN or +inf reaches the engine as a NaN or infinite factor: the mix goes NaN
+    if math.isnan(db) or db > MAX_GAIN_DB:
+        raise ProjectError(f"{where}: {what} {db} dB must be a number <= {MAX_GAIN_DB:g} dB")
+
+
 def check_fader(track: Track) -> None:
     """Raise :class:`ProjectError` for a track's channel count, pan or gain."""
     where = f"track {track.id!r}"
     if track.channels not in (1, 2):
         raise ProjectError(f"{where}: channels must be 1 or 2, got {track.channels}")
     _check_pan(track.pan, where)
-    if math.isnan(track.gain_db) or track.gain_db > 24.0:
-        raise ProjectError(f"{where}: gain {track.gain_db} dB must be a number <= 24 dB")
+    _check_gain(track.gain_db, where)
 
 
 def check_send(send: Send, bus_ids: set[str], where: str) -> None:
-    """Raise :class:`ProjectError` for a send to a bus not in ``bus_ids``."""
+    """Raise :class:`ProjectError` for a send to a bus not in ``bus_ids`` or its level."""
     if send.bus not in bus_ids:
         raise ProjectError(f"{where}: send to unknown bus {send.bus!r}")
+    _check_gain(send.level_db, f"{where} send to {send.bus!r}", "level")
 
 
 def clip_label(clip: Clip, where: str) -> str:
@@ -249,7 +258,8 @@ def clip_label(clip: Clip, where: str) -> str:
 
 
 def check_clip(clip: Clip, where: str) -> None:
-    """Raise :class:`ProjectError` for a clip's frames, fades or time keys (not overlaps)."""
+    """Raise :class:`ProjectError` for a clip's frames, gain, fades or time keys (not
+    overlaps)."""
     label = clip_label(clip, where)
     if clip.position < 0 or clip.offset < 0:
         raise ProjectError(f"{label}: position and offset must be >= 0")
@@ -257,6 +267,7 @@ def check_clip(clip: Clip, where: str) -> None:
         raise ProjectError(f"{label}: length must be > 0, got {clip.length}")
     if clip.fade_in < 0 or clip.fade_out < 0 or clip.fade_in + clip.fade_out > clip.length:
         raise ProjectError(f"{label}: fades must be >= 0 and fit inside the clip")
+    _check_gain(clip.gain_db, label)
     _validate_time(clip, label)
 
 

@@ -357,11 +357,13 @@ def test_the_documented_parameter_table_matches_the_effects() -> None:
 
 
 def test_session_that_would_not_load_again_is_not_saved(tmp_path: Path) -> None:
-    session = Session(tracks=[Track("t", clips=[Clip("/a.wav", 0, 10, gain_db=math.nan)])])
+    # validate() passes both (a NaN gain it refuses: tests/test_session_value_checks.py)
+    clip = Clip("/a.wav", 0, 10, source_bpm=math.nan)  # unused: the clip follows no tempo
+    session = Session(tracks=[Track("t", clips=[clip])])
     with pytest.raises(ProjectError, match="not saved: Out of range float values"):
         save_project(session, tmp_path / "p.json")
-    session.tracks[0].clips[0].gain_db = 30.0
-    with pytest.raises(ProjectError, match=r"not saved: tracks\[0\].clips\[0\].gain_db"):
+    clip.source_bpm, clip.offset = 0.0, 2.5  # it plays, but a file holds whole frames
+    with pytest.raises(ProjectError, match=r"not saved: tracks\[0\].clips\[0\].offset"):
         save_project(session, tmp_path / "p.json")
     assert list(tmp_path.iterdir()) == []
 

@@ -256,18 +256,20 @@ def test_what_a_peer_wrote_in_another_shape_is_left_out_with_the_reason() -> Non
 
 def test_a_value_the_engine_refuses_leaves_out_only_its_entry_with_the_reason() -> None:
     # one NaN fader a peer wrote made the engine refuse the whole session: the live mix
-    # kept its old state for good and every render answered 422
+    # kept its old state for good and every render answered 422; a NaN bus gain, clip
+    # gain or send level passed the engine's checks and made the whole mix NaN
     faders = {"nan": ("gain_db", math.nan), "inf": ("gain_db", math.inf),
               "loud": ("gain_db", 25.0), "wide": ("pan", 5.0), "tri": ("channels", 3)}
     session = Session(sample_rate=48000, tracks=[
         Track("keep", channels=2, clips=[Clip("x", 300 * i, 4800, id=clip) for i, clip in
                                          enumerate(["good", "short", "faded", "before",
-                                                    "behind", "timed"])],
+                                                    "behind", "timed", "nangain"])],
             effects=[EffectSpec("gain", {"gain_db": -3.0}, id="ok"),
                      EffectSpec("gain", {"gain_db": 1.0}, id="hot")],
-            sends=[Send("verb", -6.0), Send("gone"), Send("panned")]),
+            sends=[Send("verb", -6.0), Send("gone"), Send("panned"), Send("quiet")]),
         *(Track(key) for key in faders)],
-        buses=[Bus("verb", "Reverb"), Bus("panned", "Panned")])
+        buses=[Bus("verb", "Reverb"), Bus("panned", "Panned"), Bus("quiet", "Quiet"),
+               Bus("nanbus", "NaN")])
     project = ProjectDocument.from_session(session)
     with project.transaction():
         for key, (field, value) in faders.items():
@@ -281,6 +283,9 @@ def test_a_value_the_engine_refuses_leaves_out_only_its_entry_with_the_reason() 
         clips["timed"]["warp"] = [[0, 1500], [4800, 6300]]
         clips["timed"]["follow_tempo"] = True
         clips["timed"]["source_bpm"] = 120.0
+        clips["nangain"]["gain_db"] = math.nan
+        project._roots["tracks"]["keep"]["sends"]["quiet"]["level_db"] = math.nan
+        project._roots["buses"]["nanbus"]["gain_db"] = math.nan
         project._roots["tracks"]["twin"] = Map({"id": "keep", "order": 99})
         project._roots["buses"]["panned"]["pan"] = 9.0
         project._roots["buses"]["verb2"] = Map({"id": "verb", "pan": 0.0})
@@ -293,17 +298,18 @@ def test_a_value_the_engine_refuses_leaves_out_only_its_entry_with_the_reason() 
     assert not keep.clips[1].is_stretched  # warp markers and follow_tempo: the defaults
     assert [e.id for e in keep.effects] == ["ok"]
     assert keep.sends == [Send("verb", -6.0)]
-    assert [b.id for b in session.buses] == ["verb"] and session.master.pan == 0.0
+    assert [b.id for b in session.buses] == ["quiet", "verb"] and session.master.pan == 0.0
     reasons = "\n".join(project.bypassed)
     for what in [*(f"track {key!r}" for key in faders), "clip 'short'", "clip 'faded'",
                  "clip 'before'", "clip 'behind'",
                  "track 'keep' effect hot", "send to 'gone'",
                  "send to 'panned'", "track 'twin'", "bus 'panned'", "bus 'verb2'",
-                 "bus 'master'"]:
+                 "bus 'master'", "clip 'nangain'", "send to 'quiet'", "bus 'nanbus'"]:
         assert what in reasons, (what, reasons)
-    assert len(project.bypassed) == 16, reasons
-    sources = {"x": np.zeros((2, 48000), dtype=np.float32)}
-    assert Engine(session, loader=DictLoader(sources)).render(0, 4800).shape[-1] == 4800
+    assert len(project.bypassed) == 19, reasons
+    sources = {"x": np.full((2, 48000), 0.1, dtype=np.float32)}
+    block = Engine(session, loader=DictLoader(sources)).render(0, 4800)
+    assert block.shape[-1] == 4800 and np.isfinite(block).all() and np.abs(block).max() > 0
 
 
 @pytest.mark.asyncio
