@@ -23,6 +23,8 @@ SUPPORTED_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200,
                    176400, 192000)
 #: The loudest gain a fader, send or clip may set (dB); ``-inf`` (silence) is allowed.
 MAX_GAIN_DB = 24.0
+#: A clip's fields in frames (the graph turns each into an integer).
+CLIP_FRAME_FIELDS = ("position", "length", "offset", "fade_in", "fade_out", "crossfade")
 
 
 def db_to_linear(db: float) -> float:
@@ -261,6 +263,11 @@ def check_clip(clip: Clip, where: str) -> None:
     """Raise :class:`ProjectError` for a clip's frames, gain, fades or time keys (not
     overlaps)."""
     label = clip_label(clip, where)
+    for name in CLIP_FRAME_FIELDS:
+        value = getattr(clip, name)
+        if not math.isfinite(value):
+            raise ProjectError(f"{label}: {name} must be a finite number of frames, "
+                               f"got {value!r}")
     if clip.position < 0 or clip.offset < 0:
         raise ProjectError(f"{label}: position and offset must be >= 0")
     if clip.length <= 0:

@@ -4,6 +4,7 @@ session's own checks (like the track fader's), so the mix never goes NaN."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -57,3 +58,15 @@ def test_minus_infinity_db_still_plays_as_silence(where: str) -> None:
     session = GAINS[where][0](-math.inf)
     session.validate()
     assert np.isfinite(_render(session)).all()
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+@pytest.mark.parametrize("name", ["position", "length", "offset", "fade_in", "fade_out",
+                                  "crossfade"])
+def test_a_clip_frame_that_is_not_finite_is_refused(name: str, value: float) -> None:
+    # it passed validate() and the graph failed converting it to an integer (not a
+    # ProjectError: the render answered 500)
+    session = _session(clip=replace(Clip("x", 0, 4800, id="c"), **{name: value}))
+    with pytest.raises(ProjectError, match=f"track 't' clip 'c': {name} must be a finite "
+                                           "number of frames"):
+        session.validate()
