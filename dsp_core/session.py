@@ -17,7 +17,7 @@ from .errors import ProjectError
 from .immersive import ImmersiveRoute, validate_route
 from .midi import Instrument, MidiClip, validate_clip, validate_instrument
 from .stretch import StretchError, StretchSpec
-from .tempo import TempoMap
+from .tempo import MAX_BPM, MIN_BPM, TempoMap
 
 SUPPORTED_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
                    176400, 192000)
@@ -317,8 +317,9 @@ def _validate_time(clip: Clip, label: str) -> None:
     """Crossfade, stretch, pitch and warp markers of one clip."""
     if clip.crossfade < 0:
         raise ProjectError(f"{label}: crossfade must be >= 0 frames, got {clip.crossfade}")
-    if clip.follow_tempo and not clip.source_bpm > 0:
-        raise ProjectError(f"{label}: follow_tempo needs the source's tempo: set source_bpm")
+    if clip.follow_tempo and not MIN_BPM <= clip.source_bpm <= MAX_BPM:
+        raise ProjectError(f"{label}: follow_tempo needs the source's tempo: set source_bpm "
+                           f"in [{MIN_BPM:g}, {MAX_BPM:g}], got {clip.source_bpm!r}")
     try:
         StretchSpec(clip.stretch, clip.semitones, tuple(clip.warp)).validate(label)
     except StretchError as exc:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from collab.schema import ProjectDocument
 from dsp_core.engine import Engine
 from dsp_core.errors import ProjectError
 from dsp_core.session import Bus, Clip, Send, Session, Track
@@ -70,3 +71,25 @@ def test_a_clip_frame_that_is_not_finite_is_refused(name: str, value: float) -> 
     with pytest.raises(ProjectError, match=f"track 't' clip 'c': {name} must be a finite "
                                            "number of frames"):
         session.validate()
+
+
+@pytest.mark.parametrize("bpm", [math.inf, 5.0, 5000.0])
+def test_a_tempo_following_clip_needs_a_source_bpm_the_tempo_map_takes(bpm: float) -> None:
+    # any source_bpm > 0 passed validate(), and the render then failed on it
+    session = _session(clip=Clip("x", 0, 4800, id="c", follow_tempo=True, source_bpm=bpm))
+    with pytest.raises(ProjectError, match=r"follow_tempo needs the source's tempo: set "
+                                           r"source_bpm in \[10, 999\]"):
+        session.validate()
+
+
+def test_a_peers_tempo_following_clip_at_an_unplayable_tempo_plays_unstretched() -> None:
+    # to_session kept it (the document checks only source_bpm > 0), and every render of
+    # the project then failed on the tempo map's range
+    project = ProjectDocument.from_session(_session())
+    with project.transaction():
+        project._roots["clips"]["c"]["follow_tempo"] = True
+        project._roots["clips"]["c"]["source_bpm"] = 5000.0
+    session = project.to_session()
+    session.validate(allow_overlaps=True)
+    assert not session.tracks[0].clips[0].follow_tempo
+    assert np.abs(_render(session)).max() > 0.0
