@@ -126,6 +126,7 @@ from .public_api.contract import (
     mark_sandbox,
     page_after,
     rfc3339,
+    sandbox_ids,
 )
 
 PROJECT = "maxbooster"
@@ -141,7 +142,7 @@ __all__ = [
     "Permanent", "Permission", "PluginContext", "PluginError", "Preconditions", "Principal",
     "Pseudonymiser",
     "PublicListing", "PublicOne", "PublicResource", "answer_one", "answer_page", "rfc3339",
-    "answer_seeked", "in_sandbox", "key_sandbox", "mark_sandbox", "page_after",
+    "answer_seeked", "in_sandbox", "key_sandbox", "mark_sandbox", "page_after", "sandbox_ids",
     "QueueSettings", "Query", "Reply", "Request", "Retry", "Role", "Route", "Scope", "SendMail",
     "Sunset", "TooManyRequests", "Unauthorized",
     "Unavailable", "Unprocessable", "UnsupportedMediaType", "Worker", "allows", "backoff_delay",

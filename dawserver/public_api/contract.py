@@ -27,12 +27,13 @@ from .fields import parse_fields
 from .resources import V1, Listing, One, Resource, rfc3339
 from .respond import answer
 from .state import api_state
-from .test_mode import confined, in_mode, in_sandbox, mark_sandbox
+from .test_mode import confined, in_mode, in_sandbox, mark_sandbox, sandbox_ids
 
 T = TypeVar("T", bound=BaseModel)
 
 __all__ = ["Listing", "One", "Resource", "answer_one", "answer_page", "answer_seeked",
-           "in_sandbox", "key_sandbox", "mark_sandbox", "mounted", "page_after", "rfc3339"]
+           "in_sandbox", "key_sandbox", "mark_sandbox", "mounted", "page_after", "rfc3339",
+           "sandbox_ids"]
 
 
 def mounted(route: Route, plugin: str) -> Route:

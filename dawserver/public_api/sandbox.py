@@ -50,14 +50,15 @@ class Sandbox:
                                    "AND kind = ?", account_id, plugin)
         return frozenset(r["object_id"].removeprefix(f"{plugin}:") for r in rows)
 
-    async def marked(self, account_id: str, object_ids: Iterable[str]) -> set[str]:
+    async def marked(self, account_id: str, object_ids: Iterable[str], *,
+                     tx: Any = None) -> set[str]:
         """Those of ``object_ids`` marked sandbox objects under ``account_id`` (one query;
-        by account, as a plug-in's ids are only unique within it)."""
+        by account, as a plug-in's ids are only unique within it; in ``tx`` if given)."""
         ids = list(dict.fromkeys(object_ids))
         if not ids:
             return set()
         marks = ", ".join("?" * len(ids))
-        rows = await self.db.fetch(
+        rows = await (tx or self.db).fetch(
             f"SELECT object_id FROM api_sandbox WHERE account_id = ? AND "  # noqa: S608
             f"object_id IN ({marks})", account_id, *ids)
         return {r["object_id"] for r in rows}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -114,6 +114,16 @@ async def in_sandbox(context: Any, plugin: str, account_id: str, object_id: str)
     object (its side effects must be simulated, never reach a real store or network)."""
     found = await api_state(context).sandbox.marked(account_id, [f"{plugin}:{object_id}"])
     return bool(found)
+
+
+async def sandbox_ids(context: Any, plugin: str, account_id: str, object_ids: Iterable[str],
+                      *, tx: Any = None) -> set[str]:
+    """Those of plug-in ``plugin``'s ``object_ids`` of ``account_id`` that are sandbox
+    objects, in one query (in ``tx`` if given: a plug-in transaction's own reads)."""
+    prefix = f"{plugin}:"
+    found = await api_state(context).sandbox.marked(
+        account_id, [prefix + object_id for object_id in object_ids], tx=tx)
+    return {object_id.removeprefix(prefix) for object_id in found}
 
 
 def in_mode(request: Any, items: Sequence[T]) -> Sequence[T]:
