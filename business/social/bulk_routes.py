@@ -1,7 +1,8 @@
 """HTTP route of bulk scheduling: a CSV file of posts, checked row by row, scheduled.
 
 ``POST /api/social/bulk`` reads the file with :func:`~.bulk.import_csv` against the
-account's channels and its live posts (duplicates within 3 days) and the account's media
+account's channels and its live posts (duplicates within 3 days; not the sandbox posts
+of test-mode keys, which reach no network) and the account's media
 library (a row's media, :mod:`.media_library`, checked by the network's rules as the
 composer's), adds the rows the person may not schedule on their channel
 (:mod:`.rights`), and schedules what the mode
@@ -46,8 +47,16 @@ from business.social.networks.base import MediaItem
 from business.social.permissions import COMPOSE
 from business.social.posts import media_items
 from business.social.routes import BASE, _api, _person
-from business.social.services import services
-from dawserver.plugin_api import BadRequest, Media, Model, Query, Request, Route
+from business.social.services import PLUGIN_NAME, services
+from dawserver.plugin_api import (
+    BadRequest,
+    Media,
+    Model,
+    Query,
+    Request,
+    Route,
+    sandbox_ids,
+)
 
 #: The most bytes a bulk file may have (:data:`MAX_BULK_ROWS` long rows fit several times).
 MAX_BULK_BYTES = 16 * 1024 * 1024
@@ -179,9 +188,13 @@ async def bulk_schedule(request: Request) -> Any:
         return media_items([found])[0]
 
     async def existing(tx: Any = None) -> list[ExistingPost]:
+        rows = await module.store.texts_between(request.account_id,
+                                                now - DUPLICATE_WINDOW_S, FAR_FUTURE, tx=tx)
+        # a test-mode key's posts reach no network: no live row duplicates them
+        sandboxed = await sandbox_ids(request.context, PLUGIN_NAME, request.account_id,
+                                      {r["post_id"] for r in rows}, tx=tx)
         return [ExistingPost(r["channel_id"], r["publish_at"], r["text"] or "")
-                for r in await module.store.texts_between(
-                    request.account_id, now - DUPLICATE_WINDOW_S, FAR_FUTURE, tx=tx)]
+                for r in rows if r["post_id"] not in sandboxed]
 
     # the file is read and checked before the transaction (in a worker thread): on
     # SQLite the transaction holds the server's one writer, which no parse may keep

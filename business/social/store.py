@@ -407,10 +407,10 @@ class SocialStore:
 
     async def texts_between(self, account_id: str, start: float, end: float, *,
                             tx: Any = None) -> list[Row]:
-        """``channel_id, publish_at, text`` (the variant's, else the post's) of the
-        account's live posts dated in ``[start, end]``, for duplicate checks."""
+        """``post_id, channel_id, publish_at, text`` (the variant's, else the post's) of
+        the account's live posts dated in ``[start, end]``, for duplicate checks."""
         return await self._on(tx).fetch(
-            "SELECT t.channel_id, p.publish_at, COALESCE(t.text, p.text) AS text "
+            "SELECT p.post_id, t.channel_id, p.publish_at, COALESCE(t.text, p.text) AS text "
             "FROM social_posts p JOIN social_post_targets t ON t.account_id = p.account_id "
             "AND t.post_id = p.post_id WHERE p.account_id = ? AND p.deleted = 0 "
             "AND p.publish_at >= ? AND p.publish_at <= ? "
