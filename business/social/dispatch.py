@@ -360,6 +360,46 @@ class Dispatcher:
         assert found is not None
         return found
 
+    async def found_out(self, post: Post) -> list[str]:
+        """Ask the networks of ``post``'s failed targets that were sent (the last
+        attempt's answer may have been lost: the network got the post, the answer timed
+        out) whether each is out after all, by its dedupe key as a retry does; each one
+        found is recorded published, as its attempt would have been. The channels found
+        out; :class:`ConflictError` when a network that may hold one cannot be asked."""
+        found = []
+        for target in post.targets:
+            if target.state != FAILED or target.attempts <= 0:
+                continue
+            if self.sandboxed is not None and await self.sandboxed(post.account_id,
+                                                                   post.post_id):
+                return []  # simulated: no network ever got it
+            channel = await self.store.channel(post.account_id, target.channel_id)
+            out = await self._ask(post, target, channel)
+            if out is not None and channel is not None:
+                recorded = await self._published(post, target, channel, out, was=FAILED)
+                if recorded["outcome"] != "published":
+                    raise ConflictError(f"post {post.post_id!r} changed meanwhile; look at "
+                                        "it again")
+                found.append(target.channel_id)
+        return found
+
+    async def _ask(self, post: Post, target: PostTarget, channel: Channel | None
+                   ) -> Published | None:
+        """The post an earlier attempt of ``target`` sent, if its network holds it."""
+        network = channel.network if channel is not None else target.network
+        unasked = (f"could not ask {network} whether post {post.post_id!r} went out on "
+                   f"channel {target.channel_id!r} (its last answer may have been lost)")
+        connector = self.channels.connectors.get(network)
+        if channel is None or channel.state != ACTIVE or connector is None:
+            raise ConflictError(f"{unasked}: connect the channel again, then try again")
+        try:
+            token = await self.channels.access_token(post.account_id, target.channel_id)
+            return await connector.find_published(
+                token, target.dedupe_key, text=variant(post, target)["text"] or "",
+                since=first_attempt(post, target))
+        except (NetworkError, SocialError) as exc:
+            raise ConflictError(f"{unasked}: {exc}; try again later") from None
+
     # -- running (the social.publish job) ------------------------------------------------
 
     async def handle(self, job: JobContext) -> dict[str, Any]:
@@ -581,16 +621,17 @@ class Dispatcher:
         return state
 
     async def _published(self, post: Post, target: PostTarget, channel: Channel,
-                         published: Published) -> dict[str, Any]:
+                         published: Published, *, was: str = PUBLISHING) -> dict[str, Any]:
+        """Record ``target`` (in state ``was``) published as ``published``."""
         now = self.clock()
 
         async def record(tx: Any) -> int:
             changed = await tx.execute(
                 "UPDATE social_post_targets SET state = 'published', remote_id = ?, url = ?, "
                 "error = '', published_at = ?, publishing_until = 0 WHERE account_id = ? "
-                "AND post_id = ? AND channel_id = ? AND job_id = ? AND state = 'publishing'",
+                "AND post_id = ? AND channel_id = ? AND job_id = ? AND state = ?",
                 published.remote_id, published.url, now, post.account_id, post.post_id,
-                target.channel_id, target.job_id)
+                target.channel_id, target.job_id, was)
             if changed == 1:
                 await self._settle(tx, post.account_id, post.post_id)
                 subject = f"post:{post.post_id}"

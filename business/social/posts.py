@@ -89,6 +89,8 @@ class Arming(Protocol):
 
     async def cancel_jobs(self, account_id: str, job_ids: list[str]) -> None: ...
 
+    async def found_out(self, post: Post) -> list[str]: ...
+
 
 def job_ids(post: Post) -> list[str]:
     """The publish jobs the post's targets name."""
@@ -413,13 +415,25 @@ class Posts:
         return post
 
     async def delete(self, account_id: str, post_id: str, actor: str) -> Post:
-        """Cancel and remove the post (a pending dispatch of it does nothing)."""
+        """Cancel and remove the post (a pending dispatch of it does nothing).
+
+        A failed channel that was sent may be out on its network, its answer lost: the
+        network is asked first (one found there is recorded published), and a post out
+        on any network is not deleted, as that would leave it there with no record."""
         post = await self.get(account_id, post_id)
         refuse_in_flight(post, "deleted")
         if post.state not in EDITABLE:
             raise ConflictError(f"post {post_id!r} is {post.state}; it cannot be deleted "
                                 "now")
         rights.check_compose(await self._known(account_id, post.targets), actor)
+        if self.dispatch is not None and await self.dispatch.found_out(post):
+            post = await self.get(account_id, post_id)
+        out = [f"{t.network or 'its network'} (channel {t.channel_id})"
+               for t in post.targets if t.state == PUBLISHED]
+        if out:
+            raise ConflictError(f"post {post_id!r} is out on {', '.join(out)}: deleting it "
+                                "here would leave it there with no record of it; delete it "
+                                "on the network")
         now = self.clock()
         async with self.store.db.transaction() as tx:
             if not await self.store.delete_post(tx, account_id, post_id, post.version, now):
