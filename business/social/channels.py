@@ -54,6 +54,9 @@ CONNECT_TTL_S = 600.0
 API = "/api/social"
 #: Channels whose opened access token is kept in memory (the oldest is dropped first).
 OPENED_CACHE = 10_000
+#: How often a refresh waiting for another process's looks again: first, and at most
+#: (the pause doubles in between, so a long wait costs few reads).
+WAIT_FIRST_S, WAIT_MOST_S = 0.02, 0.5
 
 
 def state_hash(state: str) -> str:
@@ -244,7 +247,8 @@ class Channels:
         """Refresh the channel's tokens when they are due (or ``force``); the channel.
 
         One refresh per channel at a time, across processes; a caller that finds
-        another refresh under way waits for it and takes its result. A caller whose
+        another refresh under way waits for it (as long as it may take) and takes its
+        result, or takes its lease over once it lapses (its process died). A caller whose
         token the network refused names that token's generation (``seen_generation``):
         once the stored tokens moved past it (another job refreshed meanwhile) nothing
         is refreshed, so many refused calls cost one call to the token endpoint.
@@ -257,7 +261,11 @@ class Channels:
                        seen_generation: int | None = None) -> Channel:
         channel = await self.get(account_id, channel_id)
         started = channel.token_generation if seen_generation is None else seen_generation
-        deadline = self.clock() + 2 * self.lease_s
+        # another process's refresh, its lease renewed, may take refresh_timeout_s; then
+        # its lease is given back, or lapses within lease_s if it died, and is taken over
+        # here: only a holder stuck past that is given up on
+        deadline = self.clock() + self.refresh_timeout_s + 2 * self.lease_s
+        pause = WAIT_FIRST_S
         while True:
             sealed = await self.store.sealed_tokens(account_id, channel_id)
             channel = await self.get(account_id, channel_id)
@@ -281,7 +289,8 @@ class Channels:
             if self.clock() > deadline:
                 raise SocialError(f"channel {channel_id!r} is being refreshed elsewhere for "
                                   "too long; try again shortly")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, WAIT_MOST_S, self.lease_s / 3)
 
     async def _run_refresh(self, channel: Channel, sealed: ChannelTokens, lease: str
                            ) -> Channel:
