@@ -27,7 +27,7 @@ from business.distribution import artwork as art
 from business.distribution.compliance import ComplianceReport, Issue, check_release
 from business.distribution.ddex import ImageFile, Party, TrackFile, build_message
 from business.distribution.errors import ComplianceError, ForeignFileError, NotFoundError
-from business.distribution.models import Release, release_from_dict
+from business.distribution.models import Release, release_from_dict, utc_today
 from business.distribution.presave import follow_release_date
 from business.distribution.stores.base import DeliveryPackage, PackageFile
 
@@ -253,7 +253,7 @@ class Catalog:
         await self.check_files(account_id, release)  # a release saved before the rule too
         date = release.date()
         if live and date is not None:  # a release out already: its date is no error
-            today = min(today or dt.date.today(), date)
+            today = min(today or utc_today(), date)
         report = await asyncio.to_thread(check_release, release, today=today)
         await self.db.execute(
             "UPDATE dist_releases SET status = ?, report = ?, updated_at = ? "

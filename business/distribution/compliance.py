@@ -29,6 +29,7 @@ from business.distribution.models import (
     RELEASE_TYPES,
     WORLDWIDE,
     Release,
+    utc_today,
 )
 
 MIN_SAMPLE_RATE = 44_100
@@ -326,9 +327,10 @@ def _check_audio(c: _Checker, release: Release) -> None:
 
 def check_release(release: Release, *, today: dt.date | None = None,
                   files: bool = True) -> ComplianceReport:
-    """Every problem of ``release``; ``files=False`` skips reading audio and artwork."""
+    """Every problem of ``release`` (its date checked against ``today``, by default UTC's);
+    ``files=False`` skips reading audio and artwork."""
     checker = _Checker()
-    _check_metadata(checker, release, today or dt.date.today())
+    _check_metadata(checker, release, today or utc_today())
     _check_tracks(checker, release)
     if files:
         _check_artwork(checker, release)

@@ -16,6 +16,12 @@ RELEASE_TYPES = ("single", "ep", "album")
 WORLDWIDE = "Worldwide"
 
 
+def utc_today() -> dt.date:
+    """Today's date in UTC: release dates are UTC days, as in the DDEX messages, whatever
+    the server's local time zone."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 @dataclass
 class Artist:
     """An artist credited on a release or track."""

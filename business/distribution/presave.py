@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from business.distribution.errors import DistributionError, NotFoundError
+from business.distribution.models import utc_today
 
 logger = logging.getLogger(__name__)
 SERVICES = ("spotify", "apple_music", "deezer", "tidal", "amazon_music")
@@ -173,11 +174,12 @@ class PreSaves:
         return await self.public(slug)
 
     async def fire_due(self, today: dt.date | None = None) -> list[str]:
-        """Fire the release-day event of every due campaign once; the slugs fired now.
+        """Fire the release-day event of every due campaign once (due on its UTC date
+        unless ``today`` is given); the slugs fired now.
 
         Each due campaign is marked fired and its event published in one transaction.
         """
-        today = today or dt.date.today()
+        today = today or utc_today()
         await self._canonical_dates()
         due = await self.db.fetch(
             "SELECT account_id, campaign_id, slug FROM dist_presave_campaigns "
