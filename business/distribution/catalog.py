@@ -298,7 +298,8 @@ class Catalog:
         """The ERN message and files of one delivery (the pipeline's packager).
 
         With ``snapshot_id`` the package is built from what passed the gate, and a
-        file whose checksum changed since is a ComplianceError (``file_changed``).
+        file whose checksum changed since is a ComplianceError (``file_changed``),
+        except in a takedown (it sends no files).
         Without, the full gate runs now (takedowns send no files and skip it). A
         message id always stands for the same content: retries reuse the package.
         """
@@ -306,7 +307,7 @@ class Catalog:
         if key in self._packages:
             self._packages.move_to_end(key)
             package, checked_at = self._packages[key]
-            if snapshot_id:  # a retry: its files may have changed since the last attempt
+            if snapshot_id and action != "takedown":  # a retry: its files may have changed
                 moved = await asyncio.to_thread(_changed_since, package, checked_at)
                 if moved:
                     raise ComplianceError(moved)
@@ -332,7 +333,7 @@ class Catalog:
         party = self.stores.get(store, Party(f"PADPIDA{store.upper()[:11]}", store))
         package = await asyncio.to_thread(self._build, release, party, store, action,
                                           message_id)
-        if digests is not None:
+        if digests is not None and action != "takedown":  # a takedown sends no files
             moved = [_changed(f.path, "files", checked_at) for f in package.files
                      if digests.get(f.path) != f.sha256]
             if moved:

@@ -160,7 +160,8 @@ class DeliveryPipeline:
         current revision's message again (the store deduplicates it).
         ``snapshot_id`` names what passed the gate (see ``Catalog.snapshot``): a new
         revision is packaged from it; a re-sent message keeps its own snapshot, so a
-        message id always stands for the same content.
+        message id always stands for the same content; a takedown without one keeps
+        the record's, so it describes the release as delivered, not as edited since.
         """
         if action not in ACTIONS:
             raise DistributionError(f"action {action!r} is unknown; use one of {ACTIONS}")
@@ -198,7 +199,9 @@ class DeliveryPipeline:
                 job_id, version = record["job_id"], record["version"] + 1
                 same = redeliver and action == record["action"]
                 revision = record["revision"] if same else record["revision"] + 1
-                snapshot = record["snapshot_id"] if same else snapshot_id
+                # a takedown describes the release as delivered, not as edited since
+                kept = same or (action == "takedown" and not snapshot_id)
+                snapshot = record["snapshot_id"] if kept else snapshot_id
             else:
                 return record
             message_id = message_id_for(account_id, release_id, store, revision)
