@@ -15,7 +15,8 @@ naming the record's revision and arming, and the record names that job
 with exponential backoff and equal jitter (:func:`jobs.backoff_delay`), takes it
 over when a worker dies, and keeps it as a dead letter after ``max_attempts`` or a
 :class:`~jobs.Permanent` error. A job of an earlier arming finds its record re-armed
-and sends nothing.
+and sends nothing; one that finds an attempt of an earlier arming still running
+waits for it to end, so an older revision never lands over a newer one.
 
 A record of a sandbox release (made with a test-mode API key; ``sandboxed`` tells) is
 simulated: its attempt contacts no store (neither a probe nor an upload) and ends
@@ -37,6 +38,7 @@ taken over: developers' webhooks and other plug-ins hear "release delivered".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import statistics
 import time
@@ -82,6 +84,8 @@ SIMULATED = "simulated in test mode: no store was contacted"
 _LOOKUP_BATCH = 500
 #: How often an attempt re-reads a record other attempts keep changing before retrying.
 _START_TRIES = 5
+#: How often (seconds) an attempt looks whether an earlier arming's attempt still runs.
+_EARLIER_POLL_S = 0.2
 _MESSAGE_NS = uuid.UUID("5b0c7f0e-6a55-4a43-9a55-0d1d57d2a7e1")
 
 #: ``packager(account_id, release_id, store, action, message_id, snapshot_id)``.
@@ -262,6 +266,13 @@ class DeliveryPipeline:
         ended = _ended(record, job)
         if ended is not None:
             return ended
+        while await self._earlier_running(record, job):  # it may land an older revision
+            await asyncio.sleep(_EARLIER_POLL_S)
+            await job.confirm()
+            record = await self._record(job)
+            ended = _ended(record, job)
+            if ended is not None:
+                return ended
         resend = record["attempts"] > 0  # an earlier attempt may have reached the store
         for _ in range(_START_TRIES):
             # An attempt whose lease ran out stops here rather than take the record from
@@ -302,6 +313,15 @@ class DeliveryPipeline:
         return await self.db.fetchrow(
             "SELECT * FROM dist_jobs WHERE account_id = ? AND job_id = ?",
             job.job.account_id, job.payload["delivery_id"])
+
+    async def _earlier_running(self, record: dict[str, Any], job: JobContext) -> bool:
+        """Whether a job of an earlier arming of ``record`` runs under a live lease: its
+        attempt may be sending an older revision, which must reach the store first."""
+        now = time.time()
+        return any(run.id != job.job.id and run.lease_until > now
+                   and run.payload.get("delivery_id") == record["job_id"]
+                   for run in await self.queue.find(account_id=record["account_id"],
+                                                    queue=DELIVER, states=("running",)))
 
     async def _start(self, record: dict[str, Any], attempt: int) -> dict[str, Any] | None:
         """Mark ``record`` delivering for ``attempt``; None if it changed meanwhile."""
