@@ -21,6 +21,7 @@ from distribution_helpers import FlakyDatabase, migrate, release_dict
 
 from business.distribution.catalog import Catalog
 from business.distribution.errors import DistributionError, NotFoundError
+from business.distribution.models import utc_today
 from business.distribution.presave import RELEASE_DAY, PreSaves, landing_page
 from business.distribution.schemas import ReleaseDay
 from business.distribution.services import services
@@ -274,7 +275,7 @@ def test_release_day_job_survives_database_errors_and_a_failing_hook(tmp_path: P
             await start_plugins(context)
             await context.background.start()
             data = await services(context).presaves.create(
-                "acc", "rel-1", "Night Drive", "Ada", dt.date.today().isoformat())
+                "acc", "rel-1", "Night Drive", "Ada", utc_today().isoformat())
             tasks = start_workers(context)
             try:
                 deadline = time.monotonic() + 20
