@@ -7,7 +7,10 @@ sale posted once for the whole payment (key ``sale:cart:<cart_id>``; the lines' 
 fees, summed in the metadata's ``discovery_fee``, to ``platform:fees``), and each line's
 order paid and licensed, unless its beat was sold exclusively meanwhile: that order
 becomes ``refunding`` and the ``marketplace.refund`` job refunds its amount alone (a free
-line has nothing to refund and is closed as refunded). ``charge.refunded`` of a cart's
+line has nothing to refund and is closed as refunded). A session paid by a delayed method
+(``payment_status`` ``unpaid``) is fulfilled on ``checkout.session.async_payment_succeeded``
+instead, and ``async_payment_failed`` fails its orders as an expiry closes them.
+``charge.refunded`` of a cart's
 charge reads the charge's refunds from Stripe: a line's refunds (their metadata names its
 order) book what their total grew by (key ``refund:<order_id>:<total>``, as a single
 sale's) and revoke that line's licence only; a refund naming no line (made in Stripe's
@@ -37,7 +40,9 @@ if TYPE_CHECKING:
     from business.marketplace.fulfilment import Fulfilment
 
 logger = logging.getLogger(__name__)
-CART_TYPES = ("checkout.session.completed", "checkout.session.expired", "charge.refunded")
+CART_TYPES = ("checkout.session.completed", "checkout.session.expired", "charge.refunded",
+              "checkout.session.async_payment_succeeded",
+              "checkout.session.async_payment_failed")
 
 
 def cart_metadata_of(obj: dict[str, Any]) -> dict[str, str]:
@@ -60,16 +65,24 @@ class CartEvents:
         return [order_from(r) for r in rows]
 
     async def handle(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:
-        from business.marketplace.fulfilment import _from_sellers_account, _Retry
+        from business.marketplace.fulfilment import (
+            ASYNC_FAILED,
+            ASYNC_PAID,
+            _from_sellers_account,
+            _Retry,
+            awaits_payment,
+        )
 
         orders = await self.orders(meta["seller"], meta["cart_id"])
         if not orders:
             raise _Retry(f"cart checkout {meta['cart_id']!r} is not stored (yet)")
         if not _from_sellers_account(event, orders[0]):
             return await self.f._record_only(event, orders[0].account_id)
-        if event.type == "checkout.session.completed":
+        if event.type == "checkout.session.completed" and awaits_payment(event.object):
+            return await self.f._record_only(event, orders[0].account_id)  # not paid yet
+        if event.type in ("checkout.session.completed", ASYNC_PAID):
             return await self._paid(event, meta, orders)
-        if event.type == "checkout.session.expired":
+        if event.type in ("checkout.session.expired", ASYNC_FAILED):
             return await self._expired(event, orders)
         return await self._refunded(event, meta, orders)
 
@@ -178,8 +191,10 @@ class CartEvents:
             if not await self.store.record_event(tx, seller, event.id, event.type,
                                                  Outcome.PROCESSED, time.time()):
                 return Outcome.DUPLICATE
+            failed = event.type == "checkout.session.async_payment_failed"
             for order in orders:
-                await close_order(tx, self.store, order, EXPIRED)
+                await close_order(tx, self.store, order, FAILED if failed else EXPIRED,
+                                  note="the delayed payment failed" if failed else None)
         return Outcome.PROCESSED
 
     async def _refunded(self, event: StripeEvent, meta: dict[str, str],

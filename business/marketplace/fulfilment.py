@@ -15,6 +15,10 @@ checkout.session.completed     the order is paid; a licence is granted, or (the 
                                sold exclusively meanwhile) the order is refunded by the
                                ``marketplace.refund`` job
 checkout.session.expired       the order expires; an exclusive hold is released
+checkout.session.async_payment_succeeded, _failed
+                               a delayed payment (a bank debit) settled: as completed; or
+                               failed: the order fails, its hold and coupon use released
+                               (completed with ``payment_status`` ``unpaid`` waits for it)
 charge.refunded                the refund booked; once the whole payment is refunded the
                                order is refunded and its licence revoked (a partial refund
                                leaves it paid)
@@ -89,6 +93,18 @@ async def _nothing(*_: Any) -> None:
     return None
 
 
+#: Stripe's events of a Checkout Session paid by a delayed method (a bank debit).
+ASYNC_PAID, ASYNC_FAILED = ("checkout.session.async_payment_succeeded",
+                            "checkout.session.async_payment_failed")
+
+
+def awaits_payment(session: dict[str, Any]) -> bool:
+    """Whether a completed Checkout Session's money has not arrived yet (a delayed
+    method: ``payment_status`` ``unpaid`` until ``async_payment_succeeded``), so nothing
+    may be granted for it."""
+    return session.get("payment_status") == "unpaid"
+
+
 def _nothing_paid(order: Order) -> bool:
     """Whether no money was paid for ``order`` (free, or without a payment)."""
     return order.amount == 0 or not order.payment_intent
@@ -141,8 +157,8 @@ class Fulfilment:
     async def _handle(self, event: StripeEvent) -> Outcome:
         meta = metadata_of(event.object)
         seller = meta.get("seller", "")
-        handler = {"checkout.session.completed": self._paid,
-                   "checkout.session.expired": self._expired,
+        handler = {"checkout.session.completed": self._paid, ASYNC_PAID: self._paid,
+                   "checkout.session.expired": self._expired, ASYNC_FAILED: self._expired,
                    "charge.refunded": self._refunded}.get(event.type)
         cart = cart_metadata_of(event.object) if not meta else {}
         try:
@@ -202,6 +218,8 @@ class Fulfilment:
             return await self._record_only(event, order.account_id)
         if await self.store.event_outcome(order.account_id, event.id):
             return Outcome.DUPLICATE
+        if awaits_payment(session):  # granted once async_payment_succeeded says it is paid
+            return await self._record_only(event, order.account_id)
         fee, txn = (await self._fee(order, session) if order.status in (OPEN, EXPIRED, FAILED)
                     else (0, None))
         amount = int(session.get("amount_total") or order.amount)
@@ -295,7 +313,10 @@ class Fulfilment:
             if not await self.store.record_event(tx, order.account_id, event.id, event.type,
                                                  Outcome.PROCESSED, time.time()):
                 return Outcome.DUPLICATE
-            await close_order(tx, self.store, order, EXPIRED)
+            await close_order(tx, self.store, order,
+                              FAILED if event.type == ASYNC_FAILED else EXPIRED,
+                              note="the delayed payment failed"
+                              if event.type == ASYNC_FAILED else None)
         return Outcome.PROCESSED
 
     async def _refunded(self, event: StripeEvent, meta: dict[str, str]) -> Outcome:

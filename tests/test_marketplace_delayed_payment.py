@@ -1,0 +1,75 @@
+"""A Checkout Session paid by a delayed method (a bank debit): ``checkout.session.completed``
+comes with ``payment_status`` ``unpaid`` and grants nothing; the licence comes with
+``checkout.session.async_payment_succeeded``, and ``async_payment_failed`` fails the order
+and releases its exclusive hold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from marketplace_helpers import WEBHOOK, WEBHOOK_SECRET, Market, market, who
+
+from business.marketplace.fakes.stripe.delivery import sign
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+
+
+async def post_event(m: Market, event: dict[str, Any], event_id: str, event_type: str,
+                     payment_status: str) -> int:
+    """Deliver ``event`` signed, as ``event_type`` with the session's ``payment_status``."""
+    sent = json.loads(json.dumps(event))
+    sent.update(id=event_id, type=event_type)
+    sent["data"]["object"]["payment_status"] = payment_status
+    body = json.dumps(sent).encode()
+    answer = await m.client.post(WEBHOOK, data=body, headers={
+        "Stripe-Signature": sign(body, WEBHOOK_SECRET), "Content-Type": "application/json"})
+    return answer.status
+
+
+async def unpaid_exclusive(m: Market) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A beat, its exclusive's checkout and the session's completed event, delivered as a
+    delayed payment not settled yet (Stripe's own events held back)."""
+    await m.seller("seller")
+    beat = await m.beat("seller")
+    status, started = await m.checkout("buyer", "seller", beat["beat_id"], "exclusive")
+    assert status == 201, started
+    m.fake.webhooks.hold()
+    m.pay(started)
+    [completed] = m.fake.events_of("checkout.session.completed")
+    assert await post_event(m, completed, "evt_unpaid", "checkout.session.completed",
+                            "unpaid") == 200
+    return beat, started, completed
+
+
+async def test_an_unpaid_completion_grants_nothing_until_the_payment_settles(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beat, started, completed = await unpaid_exclusive(m)
+        order_id = started["order"]["order_id"]
+        status, order = await m.call("GET", f"/api/marketplace/orders/{order_id}", who("buyer"))
+        assert status == 200 and order["status"] == "open"
+        assert await m.library("buyer") == []
+        status, found = await m.call("GET", f"/api/marketplace/beats/{beat['beat_id']}",
+                                     who("seller"))
+        assert found["status"] == "on_sale"
+
+        assert await post_event(m, completed, "evt_settled",
+                                "checkout.session.async_payment_succeeded", "paid") == 200
+        assert (await m.order("buyer", order_id, "paid"))["amount"] == 49999
+        [licence] = await m.library("buyer")
+        assert licence["tier"] == "exclusive" and licence["status"] == "active"
+
+
+async def test_a_failed_delayed_payment_fails_the_order_and_frees_the_exclusive(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beat, started, completed = await unpaid_exclusive(m)
+        assert await post_event(m, completed, "evt_failed",
+                                "checkout.session.async_payment_failed", "unpaid") == 200
+        await m.order("buyer", started["order"]["order_id"], "failed")
+        assert await m.library("buyer") == []
+        status, body = await m.checkout("other", "seller", beat["beat_id"], "exclusive")
+        assert status == 201, body
