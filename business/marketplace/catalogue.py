@@ -10,6 +10,7 @@ of minor units; every tier's currency is the beat's.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,10 @@ DEFAULT_TIERS: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any], int]] 
 }
 EXCLUSIVE = "exclusive"
 
+#: The largest bound a filter compares with: every database takes it as a 32-bit integer,
+#: and a larger one filters the same (no price or BPM comes near it).
+FILTER_BOUND = 2**31 - 1
+
 _KEY = re.compile(r"^\s*([A-Ga-g])\s*([#b♯♭]?)\s*(major|maj|minor|min|m)?\s*$", re.I)
 
 
@@ -79,6 +84,11 @@ def normal_key(text: str) -> str:
     accidental = {"♯": "#", "♭": "b"}.get(accidental, accidental)
     minor = (mode or "").lower() in ("m", "min", "minor")
     return f"{note.upper()}{accidental} {'minor' if minor else 'major'}"
+
+
+def _bound(value: int) -> int:
+    """A filter's bound as the database can compare it (see :data:`FILTER_BOUND`)."""
+    return max(-FILTER_BOUND, min(int(value), FILTER_BOUND))
 
 
 def default_price(price: str, currency: str) -> int:
@@ -216,10 +226,10 @@ class Catalogue:
             args.append(query.seller)
         if query.bpm_min is not None:
             where.append("b.bpm >= ?")
-            args.append(query.bpm_min)
+            args.append(_bound(query.bpm_min))
         if query.bpm_max is not None:
             where.append("b.bpm <= ?")
-            args.append(query.bpm_max)
+            args.append(_bound(query.bpm_max))
         if query.key:
             where.append("b.musical_key = ?")
             args.append(normal_key(query.key))
@@ -241,14 +251,18 @@ class Catalogue:
             tier = ["t.account_id = b.account_id", "t.beat_id = b.beat_id", "t.active = 1"]
             if query.price_min is not None:
                 tier.append("t.price >= ?")
-                args.append(query.price_min)
+                args.append(_bound(query.price_min))
             if query.price_max is not None:
                 tier.append("t.price <= ?")
-                args.append(query.price_max)
+                args.append(_bound(query.price_max))
             where.append(f"EXISTS (SELECT 1 FROM mkt_tiers t WHERE {' AND '.join(tier)})")
         if query.cursor:
             try:
                 at, seller, beat_id = decode_cursor(query.cursor)
+                if (type(at) not in (int, float) or not math.isfinite(at)
+                        or not isinstance(seller, str) or not isinstance(beat_id, str)):
+                    raise ValueError(f"cursor {query.cursor[:40]!r} is not one this server "
+                                     "gave")
             except ValueError as exc:
                 raise CatalogueInvalid(f"{exc}: start again without a cursor",
                                        [{"path": "query.cursor", "message": "bad cursor"}]
