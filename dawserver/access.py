@@ -19,6 +19,7 @@ from collab.errors import AuthError
 from collab.protocol import CloseCode
 from collab.tokens import Grant, Role
 
+from .errors import NotFound
 from .keys import ACCOUNTS, RELAY, ROOMS, STORE, TOKENS
 
 #: An account's id (``p_…`` a person, ``o_…`` an organisation; a data region's name may
@@ -103,6 +104,14 @@ async def held_now(app: web.Application, grant: Grant, project_id: str) -> Grant
                            CloseCode.ROLE_REVOKED)
     role = Role.parse(held)
     return grant if role.at_least(grant.role) else dataclasses.replace(grant, role=role)
+
+
+async def require_project(app: web.Application, project_id: str) -> None:
+    """404 (:class:`~dawserver.errors.NotFound`) unless the store holds ``project_id``: for
+    a route that would answer a deleted project (whose tokens still verify, see
+    :func:`held_now`) with nothing, or with the job records that outlive it."""
+    if await app[STORE].get_project(project_id) is None:
+        raise NotFound(f"there is no project {project_id!r}")
 
 
 async def _check_not_revoked(app: web.Application, grant: Grant, project_id: str) -> None:

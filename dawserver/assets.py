@@ -30,6 +30,7 @@ from dsp_core.errors import AudioFileError, DspError
 from dsp_core.sources import asset_id_of
 
 from . import asset_objects, object_moves
+from .access import require_project
 from .asset_store import (
     Asset,
     AssetNotFound,
@@ -373,6 +374,7 @@ async def _follow_move(old: AssetStore, new: AssetStore, project_id: str,
 async def list_assets(request: Request) -> list[AssetInfo]:
     """The assets uploaded to (or recorded in) the project (any role)."""
     project_id = request.params["project_id"]
+    await require_project(request.app, project_id)
     store = await assets_of(request.app, project_id)
     rows = []
     names = await asyncio.to_thread(store.project_names, project_id)  # once for the list

@@ -76,6 +76,7 @@ from jobs import (
 )
 
 from . import clip_renders, lv2_faults, plugins
+from .access import require_project
 from .asset_store import AssetStore
 from .assets import assets_of
 from .authorization import project_account
@@ -429,8 +430,10 @@ def _view(record: JobRecord) -> Bounce:
 
 
 async def _record(request: Request) -> JobRecord:
-    """The bounce the path names, of the path's project (404 otherwise)."""
+    """The bounce the path names, of the path's project (404 otherwise: a deleted
+    project's records stay until purged)."""
     project_id, job_id = request.params["project_id"], request.params["job"]
+    await require_project(request.app, project_id)
     with contextlib.suppress(UnknownJob):
         record = await request.app[BACKGROUND].queue.get(project_account(project_id), job_id)
         if record.queue == QUEUE and record.payload.get("project_id") == project_id:
@@ -482,6 +485,7 @@ async def create_bounce(request: Request) -> Bounce:
 async def list_bounces(request: Request) -> list[Bounce]:
     """Every bounce of the project, newest first (viewer)."""
     project_id = request.params["project_id"]
+    await require_project(request.app, project_id)
     records = await request.app[BACKGROUND].queue.find(
         account_id=project_account(project_id), queue=QUEUE, newest_first=True)
     return [_view(r) for r in records if r.payload.get("project_id") == project_id]

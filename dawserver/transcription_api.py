@@ -42,6 +42,7 @@ from transcription.languages import normalize_language
 from transcription.registry import ModelRegistry
 
 from . import asset_objects
+from .access import require_project
 from .asset_store import Asset, AssetNotFound
 from .assets import assets_of, project_asset
 from .authorization import project_account
@@ -182,6 +183,7 @@ def _job_json(job: Job, *, result: bool = True) -> dict[str, Any]:
 
 
 async def _project_job(request: Request) -> Job:
+    await require_project(request.app, request.params["project_id"])
     try:
         return await request.app[TRANSCRIPTION].get(request.params["project_id"],
                                                     request.params["job_id"])
@@ -253,6 +255,7 @@ async def transcribe_asset(request: Request) -> Queued:
 
 async def list_jobs(request: Request) -> list[TranscriptionJob]:
     """The project's transcription jobs, oldest first, without results (viewer)."""
+    await require_project(request.app, request.params["project_id"])
     jobs = await request.app[TRANSCRIPTION].for_project(request.params["project_id"])
     return [TranscriptionJob(**_job_json(job, result=False)) for job in jobs]
 
@@ -273,6 +276,7 @@ class Decode(Model):
 async def list_decodes(request: Request) -> list[Decode]:
     """The project's transcription log, oldest first: which model version decoded how
     much audio in which language, and how sure it was (viewer)."""
+    await require_project(request.app, request.params["project_id"])
     registry = ModelRegistry(request.app[DATABASE])
     decodes = await registry.inferences(project_account(request.params["project_id"]))
     return [Decode(**d.shown()) for d in decodes]
@@ -285,6 +289,7 @@ async def get_job(request: Request) -> TranscriptionJob:
 
 async def cancel_job(request: Request) -> TranscriptionJob:
     """Cancel a queued or running job (editor)."""
+    await require_project(request.app, request.params["project_id"])
     try:
         job = await request.app[TRANSCRIPTION].cancel(request.params["project_id"],
                                                       request.params["job_id"])
