@@ -27,6 +27,7 @@ from collab.errors import StoreError
 from collab.regional_store import RegionalCollabStore
 from database import DatabaseError
 from dsp_core.errors import AudioFileError, DspError
+from dsp_core.peaks import Peaks as StoredPeaks
 from dsp_core.sources import asset_id_of
 
 from . import asset_objects, object_moves
@@ -442,8 +443,7 @@ async def asset_peaks(request: Request) -> Any:
     """Waveform peaks of an asset at one zoom level (any role)."""
     asset = await project_asset(request)
     store = await assets_of(request.app, request.params["project_id"])
-    peaks = await _in_executor(store.peaks, asset.id)
-    return _peaks_response(request.query, peaks)
+    return _peaks_response(request.query, await _stored_peaks(store, asset))
 
 
 async def download_source(request: Request) -> web.StreamResponse:
@@ -462,7 +462,7 @@ async def source_peaks(request: Request) -> Any:
     """Waveform peaks of a clip source: ``?source=<asset id>`` (any role)."""
     store, asset = await _referenced_asset(request, named=False)
     try:
-        peaks = await _in_executor(store.peaks, asset.id)
+        peaks = await _stored_peaks(store, asset)
     except (AudioFileError, OSError) as exc:
         raise Unprocessable(f"cannot read the peaks of asset {asset.id}: {exc}") from None
     return _peaks_response(request.query, peaks)
@@ -473,6 +473,15 @@ async def source_peaks(request: Request) -> Any:
 
 async def _in_executor(fn, *args):  # noqa: ANN001, ANN202 - any blocking function
     return await asyncio.to_thread(fn, *args)  # in the request's context, as every thread
+
+
+async def _stored_peaks(store: AssetStore, asset: Asset) -> StoredPeaks:
+    """The peaks stored with ``asset``; 404, as for a missing asset, when its description
+    or peaks file went since it was looked up (a deletion racing the read)."""
+    try:
+        return await _in_executor(store.peaks, asset.id)
+    except (AssetNotFound, FileNotFoundError):
+        raise NotFound(f"no asset {asset.id} (it was deleted)") from None
 
 
 async def _referenced_asset(request: Request, *, named: bool = True
