@@ -227,7 +227,8 @@ class FileReply:
     ``Accept-Ranges: bytes`` and an ``ETag`` (the file's modification time and size);
     ``If-None-Match`` or ``If-Modified-Since`` that still hold answer 304, an ``If-Match``
     that does not 412, a ``Range`` 206 with that part (``If-Range`` honoured), a range
-    that is not satisfiable 416 (``Content-Range: bytes */size``); HEAD the headers only.
+    that is not satisfiable 416 (``Content-Range: bytes */size``), a ``Range`` of several
+    ranges the whole file (200: it is ignored); HEAD the headers only.
     ``filename`` is its ``Content-Disposition`` (``inline``, shown in the browser;
     ``attachment``: saved), none when empty. ``headers`` are more answer headers
     (``Cache-Control``...). A ``.gz`` or ``.br`` file beside ``path`` would be sent in its

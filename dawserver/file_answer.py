@@ -2,11 +2,14 @@
 tells, once it is over, how many of the file's bytes it sent.
 
 :class:`FileAnswer` is aiohttp's file answer (conditional requests, ranges, ETags, HEAD)
-but for one thing: aiohttp reads ``If-Range`` only as a date, and serves the range for an
+but for two things: aiohttp reads ``If-Range`` only as a date, and serves the range for an
 entity tag whatever it is. A download resumed with the ETag of a file that has changed
 since would then join two different files. Here a ``Range`` applies only while its
 ``If-Range`` holds (:func:`if_range_holds`); else the whole file is sent (RFC 9110,
-13.1.5). Every file the server answers goes through it. :class:`Preconditions` tells
+13.1.5). And aiohttp answers 416 to a ``Range`` of several ranges, which it cannot send
+(no ``multipart/byteranges``): here such a ``Range`` is ignored and the whole file sent,
+as HTTP lets a server do (RFC 9110, 14.2); 416 stays for a range the file cannot satisfy.
+Every file the server answers goes through it. :class:`Preconditions` tells
 beforehand whether it will answer 304 or 412 (no body), for a route that charges for
 what it sends.
 
@@ -143,9 +146,12 @@ def _matches(tag: str, tags: tuple[tuple[bool, str], ...], *, weak: bool) -> boo
 
 
 class FileAnswer(web.FileResponse):
-    """aiohttp's file answer, whose ``Range`` applies only while its ``If-Range`` holds."""
+    """aiohttp's file answer, whose ``Range`` applies only while its ``If-Range`` holds,
+    and only when it asks for one range (several: the whole file, 200)."""
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if "," in request.headers.get(hdrs.RANGE, ""):  # several ranges
+            request = _without(request, hdrs.RANGE)
         if_range = request.headers.get(hdrs.IF_RANGE)
         if if_range is not None and hdrs.RANGE in request.headers:
             try:
