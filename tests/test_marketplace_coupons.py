@@ -81,6 +81,8 @@ async def test_a_usage_limit_holds_under_concurrent_checkouts(
     ("x", {"kind": "percent", "value": 10}, "coupon code"),
     ("HALF", {"kind": "percent", "value": 150}, "1 to 100"),
     ("FIXED", {"kind": "fixed", "value": 100}, "currency"),
+    ("ZZZ", {"kind": "fixed", "value": 100, "currency": "zzz"}, "not an ISO 4217 currency"),
+    ("KWD", {"kind": "fixed", "value": 100, "currency": "kwd"}, "three decimals"),
     ("ZERO", {"kind": "fixed", "value": 0, "currency": "usd"}, "value"),
 ])
 async def test_bad_coupons_are_refused(tmp_path: Path, code: str, body: dict[str, object],

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from business.marketplace.catalogue import check_currency
 from business.marketplace.errors import CatalogueInvalid, NotForSale
 
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
@@ -74,7 +75,9 @@ class Coupons:
         if data["kind"] == "fixed" and not data.get("currency"):
             raise CatalogueInvalid("a fixed coupon names its currency",
                                    [{"path": "body.currency", "message": "missing"}])
-        currency = (data.get("currency") or "").lower() or None
+        # a fixed coupon in a currency no store sells in would never apply
+        currency = check_currency(data["currency"], "body.currency") \
+            if data.get("currency") else None
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM mkt_coupons WHERE account_id = ? AND code = ?",
                              account_id, code)
