@@ -272,6 +272,13 @@ class AccountService:
         if person.active and person.email is not None:
             await self._mail_link(person, "reset", "exists", {})
 
+    async def resend_verification(self, email: str) -> None:
+        """Mail a fresh verification link to ``email`` if it is an active person's
+        unverified address (:meth:`send_verification`); nothing otherwise."""
+        person = await self.store.person_by_email(email)
+        if person is not None and person.active:
+            await self.send_verification(person)
+
     async def send_verification(self, person: Account) -> None:
         """Mail ``person`` a fresh verification link (older ones stop working), unless
         :data:`MAIL_LIMIT` such links went out in the last hour."""

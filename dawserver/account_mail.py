@@ -5,15 +5,23 @@ the account service: each mail becomes a job on the ``mail`` queue, keyed by
 an idempotency key, whose handler builds the message (:mod:`accounts.mail`)
 and sends it. A retried job sends the same ``Message-ID``; a permanent SMTP
 refusal (5xx) ends the job, a temporary one (4xx, no connection) retries it.
+
+What an address someone typed asks for (a password reset, a new verification link)
+is an ``account_asks`` job too (:func:`queue_ask`), queued the same way for any
+address, so the answer neither waits for nor fails with the address's lookup, links
+and mail, and tells nobody whether the address has an account; :class:`AskHandler`
+does that work, retried until it is done (a crash after the answer loses nothing).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from accounts import mail
-from jobs import JobContext, Permanent, QueueSettings
+from accounts.service import AccountService
+from jobs import JobContext, Permanent, QueueSettings, Retry
 
 from .background import Background
 
@@ -21,6 +29,10 @@ QUEUE = "mail"
 SETTINGS = QueueSettings(max_attempts=8, concurrency=2, lease_s=60.0)
 #: The account mail is queued under (mail is not any account's business data).
 MAIL_ACCOUNT = "mail"
+#: The queue of what an address asks for, and what each ask runs on the account service.
+ASKS_QUEUE = "account_asks"
+ASKS_SETTINGS = QueueSettings(max_attempts=8, concurrency=2, lease_s=60.0)
+ASKS = ("reset", "resend")
 
 
 class QueuedMail:
@@ -82,3 +94,31 @@ class MailSender:
                 raise Permanent(str(exc)) from exc
             raise
         return {"message_id": message["Message-ID"]}
+
+
+async def queue_ask(background: Background, ask: str, email: str) -> None:
+    """Queue ``ask`` (one of :data:`ASKS`) for ``email``: one job under
+    :data:`MAIL_ACCOUNT`, the same whether the address has an account or not."""
+    ask_id = secrets.token_hex(12)
+    await background.queue.enqueue(ASKS_QUEUE, {"ask": ask, "email": email, "ask_id": ask_id},
+                                   account_id=MAIL_ACCOUNT, idempotency_key=ask_id)
+
+
+class AskHandler:
+    """The ``account_asks`` queue's handler: a reset or a verification resend for the
+    address, done by the account service (``accounts()``; None until it has started)."""
+
+    def __init__(self, accounts: Callable[[], AccountService | None]) -> None:
+        self.accounts = accounts
+
+    async def __call__(self, ctx: JobContext) -> None:
+        ask, email = ctx.payload.get("ask"), ctx.payload.get("email")
+        if ask not in ASKS or not isinstance(email, str):
+            raise Permanent(f"unknown ask {ask!r} for an address")
+        service = self.accounts()
+        if service is None:
+            raise Retry("the account service has not started yet", after=1.0)
+        if ask == "reset":
+            await service.request_reset(email)
+        else:
+            await service.resend_verification(email)

@@ -1,7 +1,8 @@
 """Accounts in the server: the account service, its mail queue, sessions and rate limits.
 
-:func:`setup_accounts` registers the ``mail`` queue and a ``cleanup_ctx`` that,
-once the database is open, migrates the accounts tables and builds the
+:func:`setup_accounts` registers the ``mail`` and ``account_asks`` queues
+(:mod:`dawserver.account_mail`) and a ``cleanup_ctx`` that, once the database is
+open, migrates the accounts tables and builds the
 :class:`~accounts.service.AccountService` (``app[ACCOUNTS]``): sessions in
 Redis when ``config.redis_url`` is set, else in the database; mail through the
 job queue to ``config.mail_url`` (SMTP), else into ``DATA/outbox``. The API
@@ -34,7 +35,15 @@ from accounts.service import AccountService
 from accounts.sessions import RedisSessions, Sessions, SessionStore
 from collab.regional_store import RegionalCollabStore
 
-from .account_mail import QUEUE, SETTINGS, MailSender, QueuedMail
+from .account_mail import (
+    ASKS_QUEUE,
+    ASKS_SETTINGS,
+    QUEUE,
+    SETTINGS,
+    AskHandler,
+    MailSender,
+    QueuedMail,
+)
 from .assets import REGION_ASSETS
 from .bounces import PREFIX as BOUNCES
 from .bounces import bounce_prefix
@@ -59,11 +68,13 @@ ACCOUNT_MOVER = web.AppKey("account_mover", AccountMover)
 
 
 def setup_accounts(app: web.Application) -> None:
-    """Serve the ``mail`` queue and open the account service with the app."""
+    """Serve the ``mail`` and ``account_asks`` queues and open the account service with
+    the app."""
     config = app[CONFIG]
     app[BACKGROUND].register(QUEUE, MailSender(mail_transport(config.mail_url,
                                                               config.data_dir / OUTBOX)),
                              SETTINGS)
+    app[BACKGROUND].register(ASKS_QUEUE, AskHandler(lambda: app.get(ACCOUNTS)), ASKS_SETTINGS)
     app.cleanup_ctx.append(accounts_context)
     setup_oidc(app)
     setup_sso(app)

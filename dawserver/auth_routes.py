@@ -18,10 +18,11 @@ from pydantic import Field, field_validator
 from accounts.models import Account, SessionRecord
 from accounts.service import Actor, SecondFactorNeeded, SignedIn
 
+from .account_mail import queue_ask
 from .client_address import limited_client
 from .errors import Forbidden
 from .identity import SESSION, SESSION_COOKIE, session_cookie, signed_in_session
-from .keys import ACCOUNTS
+from .keys import ACCOUNTS, BACKGROUND
 from .permissions import ACCOUNT_SELF
 from .plugin_api import PUBLIC, Empty, Model, Reply, Request, Route
 
@@ -238,11 +239,11 @@ async def sign_up(request: Request) -> Reply:
 
 
 async def resend_verification(request: Request) -> Reply:
-    """Mail a new verification link to an unverified address (same answer for any)."""
-    service = request.app[ACCOUNTS]
-    person = await service.store.person_by_email(request.body.email)
-    if person is not None and person.active:
-        await service.send_verification(person)
+    """Mail a new verification link to an unverified address (the same answer for any:
+    the request only queues a job, :func:`~dawserver.account_mail.queue_ask`, that does
+    the lookup and the mail, so neither its time nor a failure tells whether the address
+    has an account)."""
+    await queue_ask(request.app[BACKGROUND], "resend", request.body.email)
     return Reply(Accepted(status=ACCEPTED), status=202)
 
 
@@ -280,8 +281,9 @@ async def sign_out(request: Request) -> Reply:
 
 
 async def request_reset(request: Request) -> Reply:
-    """Mail a password reset link (the same answer for any address)."""
-    await request.app[ACCOUNTS].request_reset(request.body.email)
+    """Mail a password reset link (the same answer for any address, as fast: the request
+    only queues a job that does the lookup and the mail)."""
+    await queue_ask(request.app[BACKGROUND], "reset", request.body.email)
     return Reply(Accepted(status=ACCEPTED), status=202)
 
 

@@ -1,0 +1,129 @@
+"""A reset or verification resend only queues one ``account_asks`` job, the same for any
+address: the lookup, links and mail run in that job, so neither the answer's time nor a
+failure of that work tells whether the address has an account, and the job, durable
+like any other, is done even when the server stops right after answering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from accounts_helpers import PASSWORD, Person, accounts_server
+from loopback import free_port
+from smtp_server import SmtpServer
+from social_fakes import until
+
+from dawserver.account_mail import ASKS_QUEUE, MAIL_ACCOUNT
+from dawserver.account_mail import QUEUE as MAIL_QUEUE
+from dawserver.keys import ACCOUNTS, BACKGROUND
+from jobs import DONE, JobQueue
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+NOBODY = "nobody@example.org"
+ASKED = [(path, who) for path in ("/auth/reset", "/auth/verify/resend")
+         for who in ("ada", "eve", "nobody")]
+
+
+async def _people(base_url: str, smtp: SmtpServer) -> tuple[Person, Person]:
+    """Ada, signed up and verified, and Eve, signed up but not verified."""
+    ada = Person(base_url, smtp, "ada@example.org")
+    eve = Person(base_url, smtp, "eve@example.org")
+    await ada.sign_up_and_in()
+    status, _, _ = await eve.call("POST", "/auth/sign-up", {
+        "email": eve.email, "password": PASSWORD})
+    assert status == 202
+    await eve.mail("verify")
+    return ada, eve
+
+
+async def _mail_jobs(queue: JobQueue) -> dict[str, Any]:
+    """Every job under the account mail's account, by id."""
+    return {job.id: job for job in await queue.find(account_id=MAIL_ACCOUNT)}
+
+
+async def test_a_failing_mail_work_answers_every_address_alike(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada, eve = await _people(config.base_url, smtp_server)
+        try:
+            service, asked = app[ACCOUNTS], set()
+
+            async def failing(person: Any, purpose: str, kind: str, data: Any) -> None:
+                asked.add((person.email, kind))
+                raise RuntimeError("the database is gone")
+
+            service._mail_link = failing
+            emails = {"ada": ada.email, "eve": eve.email, "nobody": NOBODY}
+            answers = [await eve.call("POST", path, {"email": emails[who]})
+                       for path, who in ASKED]
+            assert [a[:2] for a in answers] == [answers[0][:2]] * len(ASKED)
+            assert answers[0][0] == 202
+            # the work does run (in the jobs, after the answers), and fails there
+            wanted = {(ada.email, "reset"), (eve.email, "reset"), (eve.email, "verify")}
+
+            async def tried() -> bool:
+                return asked == wanted
+
+            await until(tried)
+        finally:
+            await ada.close()
+            await eve.close()
+
+
+async def test_an_ask_is_one_job_for_any_address_and_done_after_a_restart(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada, eve = await _people(config.base_url, smtp_server)
+        emails = {"ada": ada.email, "eve": eve.email, "nobody": NOBODY}
+        try:
+            await app[BACKGROUND].stop()  # no worker: what the requests did stays visible
+            queue, store, lookups = app[BACKGROUND].queue, app[ACCOUNTS].store, []
+            looked_up = store.person_by_email
+
+            async def recorded(email: str, *args: Any, **kwargs: Any) -> Any:
+                lookups.append(email)
+                return await looked_up(email, *args, **kwargs)
+
+            store.person_by_email = recorded
+            made, answers = [], []
+            for path, who in ASKED:
+                before = await _mail_jobs(queue)
+                status, body, _ = await eve.call("POST", path, {"email": emails[who]})
+                answers.append((status, body))
+                new = [job for id_, job in (await _mail_jobs(queue)).items()
+                       if id_ not in before]
+                made.append([(job.queue, job.state, sorted(job.payload),
+                               job.payload.get("email")) for job in new])
+            # nobody was looked up; one queued job per request, alike for every address
+            assert lookups == []
+            assert made == [[(ASKS_QUEUE, "queued", ["ask", "ask_id", "email"], emails[who])]
+                            for _, who in ASKED]
+            assert answers == [answers[0]] * len(ASKED) and answers[0][0] == 202
+            before = await _mail_jobs(queue)
+        finally:
+            await ada.close()
+            await eve.close()
+
+    # the server stopped after answering: the next one does the queued asks
+    async with accounts_server(tmp_path, smtp_server,
+                               port=free_port()) as (app, config):
+        queue = app[BACKGROUND].queue
+
+        async def asks_done() -> bool:
+            asks = await queue.find(account_id=MAIL_ACCOUNT, queue=ASKS_QUEUE)
+            return len(asks) == len(ASKED) and all(job.state == DONE for job in asks)
+
+        await until(asks_done)
+        assert (await ada.mail("reset"))["To"] == ada.email
+        assert (await eve.mail("reset"))["To"] == eve.email
+        assert (await eve.mail("verify", 2))["To"] == eve.email
+        mailed = {(job.payload["kind"], job.payload["to"])
+                  for id_, job in (await _mail_jobs(queue)).items()
+                  if id_ not in before and job.queue == MAIL_QUEUE}
+        # the asks are done and queued no mail for the unknown address (nor a verification
+        # for Ada's verified one): none can arrive later
+        assert mailed == {("reset", ada.email), ("reset", eve.email), ("verify", eve.email)}
+        assert not [m for m in smtp_server.messages if NOBODY in m["To"]]
+
