@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pycrdt import Doc
+from pycrdt import Doc, StickyIndex
 
 from .protocol import read_state_vector
 from .store import QuarantinedUpdate
 from .type_index import TypeIndex
 from .update_format import MalformedUpdate, UpdateSummary, read_update
 
-__all__ = ["TrialDoc", "UnappliableUpdate", "UpdateAhead", "apply_update", "load_document"]
+__all__ = ["TrialDoc", "UnappliableUpdate", "UpdateAhead", "apply_update", "check_right_of_origin",
+           "load_document"]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class TrialDoc:
             if self._index is None:
                 self._index = TypeIndex.of(self.source.get_update())
             self._index.check(summary, state)
+            check_right_of_origin(copy, summary)
         try:
             apply_update(copy, update)
         except UnappliableUpdate:
@@ -194,6 +196,42 @@ class TrialDoc:
         copy.apply_update(self.source.get_update())
         self._copy = copy
         return copy
+
+
+def check_right_of_origin(doc: Doc, summary: UpdateSummary) -> None:
+    """Raise :class:`MalformedUpdate` for an item whose right origin precedes its origin.
+
+    Yjs takes an item's right origin from the right of its origin, and no edit
+    moves one item past another, so in every replica the right origin lies right
+    of the origin.  One that lies left of it (or is the origin) is integrated in
+    one place live and in another when the document is loaded again.  Only items
+    of ``doc`` that are not deleted can be told apart: their visible positions
+    (one lookup each) differ; a deleted one shares its position with its right
+    neighbour and is let through.
+    """
+    for placement in summary.placements:
+        origin, right = placement.origin, placement.right
+        if origin is None or right is None or summary.holds(origin) or summary.holds(right):
+            continue
+        name = f"item {placement.item[0]}#{placement.item[1]}"
+        if origin == right:
+            raise MalformedUpdate(f"{name} has its origin as its right origin")
+        at_origin, at_right = _position(doc, origin), _position(doc, right)
+        if at_origin is not None and at_right is not None and at_right < at_origin:
+            raise MalformedUpdate(f"{name}: its right origin {right[0]}#{right[1]} lies left "
+                                  f"of its origin {origin[0]}#{origin[1]}")
+
+
+def _position(doc: Doc, item: tuple[int, int]) -> int | None:
+    """The visible index of ``item`` in its list (None when ``doc`` cannot say)."""
+    sticky = StickyIndex.from_json({"item": {"client": item[0], "clock": item[1]}, "assoc": 0})
+    try:
+        with doc.transaction() as txn:
+            return sticky.get_index(txn)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - yrs panics on an item it does not hold
+        return None
 
 
 def load_document(snapshot: bytes | None, updates: list[bytes], first_seq: int
