@@ -67,6 +67,8 @@ MAX_ANSWER_BYTES = 64 * 1024 * 1024
 COMPRESS_FROM = 64 * 1024
 #: ``body_encoding`` of a compressed body: zlib, then base64 to fit the text column.
 ZLIB_BASE64 = "zlib+base64"
+#: How often a claim is tried while the row it meets is released under it.
+CLAIM_TRIES = 5
 #: How a body is kept: its text and ``body_encoding`` (None: the text is the body).
 KeptBody = tuple[str, str | None]
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -113,25 +115,32 @@ class IdempotencyStore:
         whose lease passed, for the same request), else the row already there (live)."""
         await self.db.execute("DELETE FROM api_idempotency WHERE account_id = ? "
                               "AND expires_at <= ?", account_id, now)
-        claimed = await self.db.execute(
-            "INSERT INTO api_idempotency (account_id, idem_key, fingerprint, created_at, "
-            "expires_at, claimed_until, claim_token) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (account_id, idem_key) DO NOTHING",
-            account_id, key, print_, now, now + self.ttl, now + self.lease, token)
-        if claimed:
-            return None
-        # one conditional update: of two retries racing for a dead claim, one takes it
-        taken = await self.db.execute(
-            "UPDATE api_idempotency SET claimed_until = ?, created_at = ?, expires_at = ?, "
-            "claim_token = ? WHERE account_id = ? AND idem_key = ? AND status IS NULL "
-            "AND fingerprint = ? AND COALESCE(claimed_until, created_at + ?) <= ?",
-            now + self.lease, now, now + self.ttl, token, account_id, key, print_,
-            self.lease, now)
-        if taken:
-            return None
-        return await self.db.fetchrow(
-            "SELECT * FROM api_idempotency WHERE account_id = ? AND idem_key = ?",
-            account_id, key)
+        for _ in range(CLAIM_TRIES):
+            claimed = await self.db.execute(
+                "INSERT INTO api_idempotency (account_id, idem_key, fingerprint, created_at, "
+                "expires_at, claimed_until, claim_token) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (account_id, idem_key) DO NOTHING",
+                account_id, key, print_, now, now + self.ttl, now + self.lease, token)
+            if claimed:
+                return None
+            # one conditional update: of two retries racing for a dead claim, one takes it
+            taken = await self.db.execute(
+                "UPDATE api_idempotency SET claimed_until = ?, created_at = ?, "
+                "expires_at = ?, claim_token = ? WHERE account_id = ? AND idem_key = ? AND "
+                "status IS NULL AND fingerprint = ? AND COALESCE(claimed_until, "
+                "created_at + ?) <= ?", now + self.lease, now, now + self.ttl, token,
+                account_id, key, print_, self.lease, now)
+            if taken:
+                return None
+            row = await self.db.fetchrow(
+                "SELECT * FROM api_idempotency WHERE account_id = ? AND idem_key = ?",
+                account_id, key)
+            if row is not None:
+                return row
+            # the claim was released (its request failed) since the insert: claim it now,
+            # never run the request without a claim (its answer would not be kept)
+        # released again each time: never run without a claim; the client retries
+        raise Conflict(IN_FLIGHT.format(key=key), headers={"Retry-After": "1"})
 
     async def purge(self, now: float) -> int:
         """Delete every account's expired rows; how many."""
