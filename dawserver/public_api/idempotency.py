@@ -9,7 +9,9 @@ so a corrected retry may reuse the key; neither is a streamed answer, nor one ov
 :data:`MAX_ANSWER_BYTES` or still over :data:`MAX_KEPT_BYTES` once compressed (a retry
 runs the request again, as without a key). An answer over :data:`COMPRESS_FROM` bytes,
 or not UTF-8 text, is kept compressed (zlib in base64, ``body_encoding``). An answer
-that could not be written down (the database failing) is still returned. Keys are
+that could not be written down (the database failing) is still returned. An answer that
+holds a secret (a new webhook's signing secret) is kept sealed (``sealer``, ``body_encoding``
+:data:`SEALED`), never in clear. Keys are
 kept per account (``account_id`` leads the table's key, the Citus rule) and expire
 after 24 hours.
 
@@ -40,7 +42,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -69,6 +71,8 @@ COMPRESS_FROM = 64 * 1024
 ZLIB_BASE64 = "zlib+base64"
 #: How often a claim is tried while the row it meets is released under it.
 CLAIM_TRIES = 5
+#: ``body_encoding`` of a body kept sealed (it holds a secret, such as a webhook's).
+SEALED = "sealed"
 #: How a body is kept: its text and ``body_encoding`` (None: the text is the body).
 KeptBody = tuple[str, str | None]
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -81,6 +85,19 @@ OTHER_REQUEST = (f"{HEADER} {{key!r}} was used for another request (method, path
                  "differ) in the last 24 hours; use a new key for a new request")
 IN_FLIGHT = (f"the first request with {HEADER} {{key!r}} is still running; retry in a "
              "moment to get its answer")
+
+
+class Sealer(Protocol):
+    """Seals an answer that holds a secret for keeping, and opens it for a replay
+    (:class:`~.webhooks.sealing.SecretBox`)."""
+
+    def seal(self, secret: str) -> str:
+        """``secret`` encrypted."""
+        ...
+
+    def open(self, stored: str) -> str:
+        """The text :meth:`seal` encrypted."""
+        ...
 
 
 def _data(value: Any) -> Any:
@@ -203,10 +220,14 @@ class IdempotencyStore:
                 await task
 
 
-def _replay(row: dict[str, Any]) -> web.Response:
+def _replay(row: dict[str, Any], sealer: Sealer | None) -> web.Response:
     text = row["body"] or ""
     if row["body_encoding"] == ZLIB_BASE64:
         body = zlib.decompress(base64.b64decode(text))
+    elif row["body_encoding"] == SEALED:
+        if sealer is None:
+            raise RuntimeError(f"a sealed answer to {HEADER} is replayed only with its sealer")
+        body = sealer.open(text).encode()
     else:
         body = text.encode()
     headers = {**CACHE_HEADERS, "ETag": etag_of(body), REPLAYED: "true"}
@@ -217,11 +238,12 @@ def _replay(row: dict[str, Any]) -> web.Response:
 
 
 async def idempotent(request: Any, store: IdempotencyStore,
-                     run: Callable[[], Awaitable[web.StreamResponse]], *, also: Any = None
-                     ) -> web.StreamResponse:
+                     run: Callable[[], Awaitable[web.StreamResponse]], *, also: Any = None,
+                     sealer: Sealer | None = None) -> web.StreamResponse:
     """``await run()`` once per ``Idempotency-Key`` of ``request`` (a plug-in API Request);
     ``also``: more of the request that makes it the same (a route's query), beside its
-    method, path, caller and body (a raw body counts by its SHA-256)."""
+    method, path, caller and body (a raw body counts by its SHA-256); ``sealer``: the
+    answer holds a secret, kept sealed with it."""
     key = request.headers.get(HEADER)
     if key is None:
         return await run()
@@ -238,7 +260,7 @@ async def idempotent(request: Any, store: IdempotencyStore,
             raise Unprocessable(OTHER_REQUEST.format(key=key))
         if row["status"] is None:
             raise Conflict(IN_FLIGHT.format(key=key), headers={"Retry-After": "1"})
-        return _replay(row)
+        return _replay(row, sealer)
     try:
         async with store.heartbeat(account, kept_as, token):
             response = await run()
@@ -247,7 +269,7 @@ async def idempotent(request: Any, store: IdempotencyStore,
         raise
     if not 200 <= response.status < 300:
         await store.release(account, kept_as, token)
-    elif (kept := await kept_body(response)) is None:
+    elif (kept := await kept_body(response, sealer)) is None:
         # a streamed or very large answer cannot be replayed: the key is let go, so a
         # retry runs the request again (as without a key), never replays half an answer
         log.warning("the answer to %s %r (%s) is not kept: streamed, or over %d bytes "
@@ -263,17 +285,24 @@ async def idempotent(request: Any, store: IdempotencyStore,
     return response
 
 
-async def kept_body(response: web.StreamResponse) -> KeptBody | None:
+async def kept_body(response: web.StreamResponse, sealer: Sealer | None = None
+                    ) -> KeptBody | None:
     """How ``response``'s body is kept for replay, or None when it is not: a streamed
     answer, one over :data:`MAX_ANSWER_BYTES`, or one still over :data:`MAX_KEPT_BYTES`
     compressed. A body from :data:`COMPRESS_FROM` bytes on, or not UTF-8 text, is
-    compressed (in a thread: a large report takes tens of milliseconds)."""
+    compressed (in a thread: a large report takes tens of milliseconds). With ``sealer``
+    the body (UTF-8 text) is kept sealed by it, never in clear."""
     if not isinstance(response, web.Response):
         return None
     body = response.body
     if body is None:
         return "", None
     if not isinstance(body, bytes) or len(body) > MAX_ANSWER_BYTES:
+        return None
+    if sealer is not None:
+        with contextlib.suppress(UnicodeDecodeError):
+            text = sealer.seal(body.decode())
+            return (text, SEALED) if len(text) <= MAX_KEPT_BYTES else None
         return None
     if len(body) < COMPRESS_FROM:
         with contextlib.suppress(UnicodeDecodeError):

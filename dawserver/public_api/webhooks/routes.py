@@ -3,8 +3,9 @@
 Every read and write names the account the request acts for, so another account's
 subscription or delivery answers 404 like a missing one. A webhook made by a test-mode
 key is a test-mode webhook (it hears sandbox events only); a key lists and manages only
-its own mode's webhooks (the other mode's answer 404), a signed-in person both. Errors
-are problem details.
+its own mode's webhooks (the other mode's answer 404), a signed-in person both. POSTs
+honour ``Idempotency-Key`` (a retried create makes one webhook, its answer kept sealed as
+it holds the secret). Errors are problem details.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from ...errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from ...plugin_api import Empty, Request, Route
+from ..idempotency import idempotent
 from ..resources import V1, Deleted
 from ..respond import answer
 from ..services import rfc3339
@@ -138,14 +140,21 @@ async def create_webhook(request: Request) -> web.Response:
     shown this once."""
     account = _account(request)
     body: NewWebhook = request.body
-    events = _check_events(request, body.events)
-    url = await _check_url(request, body.url)
-    sub = await deliverer(request.context).store.create(
-        account, url=url, events=events, description=body.description, secret=new_secret(),
-        created_by=request.principal.user,
-        test_mode=_mode(request) is True)  # a test-mode key's webhook hears sandbox events
-    made = NewWebhookSecret(**webhook_view(sub).model_dump(), secret=sub.secret)
-    return answer(request, made, status=201, headers={"Location": f"{WEBHOOKS}/{sub.id}"})
+    store = deliverer(request.context).store
+
+    async def run() -> web.Response:  # a retry replays without resolving the URL again
+        events = _check_events(request, body.events)
+        url = await _check_url(request, body.url)
+        sub = await store.create(
+            account, url=url, events=events, description=body.description,
+            secret=new_secret(), created_by=request.principal.user,
+            test_mode=_mode(request) is True)  # a test-mode key's webhook: sandbox events
+        made = NewWebhookSecret(**webhook_view(sub).model_dump(), secret=sub.secret)
+        return answer(request, made, status=201,
+                      headers={"Location": f"{WEBHOOKS}/{sub.id}"})
+
+    return await idempotent(request, api_state(request.context).idempotency, run,
+                            sealer=store.box)
 
 
 async def get_webhook(request: Request) -> web.Response:
@@ -195,16 +204,21 @@ async def test_webhook(request: Request) -> web.Response:
     """Send a signed `webhook.test` event to the webhook now; follow it in the log."""
     sub = await _enabled(request)
     service = deliverer(request.context)
-    event_id = uuid.uuid4().hex
-    body = message_body(TEST_EVENT, time.time(), {"webhook_id": sub.id,
-                                                   "account_id": sub.account_id},
-                        test=sub.test_mode)
-    await service.enqueue(sub, event_id, TEST_EVENT, body)
-    found = await service.store.delivery(sub.account_id, sub.id, delivery_id(event_id, sub.id))
-    if found is None:
-        raise NotFound(f"webhook {sub.id!r} was deleted meanwhile")
-    return answer(request, delivery_view(found), status=202, headers={
-        "Location": f"{DELIVERIES.format(webhook_id=sub.id)}/{found.id}"})
+
+    async def run() -> web.Response:
+        event_id = uuid.uuid4().hex
+        body = message_body(TEST_EVENT, time.time(), {"webhook_id": sub.id,
+                                                       "account_id": sub.account_id},
+                            test=sub.test_mode)
+        await service.enqueue(sub, event_id, TEST_EVENT, body)
+        found = await service.store.delivery(sub.account_id, sub.id,
+                                             delivery_id(event_id, sub.id))
+        if found is None:
+            raise NotFound(f"webhook {sub.id!r} was deleted meanwhile")
+        return answer(request, delivery_view(found), status=202, headers={
+            "Location": f"{DELIVERIES.format(webhook_id=sub.id)}/{found.id}"})
+
+    return await idempotent(request, api_state(request.context).idempotency, run)
 
 
 async def _enabled(request: Request) -> Subscription:
@@ -252,16 +266,19 @@ async def get_delivery(request: Request) -> web.Response:
 
 async def replay_delivery(request: Request) -> web.Response:
     """Send a delivery again (same `Webhook-Id`, newly signed) with a fresh retry window."""
-    await _enabled(request)
-    sub, found = await _delivery(request)
-    if found.state == PENDING:
-        raise Conflict(f"delivery {found.id!r} is still pending (next attempt "
-                       f"{_time(found.next_attempt_at) or 'now'}); replay it once it is "
-                       "delivered or failed")
-    service = deliverer(request.context)
-    await service.replay(found)
-    again = await service.store.delivery(sub.account_id, sub.id, found.id)
-    return answer(request, delivery_view(again or found), status=202)
+    async def run() -> web.Response:
+        await _enabled(request)
+        sub, found = await _delivery(request)
+        if found.state == PENDING:
+            raise Conflict(f"delivery {found.id!r} is still pending (next attempt "
+                           f"{_time(found.next_attempt_at) or 'now'}); replay it once it "
+                           "is delivered or failed")
+        service = deliverer(request.context)
+        await service.replay(found)
+        again = await service.store.delivery(sub.account_id, sub.id, found.id)
+        return answer(request, delivery_view(again or found), status=202)
+
+    return await idempotent(request, api_state(request.context).idempotency, run)
 
 
 def _route(method: str, path: str, handler: Any, response: Any, **extra: Any) -> Route:
