@@ -254,9 +254,16 @@ class Posts:
 
     async def edit(self, account_id: str, post_id: str, actor: str,
                    fields: dict[str, Any]) -> Post:
-        """Apply the composer's changed ``fields``; the post, one version on."""
+        """Apply the composer's changed ``fields``; the post, one version on.
+
+        A failed post whose channels were sent may be out on its network, its answer
+        lost: the network is asked first, as for a delete (:meth:`delete`), and a channel
+        found there is recorded published, so the edit never sends it a second time."""
         post = await self.get(account_id, post_id)
         refuse_in_flight(post, "edited")
+        if (post.state == FAILED and self.dispatch is not None
+                and await self.dispatch.found_out(post)):
+            post = await self.get(account_id, post_id)
         if post.state not in EDITABLE:
             raise ConflictError(f"post {post_id!r} is {post.state}; it can no longer be "
                                 "edited")

@@ -1,0 +1,66 @@
+"""Editing a failed post whose last publish answer was lost: the network is asked first.
+
+The last attempt's answer never came back (the fake carried the post out, then dropped
+the connection), so its target ended ``failed`` though the post is out. An edit, like a
+delete, asks the network by the target's dedupe key: a post found there is recorded
+published and the edit refused, so a new text is never sent as a second post.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from social_fakes import dispatching
+from test_social_delete_lost_answer import failed
+
+from business.social.errors import ConflictError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_editing_a_failed_post_found_on_its_network_records_it_and_sends_nothing(
+        tmp_path: Path) -> None:
+    async def go() -> None:
+        url = f"sqlite://{tmp_path / 'social.sqlite3'}"
+        async with dispatching(url, ["x"], tmp_path, max_attempts=1) as h, \
+                asyncio.timeout(40):
+            channel = await h.channel("x")
+            h.fake("x").lose_answers(1, "/2/tweets")
+            post = await failed(h, channel, "Night Drive out now")
+            assert len(h.fake("x").posts) == 1          # out, its answer lost
+
+            later = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+            with pytest.raises(ConflictError, match="published"):
+                await h.posts.edit("acc", post.post_id, "p_ada",
+                                   {"text": "Night Drive out now!", "publish_at": later})
+            stored = await h.store.post("acc", post.post_id)
+            [target] = stored.targets
+            [remote] = h.fake("x").posts
+            assert (stored.state, target.state) == ("published", "published")
+            assert target.remote_id == str(remote["id"])
+            assert stored.text == "Night Drive out now"
+
+    asyncio.run(go())
+
+
+def test_editing_a_failed_post_the_network_never_got_works_once_asked(
+        tmp_path: Path) -> None:
+    async def go() -> None:
+        url = f"sqlite://{tmp_path / 'social.sqlite3'}"
+        async with dispatching(url, ["x"], tmp_path, max_attempts=1) as h, \
+                asyncio.timeout(40):
+            channel = await h.channel("x")
+            h.fake("x").fail(503, times=1)
+            post = await failed(h, channel, "Never sent")
+            assert h.fake("x").posts == []
+
+            edited = await h.posts.edit("acc", post.post_id, "p_ada",
+                                        {"text": "Never sent, take two"})
+            assert edited.state == "draft"
+            assert [t.attempts for t in edited.targets] == [1]  # asks before its next send
+
+    asyncio.run(go())
