@@ -15,7 +15,9 @@ a network:
   every ``quota_check_s`` and counted down locally in between; a channel whose quota is
   spent waits until it frees (``resets_at``). X and Bluesky report only the last call's
   rate-limit headers, which the connector shares among channels, so they are not read
-  here; their 429s carry ``Retry-After``, which dispatch honours.
+  here; their 429s carry ``Retry-After``, which dispatch honours. A network's answer
+  that a quota is spent (``QuotaExhausted``: also TikTok's daily cap, X's usage cap)
+  holds all of the channel's posts until it frees (:meth:`Pacer.spent`).
 """
 
 from __future__ import annotations
@@ -138,10 +140,12 @@ class Pacer:
     async def quota_wait(self, network: str, channel_key: str, connector: Any, token: str
                          ) -> tuple[float, Quota | None]:
         """Reserve one post of the channel's quota: (0.0, quota), or (seconds until it
-        frees, quota) when it is spent. Networks outside :data:`QUOTA_NETWORKS`: (0, None)."""
-        if network not in QUOTA_NETWORKS:
-            return 0.0, None
+        frees, quota) when it is spent. Networks outside :data:`QUOTA_NETWORKS` report no
+        quota: (0, None), unless the network answered that it is spent (:meth:`spent`):
+        then the wait it set, so that no other post of the channel is sent into it."""
         key = (network, channel_key)
+        if network not in QUOTA_NETWORKS:
+            return self._spent_wait(key)
         async with self._quota_locks.setdefault(key, asyncio.Lock()):
             return await self._quota_wait(key, connector, token)
 
@@ -164,8 +168,21 @@ class Pacer:
         self._quotas[key] = (Quota(quota.used + cost, quota.limit, quota.resets_at), read_at)
         return 0.0, quota
 
+    def _spent_wait(self, key: tuple[str, str]) -> tuple[float, Quota | None]:
+        """The wait :meth:`spent` set for a network that reports no quota: (seconds
+        until it frees, quota), or (0, None) once it freed or when none was set."""
+        cached = self._quotas.get(key)
+        now = self.clock()
+        if cached is None or cached[0].left > 0 or cached[0].resets_at <= now:
+            self._quotas.pop(key, None)
+            return 0.0, None
+        return cached[0].resets_at - now, cached[0]
+
     def give_back(self, network: str, channel_key: str) -> None:
-        """Return a reserved post of the quota (the attempt did not publish)."""
+        """Return a reserved post of the quota (the attempt did not publish); networks
+        outside :data:`QUOTA_NETWORKS` reserve nothing."""
+        if network not in QUOTA_NETWORKS:
+            return
         cached = self._quotas.get((network, channel_key))
         if cached is not None:
             quota, read_at = cached
