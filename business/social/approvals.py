@@ -7,7 +7,8 @@ approved when every target is. Nobody approves their own post, nor one whose con
 they edited, nor two tiers of one channel's round (a new publish time alone does not
 start a new round). A post still pending at its publish time, or 90 days after it was last
 submitted (a content edit that sends it back submits it anew), expires and its author is
-told (``social.post_expired``). Every step is audited.
+told (``social.post_expired``); an approval that comes later expires it at once rather
+than schedule it. Every step is audited.
 """
 
 from __future__ import annotations
@@ -174,6 +175,12 @@ class Approvals:
             raise ConflictError(f"post {post_id!r} was not approved before its publish time "
                                 f"({iso(post.publish_at)}), so it expired: its author can "
                                 "set a new time and submit it again")
+        if approve and post.submitted_at is not None and (
+                post.submitted_at < now - PENDING_LIMIT_S):
+            # waited too long: expired now, as the sweep would at its next turn
+            await self._expire(account_id, post_id, now)
+            raise ConflictError(f"post {post_id!r} waited for approval over 90 days, so it "
+                                "expired: its author can submit it again")
         async with self.store.db.transaction() as tx:
             # every writer of a pending post holds its channels and raises its version, so
             # a decision, another decision and a workflow change never write over each
