@@ -19,7 +19,8 @@ What a handler's end means:
   handler about to do something a cancelled job must not do (write its result
   elsewhere) first awaits :meth:`JobContext.confirm`, which asks the database;
 - the worker stops: running handlers are cancelled and their jobs given back
-  unfinished (not counted as attempts), so another worker starts them again;
+  unfinished (not counted as attempts), so another worker starts them again; a
+  handler that already ended has its outcome recorded instead (never run again);
 - the lease is lost (this process stalled past it, another worker took the
   job), or may have been (no heartbeat got through, failing or getting no answer
   in time, for the length of the lease): the handler is cancelled and nothing of
@@ -283,6 +284,14 @@ class JobWorker:
                 for job in await claiming:
                     await self.queue.release(job)
 
+    async def _record_stopping(self, ctx: JobContext, handler_task: asyncio.Task) -> None:
+        """Record the outcome of a handler that ended as the worker stopped (its
+        recording, if begun, was cancelled), within :data:`RELEASE_TIMEOUT_S`; giving
+        the job back instead would run a finished attempt again."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                await self._record(ctx, handler_task)
+
     async def _give_back(self, job: JobRecord) -> None:
         """Release ``job`` unfinished as the worker stops, within
         :data:`RELEASE_TIMEOUT_S`; if that fails, its lease runs out instead."""
@@ -343,10 +352,14 @@ class JobWorker:
                 await self._record(ctx, handler_task)
         except asyncio.CancelledError:  # the worker is stopping
             ctx.shutting_down = True
+            ended = handler_task.done() and not handler_task.cancelled()
             handler_task.cancel()
             with contextlib.suppress(BaseException):
                 await handler_task
-            await self._give_back(job)
+            if ended:  # it ran to its end: record that, never run it again
+                await self._record_stopping(ctx, handler_task)
+            else:
+                await self._give_back(job)
             raise
         except Exception:  # recording failed (database down): the lease will expire
             log.exception("job %s (%s): cannot record its outcome", job.id, name)

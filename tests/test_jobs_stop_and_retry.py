@@ -1,0 +1,82 @@
+"""A stopping worker never runs a finished attempt again; a ``Retry`` whose delay is not
+a finite number still retries the job (and lets it become a dead letter)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from database import open_database
+from jobs import DONE, JobContext, JobQueue, JobWorker, QueueSettings
+
+SETTINGS = QueueSettings(max_attempts=2, backoff_base=5.0, backoff_cap=10.0, lease_s=3)
+
+
+def with_queue(url: str, body: Callable[[JobQueue], Awaitable[None]],
+               clock: Callable[[], float] | None = None) -> None:
+    async def go() -> None:
+        async with asyncio.timeout(30), open_database(url) as db:
+            queue = JobQueue(db, {"work": SETTINGS}, rng=random.Random(3),
+                             **({"clock": clock} if clock else {}))
+            await queue.setup()
+            await body(queue)
+
+    asyncio.run(go())
+
+
+def test_a_handler_that_ended_as_the_worker_stops_is_recorded_not_run_again(
+        collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        runs: list[int] = []
+        ended = asyncio.Event()
+
+        async def handler(ctx: JobContext) -> dict[str, Any]:
+            runs.append(ctx.attempt)
+            ended.set()  # the worker is stopped before it records the result
+            return {"sent": True}
+
+        job = await queue.enqueue("work", {}, account_id="a")
+        worker = JobWorker(queue, {"work": handler}, poll_s=0.05)
+        worker.start()
+        await ended.wait()
+        await worker.stop()
+        record = await queue.get("a", job.id)
+        assert (record.state, record.result, record.attempts) == (DONE, {"sent": True}, 1)
+        assert await JobWorker(queue, {"work": handler}).run_once("work") == 0
+        assert runs == [1]
+
+    with_queue(collab_database_url, body)
+
+
+def test_a_result_being_recorded_as_the_worker_stops_is_still_recorded(
+        collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        runs: list[int] = []
+        recording, never = asyncio.Event(), asyncio.Event()
+        complete = queue.complete
+
+        async def slow_complete(job: Any, result: Any = None) -> bool:
+            if not recording.is_set():  # the first commit is slow: the stop cancels it
+                recording.set()
+                await never.wait()
+            return await complete(job, result)
+
+        queue.complete = slow_complete  # type: ignore[method-assign]
+
+        async def handler(ctx: JobContext) -> int:
+            runs.append(ctx.attempt)
+            return 7
+
+        job = await queue.enqueue("work", {}, account_id="a")
+        worker = JobWorker(queue, {"work": handler}, poll_s=0.05)
+        worker.start()
+        await recording.wait()
+        await worker.stop()
+        record = await queue.get("a", job.id)
+        assert (record.state, record.result) == (DONE, 7)
+        assert await JobWorker(queue, {"work": handler}).run_once("work") == 0
+        assert runs == [1]
+
+    with_queue(collab_database_url, body)
