@@ -16,7 +16,10 @@ class Permanent(Exception):  # noqa: N818 - a handler raises it: "this failure i
 
 
 class Retry(Exception):  # noqa: N818 - a handler raises it: "retry after N seconds"
-    """Raised by a handler: try again after ``after`` seconds (counts as an attempt)."""
+    """Raised by a handler: try again after ``after`` seconds (counts as an attempt).
+
+    A negative ``after`` retries at once; a NaN or infinite one gets the queue's backoff.
+    """
 
     def __init__(self, message: str = "", after: float = 0.0) -> None:
         super().__init__(message)

@@ -432,6 +432,9 @@ class JobQueue:
                    retry_after: float | None = None) -> str:
         """Record a failed attempt: ``retrying`` after a backoff, or ``dead``; the new state.
 
+        ``retry_after`` (seconds, at least 0) replaces the backoff; one that is NaN or
+        infinite is ignored, so the job is retried and can still become a dead letter.
+
         ``""`` when the lease was lost (another worker holds the job now).  A job
         someone asked to cancel while it ran ends ``cancelled`` instead.
         """
@@ -450,8 +453,11 @@ class JobQueue:
                 log.warning("job %s (%s) of %s is a dead letter after %d attempts: %s",
                             job.id, job.queue, job.account_id, job.attempts, error)
             return DEAD if done else ""
-        delay = retry_after if retry_after is not None else backoff_delay(
-            job.attempts, settings.backoff_base, settings.backoff_cap, self._rng)
+        if retry_after is not None and math.isfinite(retry_after):
+            delay = max(0.0, retry_after)
+        else:  # none asked for, or NaN or infinite: a run_at never due would never run
+            delay = backoff_delay(job.attempts, settings.backoff_base, settings.backoff_cap,
+                                  self._rng)
         done = await self._finish(job, "state = 'retrying', last_error = ?, run_at = ?, "
                                   "progress = 0", error, now + delay)
         if done:

@@ -4,12 +4,15 @@ a finite number still retries the job (and lets it become a dead letter)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from database import open_database
-from jobs import DONE, JobContext, JobQueue, JobWorker, QueueSettings
+from jobs import DEAD, DONE, RETRYING, JobContext, JobQueue, JobWorker, QueueSettings, Retry
 
 SETTINGS = QueueSettings(max_attempts=2, backoff_base=5.0, backoff_cap=10.0, lease_s=3)
 
@@ -80,3 +83,38 @@ def test_a_result_being_recorded_as_the_worker_stops_is_still_recorded(
         assert runs == [1]
 
     with_queue(collab_database_url, body)
+
+
+@pytest.mark.parametrize("after", [math.nan, math.inf, -math.inf])
+def test_a_retry_after_that_is_not_a_finite_number_gets_the_backoff(
+        collab_database_url: str, after: float) -> None:
+    now = [1_000_000.0]
+
+    async def body(queue: JobQueue) -> None:
+        async def handler(ctx: JobContext) -> None:
+            raise Retry("later", after=after)
+
+        job = await queue.enqueue("work", {}, account_id="a")
+        worker = JobWorker(queue, {"work": handler})
+        assert await worker.run_once("work") == 1
+        record = await queue.get("a", job.id)
+        assert record.state == RETRYING
+        assert now[0] + 2.5 <= record.run_at <= now[0] + 5.0  # attempt 1: base 5, jitter
+        now[0] = record.run_at
+        assert await worker.run_once("work") == 1
+        assert (await queue.get("a", job.id)).state == DEAD
+
+    with_queue(collab_database_url, body, clock=lambda: now[0])
+
+
+def test_a_negative_retry_after_retries_at_once(collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        async def handler(ctx: JobContext) -> None:
+            raise Retry("now", after=-30.0)
+
+        job = await queue.enqueue("work", {}, account_id="a")
+        assert await JobWorker(queue, {"work": handler}).run_once("work") == 1
+        record = await queue.get("a", job.id)
+        assert (record.state, record.run_at) == (RETRYING, 1_000_000.0)
+
+    with_queue(collab_database_url, body, clock=lambda: 1_000_000.0)
