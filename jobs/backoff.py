@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+#: Doublings past which the ceiling is only ever the cap (a job may retry 10,000 times).
+MAX_DOUBLINGS = 64
+
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None
                   ) -> float:
@@ -14,5 +17,6 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     jitter"), so retries of many jobs that failed together spread out but
     never come sooner than half the ceiling.
     """
-    ceiling = min(cap, base * 2 ** (max(attempt, 1) - 1))
+    # the exponent is bounded first: 2 ** 1024 is no float, and the cap holds anyway
+    ceiling = min(cap, base * 2.0 ** min(max(attempt, 1) - 1, MAX_DOUBLINGS))
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)

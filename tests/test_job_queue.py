@@ -260,6 +260,9 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 100  # jittered, not fixed
+    # a webhook retries up to 10,000 times: far past 2 ** 1024, the cap still holds
+    for attempt in (1025, 10_000):
+        assert 30.0 <= backoff_delay(attempt, 1.0, 60.0, rng) <= 60.0
 
 
 def test_a_heartbeat_ignores_a_nan_progress_and_clamps_the_rest(
