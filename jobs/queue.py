@@ -229,7 +229,8 @@ class JobQueue:
                       job_id: str | None = None, tx: Session | None = None) -> JobRecord:
         """Add a job to ``queue`` (or return the one already added under ``idempotency_key``).
 
-        With ``tx`` the job is written in the caller's transaction; call
+        A ``delay_s`` that is NaN or infinite is a :class:`JobQueueError`. With ``tx`` the
+        job is written in the caller's transaction; call
         :meth:`wake` once it has committed so a worker in this process starts
         at once (others find it on their next poll).
         """
@@ -237,6 +238,9 @@ class JobQueue:
             text = json.dumps(payload)
         except (TypeError, ValueError) as exc:
             raise JobQueueError(f"payload of a {queue!r} job is not JSON: {exc}") from None
+        if not math.isfinite(delay_s):  # its run_at would never come (NaN: no time at all)
+            raise JobQueueError(f"a {queue!r} job's delay must be a number of seconds, "
+                                f"not {delay_s}")
         with _tracer.start_as_current_span(f"jobs.enqueue {queue}", kind=SpanKind.PRODUCER,
                                            attributes={"jobs.queue": queue}):
             return await self._enqueue(queue, text, account_id, idempotency_key, priority,

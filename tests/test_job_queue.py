@@ -62,6 +62,16 @@ def test_an_idempotency_key_gives_the_same_job_back(collab_database_url: str) ->
     run_with_queue(collab_database_url, body)
 
 
+def test_a_delay_that_is_not_a_finite_number_is_refused(collab_database_url: str) -> None:
+    async def body(queue: JobQueue) -> None:
+        for delay in (float("nan"), float("inf")):  # never due: refused, nothing stored
+            with pytest.raises(JobQueueError, match="delay must be a number of seconds"):
+                await queue.enqueue("render", {}, account_id="a", delay_s=delay)
+        assert await queue.find(account_id="a") == []
+
+    run_with_queue(collab_database_url, body)
+
+
 def test_jobs_are_found_oldest_or_newest_first_and_the_limit_keeps_that_end(
         collab_database_url: str) -> None:
     clock = Clock()
