@@ -41,6 +41,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InvalidAccessError, OperationError
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, Packet
 from pydantic import Field, field_validator
@@ -72,6 +73,10 @@ from .recording import TakeRecorder
 log = logging.getLogger(__name__)
 
 TIME_BASE = fractions.Fraction(1, 48000)
+#: What aiortc raises on an offer it cannot use: its SDP parser on bad lines, and
+#: ``setRemoteDescription`` on an offer missing what it needs (``a=setup``, codecs).
+UNUSABLE_OFFER = (ValueError, LookupError, AttributeError, TypeError, InvalidAccessError,
+                  OperationError)
 
 
 class MixTrack(MediaStreamTrack):
@@ -195,7 +200,10 @@ class RtcService:
                 await self.close(conn)
 
         try:
-            await pc.setRemoteDescription(offer)
+            try:
+                await pc.setRemoteDescription(offer)
+            except UNUSABLE_OFFER as exc:
+                raise ValueError(f"the SDP is malformed or incomplete ({exc})") from exc
             opus = "opus/48000" in offer.sdp.lower()
             sender = pc.addTrack(MixTrack(mix, conn.listener, packets=opus))
             if opus:  # the shared packets are Opus: make sure Opus is what is negotiated
