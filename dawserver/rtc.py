@@ -47,10 +47,11 @@ from av import AudioFrame, Packet
 from pydantic import Field, field_validator
 
 from collab.errors import CapacityError, ProjectBusy, ProjectNotFound
+from collab.protocol import CloseCode
 from collab.tokens import Grant, Role
 from dsp_core.errors import DspError
 
-from .access import on_member_change
+from .access import AccessDenied, on_member_change
 from .assets import assets_of
 from .clip_sources import Resolver
 from .keys import ROOMS
@@ -61,6 +62,7 @@ from .permissions import PROJECT_READ
 from .plugin_api import (
     BadRequest,
     Conflict,
+    Forbidden,
     Model,
     NotFound,
     Request,
@@ -140,6 +142,16 @@ def latency_frames(latency_ms: float, mix: LiveMix) -> int:
     return int(round(latency_ms * mix.playhead.session_rate / 1000))
 
 
+@dataclass(eq=False)
+class Opening:
+    """An offer being answered: the member's grant as it changes meanwhile, and what
+    refuses it (a revoke, the project's deletion) before it opens."""
+
+    project_id: str
+    grant: Grant
+    refused: Exception | None = None
+
+
 #: Seconds a new connection has to connect before it is closed: ICE waits for good for
 #: candidates an offer never sent (a trickle-ICE offer, or a crafted one), and meanwhile
 #: the connection holds its sockets and keeps the project's live mix rendering.
@@ -155,6 +167,7 @@ class RtcService:
         self.connect_timeout = connect_timeout
         self._mixes: LiveMixes | None = None
         self.connections: set[Connection] = set()
+        self.openings: set[Opening] = set()  # offers being answered
 
     @property
     def mixes(self) -> LiveMixes:
@@ -173,19 +186,35 @@ class RtcService:
     async def connect(self, project_id: str, grant: Grant, offer: RTCSessionDescription, *,
                       target_track: str | None = None, latency_ms: float = 0.0,
                       monitor: str = STEREO_MIX) -> tuple[Connection, RTCSessionDescription]:
-        """Open a connection for ``offer``; returns it and the answer."""
+        """Open a connection for ``offer``; returns it and the answer.
+
+        A revoke of the member (AccessDenied) or the project's deletion
+        (ProjectNotFound) while the offer is answered refuses it; a role change applies.
+        """
+        opening = Opening(project_id, grant)
+        self.openings.add(opening)
+        try:
+            return await self._open(opening, offer, target_track=target_track,
+                                    latency_ms=latency_ms, monitor=monitor)
+        finally:
+            self.openings.discard(opening)
+
+    async def _open(self, opening: Opening, offer: RTCSessionDescription, *,
+                    target_track: str | None, latency_ms: float,
+                    monitor: str) -> tuple[Connection, RTCSessionDescription]:
+        project_id = opening.project_id
         assets = await assets_of(self.app, project_id)
         mix = await self.mixes.acquire(project_id, monitor)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        conn = Connection(project_id, grant, pc, mix, mix.add_listener(), monitor=monitor,
-                          latency_ms=latency_ms)
+        conn = Connection(project_id, opening.grant, pc, mix, mix.add_listener(),
+                          monitor=monitor, latency_ms=latency_ms)
         self.connections.add(conn)
 
         @pc.on("track")
         def on_track(track) -> None:
             if track.kind != "audio":
                 return
-            recorder = TakeRecorder(mix, track, assets, user=grant.user,
+            recorder = TakeRecorder(mix, track, assets, user=conn.grant.user,
                                     allowed=lambda: conn.grant.role.can_edit,
                                     target_track=target_track,
                                     latency_frames=latency_frames(conn.latency_ms, mix))
@@ -212,9 +241,14 @@ class RtcService:
                     [c for c in RTCRtpSender.getCapabilities("audio").codecs
                      if c.mimeType.lower() == "audio/opus"])
             await pc.setLocalDescription(await pc.createAnswer())
-        except BaseException:
+        except BaseException as exc:
             await self.close(conn)
+            if opening.refused is not None and isinstance(exc, Exception):
+                raise opening.refused from None  # closed by it: not a fault of the offer
             raise
+        if opening.refused is not None:
+            await self.close(conn)
+            raise opening.refused
         conn.deadline = asyncio.create_task(self._close_unless_connected(conn),
                                             name="rtc connect deadline")
         return conn, pc.localDescription
@@ -257,6 +291,14 @@ class RtcService:
         microphone is no longer recorded (a take under way ends there).
         Returns how many connections were closed or changed.
         """
+        for opening in self.openings:
+            if opening.project_id == project_id and opening.grant.user == user:
+                if role is None:
+                    opening.refused = AccessDenied(
+                        f"{user!r} was revoked from this project while the offer was answered",
+                        CloseCode.ROLE_REVOKED)
+                else:
+                    opening.grant = replace(opening.grant, role=role)
         matches = [conn for conn in self.connections
                    if conn.project_id == project_id and conn.grant.user == user]
         for conn in matches:
@@ -268,6 +310,9 @@ class RtcService:
 
     async def close_project(self, project_id: str) -> int:
         """Close every connection to ``project_id`` (it was deleted); how many."""
+        for opening in self.openings:
+            if opening.project_id == project_id:
+                opening.refused = ProjectNotFound(f"project {project_id!r} was deleted")
         matches = [conn for conn in self.connections if conn.project_id == project_id]
         for conn in matches:
             await self.close(conn)
@@ -359,6 +404,8 @@ async def rtc_offer(request: Request) -> Answer:
             monitor=offer.monitor)
     except ProjectNotFound as exc:
         raise NotFound(str(exc)) from None
+    except AccessDenied as exc:  # revoked while its offer was answered
+        raise Forbidden(str(exc)) from None
     except ProjectBusy as exc:
         wait = str(max(1, round(exc.retry_after)))
         raise Conflict(str(exc), headers={"Retry-After": wait}) from None
