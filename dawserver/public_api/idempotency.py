@@ -253,7 +253,8 @@ async def idempotent(request: Any, store: IdempotencyStore,
     # the project, and the same key there must still be the same key
     from ..identity import KEY_USE  # identity imports the app, which imports this
 
-    use = request.native.get(KEY_USE)
+    # (GraphQL's mutations call with a stand-in request, acting for the key's account)
+    use = request.native.get(KEY_USE) if isinstance(request.native, web.Request) else None
     account = use.account_id if use is not None else request.account_id
     kept_as = f"{TEST_MODE_PREFIX}{key}" if getattr(request, "test_mode", False) else key
     print_ = fingerprint(request.native.method, request.native.path, request.user,
