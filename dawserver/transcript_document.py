@@ -19,6 +19,7 @@ import numpy as np
 
 from collab.schema import ProjectDocument, new_id
 from dsp_core.session import Clip, Session, Track
+from dsp_core.sources import asset_id_of
 from transcription.editing import EditOptions, plan_text_edit, replace_clip
 from transcription.errors import EditError
 from transcription.transcript import Transcript
@@ -60,13 +61,18 @@ def in_source_time(stored: Transcript, clip: Clip, sample_rate: int) -> Transcri
     return stored.shifted(clip.offset / sample_rate)
 
 
-def store_transcript(document: ProjectDocument, clip_id: str, result: Transcript
-                     ) -> Transcript:
+def store_transcript(document: ProjectDocument, clip_id: str, result: Transcript, *,
+                     asset_id: str | None = None) -> Transcript:
     """Write ``result`` (times from the source's start) as the transcript of ``clip_id``.
 
-    Returns what was stored (clip times).
+    ``asset_id``: the asset whose audio ``result`` heard; :class:`EditError` when the
+    clip plays another one now (its audio was replaced while the job ran), so no clip
+    keeps words it does not play.  Returns what was stored (clip times).
     """
     ref = find_clip(document, clip_id)
+    if asset_id is not None and asset_id_of(ref.clip.source) != asset_id:
+        raise EditError(f"clip {clip_id!r} no longer plays asset {asset_id} (its audio was "
+                        "replaced while it was transcribed): transcribe it again")
     stored = in_clip_time(result, ref.clip, ref.session.sample_rate)
     document.set_transcript(clip_id, stored)
     return stored

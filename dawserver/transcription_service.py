@@ -217,7 +217,7 @@ class TranscriptionService:
         try:
             async with self.app[ROOMS].use(request.project_id) as room:
                 await room.edit(lambda document: store_transcript(
-                    document, request.clip_id, transcript))
+                    document, request.clip_id, transcript, asset_id=request.asset_id))
         except (ProjectNotFound, EditError, SchemaError) as exc:
             log.warning("transcript of job %s not stored in project %s: %s", job_id,
                         request.project_id, exc)
