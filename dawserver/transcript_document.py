@@ -20,7 +20,7 @@ import numpy as np
 from collab.schema import ProjectDocument, new_id
 from dsp_core.session import Clip, Session, Track
 from dsp_core.sources import asset_id_of
-from transcription.editing import EditOptions, plan_text_edit, replace_clip
+from transcription.editing import EditOptions, plan_text_edit_words, replace_clip
 from transcription.errors import EditError
 from transcription.transcript import Transcript
 
@@ -46,14 +46,17 @@ def find_clip(document: ProjectDocument, clip_id: str) -> ClipRef:
     raise EditError(f"no clip with id {clip_id!r} in this project")
 
 
-def in_clip_time(source: Transcript, clip: Clip, sample_rate: int) -> Transcript:
+def in_clip_time(source: Transcript, clip: Clip, sample_rate: int,
+                 indices: Sequence[int] | None = None) -> Transcript:
     """``source`` (times from the source's start) as ``clip``'s transcript.
 
-    Only the words whose middle lies in the clip stay, and passages are cut to
-    it; times count from the clip's start.
+    Only the words whose middle lies in the clip stay (or, given ``indices``, the
+    words of ``source`` at them), and passages are cut to it; times count from the
+    clip's start.
     """
     start = clip.offset / sample_rate
-    return source.within(start, (clip.offset + clip.length) / sample_rate).shifted(-start)
+    end = (clip.offset + clip.length) / sample_rate
+    return source.within(start, end, indices).shifted(-start)
 
 
 def in_source_time(stored: Transcript, clip: Clip, sample_rate: int) -> Transcript:
@@ -101,8 +104,9 @@ def apply_text_edit(document: ProjectDocument, clip_id: str, order: Sequence[int
     ref = find_clip(document, clip_id)
     _refuse_retimed(ref.clip)
     rate = ref.session.sample_rate
-    pieces = plan_text_edit(ref.clip, source.words, order, audio, rate, options,
-                            new_id=lambda: new_id("clip"))
+    planned = plan_text_edit_words(ref.clip, source.words, order, audio, rate, options,
+                                   new_id=lambda: new_id("clip"))
+    pieces = [piece for piece, _ in planned]
     clips = replace_clip(ref.track.clips, clip_id, pieces, ripple=options.ripple)
     piece_ids = {p.id for p in pieces}
     before = {c.id: c for c in ref.track.clips}
@@ -116,8 +120,8 @@ def apply_text_edit(document: ProjectDocument, clip_id: str, order: Sequence[int
                 document.update_clip(clip.id, position=clip.position, offset=clip.offset,
                                      length=clip.length, fade_in=clip.fade_in,
                                      fade_out=clip.fade_out)
-        for piece in pieces:
-            document.set_transcript(piece.id, in_clip_time(source, piece, rate))
+        for piece, played in planned:  # by index: words with the same times may part
+            document.set_transcript(piece.id, in_clip_time(source, piece, rate, played))
     log.info("text edit of clip %s: %d words kept in %d pieces", clip_id, len(order),
              len(pieces))
     return [p.id for p in pieces]

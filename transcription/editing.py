@@ -122,20 +122,31 @@ def cut_points(audio: np.ndarray, sample_rate: int, words: Sequence[Word], clip:
     return cuts
 
 
-def _spans(order: Sequence[int], cuts: list[int], clip: Clip) -> list[Span]:
+def _spans(order: Sequence[int], cuts: list[int], clip: Clip) -> list[tuple[Span, list[int]]]:
+    """The pieces to play, each with the indices of the words it plays.
+
+    A word goes with the span of its own cuts, not with where its middle lies: two
+    words with the same times (Whisper gives such) share a middle, yet one may be
+    kept and the other deleted.  A kept word whose span is empty joins the piece
+    before it (the first piece when none is).
+    """
     first, last = clip.offset, clip.offset + clip.length
-    spans = [Span(first, cuts[0])] if cuts[0] > first else []
-    spans += [Span(cuts[i], cuts[i + 1]) for i in order]
+    spans: list[tuple[Span, int | None]] = [(Span(first, cuts[0]), None)] \
+        if cuts[0] > first else []
+    spans += [(Span(cuts[i], cuts[i + 1]), i) for i in order]
     if cuts[-1] < last:
-        spans.append(Span(cuts[-1], last))
-    merged: list[Span] = []
-    for span in spans:
+        spans.append((Span(cuts[-1], last), None))
+    merged: list[tuple[Span, list[int]]] = []
+    waiting: list[int] = []  # kept words with empty spans before the first piece
+    for span, word in spans:
+        kept = [] if word is None else [word]
         if span.end <= span.start:
-            continue
-        if merged and merged[-1].end == span.start:
-            merged[-1] = Span(merged[-1].start, span.end)
+            (merged[-1][1] if merged else waiting).extend(kept)
+        elif merged and merged[-1][0].end == span.start:
+            merged[-1] = (Span(merged[-1][0].start, span.end), merged[-1][1] + kept)
         else:
-            merged.append(span)
+            merged.append((span, waiting + kept))
+            waiting = []
     return merged
 
 
@@ -150,6 +161,16 @@ def plan_text_edit(clip: Clip, words: Sequence[Word], order: Sequence[int],
     after the last word stays where it is.  Without ``options.ripple`` only
     deletions are allowed and the pieces keep their timeline positions.
     """
+    return [piece for piece, _ in plan_text_edit_words(clip, words, order, audio, sample_rate,
+                                                       options, new_id)]
+
+
+def plan_text_edit_words(clip: Clip, words: Sequence[Word], order: Sequence[int],
+                         audio: np.ndarray, sample_rate: int,
+                         options: EditOptions = EditOptions(),  # noqa: B008
+                         new_id: Callable[[], str] | None = None
+                         ) -> list[tuple[Clip, list[int]]]:
+    """:func:`plan_text_edit`, each piece with the indices of the words it plays (in order)."""
     count = len(words)
     if any(not 0 <= i < count for i in order) or len(set(order)) != len(order):
         raise EditError(f"word order {list(order)!r} must use each index 0..{count - 1} "
@@ -157,25 +178,25 @@ def plan_text_edit(clip: Clip, words: Sequence[Word], order: Sequence[int],
     if not options.ripple and list(order) != sorted(order):
         raise EditError("reordering words needs ripple editing (ripple=True)")
     if count == 0:
-        return [clip]
+        return [(clip, [])]
     mono = audio if audio.ndim == 1 else audio.mean(axis=0 if audio.shape[0] <= 2 else 1)
     cuts = cut_points(mono, sample_rate, words, clip, options)
     spans = _spans(order, cuts, clip)
     fade = max(0, int(options.crossfade_ms * sample_rate / 1000.0))
     make_id = new_id or (lambda: uuid.uuid4().hex[:12])
-    clips, cursor = [], clip.position
-    for index, span in enumerate(spans):
+    pieces, cursor = [], clip.position
+    for index, (span, played) in enumerate(spans):
         length = span.end - span.start
         at_start, at_end = span.start == clip.offset, span.end == clip.offset + clip.length
         fade_in = clip.fade_in if at_start else fade
         fade_out = clip.fade_out if at_end else fade
         fade_in, fade_out = min(fade_in, length // 2), min(fade_out, length // 2)
         position = cursor if options.ripple else clip.position + span.start - clip.offset
-        clips.append(replace(clip, id=clip.id if index == 0 else make_id(), position=position,
-                             offset=span.start, length=length, fade_in=fade_in,
-                             fade_out=fade_out))
+        pieces.append((replace(clip, id=clip.id if index == 0 else make_id(),
+                               position=position, offset=span.start, length=length,
+                               fade_in=fade_in, fade_out=fade_out), played))
         cursor = position + length
-    return clips
+    return pieces
 
 
 def delete_words(clip: Clip, words: Sequence[Word], indices: Sequence[int],

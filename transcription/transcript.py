@@ -25,7 +25,7 @@ being transcribed.  This module imports nothing heavy: the shared document
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -155,18 +155,23 @@ class Transcript:
         return replace(self, segments=tuple(s.shifted(seconds) for s in self.segments),
                        passages=tuple(p.shifted(seconds) for p in self.passages))
 
-    def within(self, start: float, end: float) -> Transcript:
+    def within(self, start: float, end: float,
+               indices: Collection[int] | None = None) -> Transcript:
         """The part of this transcript that lies in ``[start, end)`` seconds, same clock.
 
-        A word is kept when its middle lies inside; each segment keeps its kept
+        A word is kept when its middle lies inside, or, given ``indices`` (into
+        :attr:`words`), when its index is one of them; each segment keeps its kept
         words and spans them, and a segment left with no words is dropped.  A segment
         keeping every word keeps its text; one keeping some reads as them joined as
         its language writes words (:func:`~transcription.languages.joined_words`).
         Passages are cut to the span.  ``duration`` becomes ``end - start``.
         """
-        segments = []
+        chosen = None if indices is None else frozenset(indices)
+        segments, first = [], 0
         for segment in self.segments:
-            words = tuple(w for w in segment.words if start <= w.middle < end)
+            words = tuple(w for n, w in enumerate(segment.words, first)
+                          if (start <= w.middle < end if chosen is None else n in chosen))
+            first += len(segment.words)
             if words:
                 text = segment.text if words == segment.words else joined_words(
                     [w.word for w in words], self.language)
