@@ -200,6 +200,7 @@ async def ingest_remote(store: AssetStore, tmp: Path, asset_id: str, size: int,
         raise
     asset = await loop.run_in_executor(executor, store._place, tmp, asset_id, size,
                                        project_id, name, ext, audio, rate, peaks)
+    _keep_checked(store, project_id, {asset_id: os.path.basename(name)})
     asset_cache.cache_size(store).note(Path(asset.path))
     await asyncio.to_thread(evict, store, {asset.path})
     return asset
@@ -249,33 +250,105 @@ def _remember(store: AssetStore, project_id: str, asset_id: str) -> None:
         store._remember(project_id, asset_id)
 
 
-def _note_name(store: AssetStore, project_id: str, asset_id: str, name: str | None) -> None:
+def _note_names(store: AssetStore, project_id: str, found: dict[str, str | None]) -> None:
     with store._indexes:
-        store._note_name(project_id, asset_id, name)
+        store._note_names(project_id, found)
+
+
+#: Seconds this node trusts a project's name of an asset read from the object store (or
+#: uploaded here) before it reads the membership again: another node may have uploaded
+#: the same bytes to the project under another name since.
+NAME_RECHECK_S = 60.0
+#: Memberships read at once when a listing reads its project's names.
+NAME_READS = 16
+#: Seconds before a listing reads again the names the object store could not tell it.
+NAME_RETRY_S = 5.0
+
+#: Per asset store: (project id, asset id) → (when its name was read, monotonic; the name).
+_CHECKED: weakref.WeakKeyDictionary[
+    AssetStore, dict[tuple[str, str], tuple[float, str | None]]] = weakref.WeakKeyDictionary()
+
+
+def _checked(store: AssetStore) -> dict[tuple[str, str], tuple[float, str | None]]:
+    return _CHECKED.setdefault(store, {})
+
+
+def _keep_checked(store: AssetStore, project_id: str, names: dict[str, str | None],
+                  due_in: float | None = None) -> None:
+    """Keep ``names`` as read now: due again in :data:`NAME_RECHECK_S` (or ``due_in``)."""
+    read_at = time.monotonic() - (0.0 if due_in is None else NAME_RECHECK_S - due_in)
+    _checked(store).update({(project_id, asset_id): (read_at, name)
+                            for asset_id, name in names.items()})
+
+
+def _name_due(store: AssetStore, project_id: str, asset_id: str) -> bool:
+    known = _checked(store).get((project_id, asset_id))
+    return known is None or time.monotonic() - known[0] >= NAME_RECHECK_S
+
+
+async def _read_member_names(store: AssetStore, project_id: str, asset_ids: list[str]
+                             ) -> tuple[dict[str, str | None], list[str]]:
+    """The names the memberships of ``asset_ids`` in ``project_id`` hold, and the ids
+    with no membership there; an id the object store cannot answer for now is in
+    neither (logged)."""
+    objects = _objects(store)
+    found: dict[str, str | None] = {}
+    missing: list[str] = []
+
+    async def read(asset_id: str) -> None:
+        try:
+            body = await objects.get(member_key(project_id, asset_id))
+        except ObjectNotFound:
+            missing.append(asset_id)
+        except StorageError as exc:  # this node's name this time; asked again later
+            log.warning("cannot read the name of asset %s in project %s: %s", asset_id,
+                        project_id, exc)
+        else:
+            found[asset_id] = _member_name(body, project_id, asset_id)
+
+    for at in range(0, len(asset_ids), NAME_READS):
+        await asyncio.gather(*(read(asset_id) for asset_id in asset_ids[at:at + NAME_READS]))
+    return found, missing
 
 
 async def project_name(store: AssetStore, project_id: str, asset_id: str,
                        names: dict[str, str | None] | None = None) -> str | None:
-    """The name ``project_id`` uploaded ``asset_id`` under: this node's (``names``, when
-    the caller read them: :meth:`AssetStore.project_names`), else its membership in the
-    object store, kept here once read. None when none was kept (an upload from before
-    names were kept per project), or while the object store cannot say."""
-    if names is None:  # a file read: off the event loop
-        names = await asyncio.to_thread(store.project_names, project_id)
-    if asset_id in names or store.objects is None or not _ASSET_ID.match(asset_id):
+    """The name ``project_id`` uploaded ``asset_id`` under (its latest upload there).
+
+    With an object store, its membership's, kept on this node and read again once
+    :data:`NAME_RECHECK_S` has passed; within a listing (``names``: the project's names
+    the caller read once, :meth:`AssetStore.project_names`) every name of the project
+    due is read then, and all are kept in one rewrite. This node's name (``names``)
+    while the object store cannot say or holds no membership (a take not yet
+    published); None when none was kept (an upload from before names were kept per
+    project)."""
+    if store.objects is None or not _ASSET_ID.match(asset_id):
+        if names is None:  # a file read: off the event loop
+            names = await asyncio.to_thread(store.project_names, project_id)
         return names.get(asset_id)
-    try:
-        body = await store.objects.get(member_key(project_id, asset_id))
-    except ObjectNotFound:
-        return None
-    except StorageError as exc:  # the description's name this time; asked again later
-        log.warning("cannot read the name of asset %s in project %s: %s", asset_id,
-                    project_id, exc)
-        return None
-    name = _member_name(body, project_id, asset_id)
-    await asyncio.to_thread(_note_name, store, project_id, asset_id, name)
-    names[asset_id] = name
-    return name
+    known = _checked(store).get((project_id, asset_id))
+    if known is not None and time.monotonic() - known[0] < NAME_RECHECK_S:
+        return known[1]
+    due = [asset_id]
+    if names is not None:  # a listing: the others due are read with it
+        with contextlib.suppress(StorageError):  # then only this one
+            due += [other for other in await project_assets(store, project_id)
+                    if other != asset_id and _ASSET_ID.match(other)
+                    and _name_due(store, project_id, other)]
+    found, missing = await _read_member_names(store, project_id, due)
+    if found:
+        await asyncio.to_thread(_note_names, store, project_id, found)
+    if names is None and asset_id not in found:
+        names = await asyncio.to_thread(store.project_names, project_id)
+    if names is not None:
+        names.update(found)
+        _keep_checked(store, project_id, {other: names.get(other) for other in missing})
+        # the others it could not tell: this node's names for the rest of the listing
+        _keep_checked(store, project_id, {
+            other: names.get(other) for other in due[1:]
+            if other not in found and other not in missing}, due_in=NAME_RETRY_S)
+    _keep_checked(store, project_id, found)
+    return names.get(asset_id) if names is not None else found[asset_id]
 
 
 def _member_name(body: bytes, project_id: str, asset_id: str) -> str | None:

@@ -373,11 +373,18 @@ class AssetStore:
     def _note_name(self, project_id: str, asset_id: str, name: str | None) -> None:
         """Keep ``name`` as ``asset_id``'s in the project (None: none was kept; the
         caller holds ``_indexes``)."""
+        self._note_names(project_id, {asset_id: name})
+
+    def _note_names(self, project_id: str, found: dict[str, str | None]) -> None:
+        """Keep the names ``found`` (asset id → name, as :meth:`_note_name`) in the
+        project, in one rewrite and only when one changed (the caller holds
+        ``_indexes``)."""
         with self._names_locked():
             names = self.project_names(project_id)
-            if asset_id not in names or names[asset_id] != name:
+            if any(asset_id not in names or names[asset_id] != name
+                   for asset_id, name in found.items()):
                 self._write_atomic(self._names(project_id),
-                                   json.dumps({**names, asset_id: name}).encode())
+                                   json.dumps({**names, **found}).encode())
 
     def _forget_name(self, project_id: str, asset_id: str) -> None:
         """Take ``asset_id``'s name out of the project's names (the caller holds
