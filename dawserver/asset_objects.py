@@ -390,22 +390,33 @@ async def has_audio(store: AssetStore, asset: Asset) -> bool:
         object_key(asset.id, asset.format))
 
 
+#: Times :func:`local_file` fetches a file that evictions begun before its lease delete.
+_FETCHES = 3
+
+
 async def local_file(store: AssetStore, asset_id: str) -> Path:
     """The asset's audio on local disk (downloaded into the cache if absent), marked
     recently used and leased for :data:`~dawserver.asset_cache.LEASE_S` (not evicted
     meanwhile); :class:`AssetNotFound` if there is no such asset."""
     asset = await pull(store, asset_id)
     path = Path(asset.path)
-    if not path.is_file():
-        if store.objects is None:
-            raise AssetNotFound(f"the audio of asset {asset_id} is missing on the server")
+    # first: an eviction (of any process) from now on keeps it; the caller reads it next
+    asset_cache.lease(store, asset_id)
+    for attempt in range(_FETCHES):
+        if not path.is_file():
+            if store.objects is None:
+                raise AssetNotFound(f"the audio of asset {asset_id} is missing on the server")
+            try:
+                await store.objects.download(object_key(asset_id, asset.format), path)
+            except ObjectNotFound:
+                raise AssetNotFound(f"the audio of asset {asset_id} is gone") from None
+            log.info("cached asset %s (%d bytes)", asset_id, asset.bytes)
         try:
-            await store.objects.download(object_key(asset_id, asset.format), path)
-        except ObjectNotFound:
-            raise AssetNotFound(f"the audio of asset {asset_id} is gone") from None
-        log.info("cached asset %s (%d bytes)", asset_id, asset.bytes)
-    asset_cache.mark_used(path)
-    asset_cache.lease(store, asset_id)  # the caller reads it next (see asset_cache)
+            asset_cache.mark_used(path)
+            break
+        except FileNotFoundError:  # evicted by a run that began before the lease
+            if store.objects is None or attempt == _FETCHES - 1:
+                raise
     asset_cache.cache_size(store).note(path)
     await asyncio.to_thread(evict, store, {str(path)})
     return path
