@@ -4,7 +4,8 @@ Objects live under ``s3://BUCKET/PREFIX/<key>``. A write below ``multipart_thres
 is one ``PutObject``; above it, a multipart upload of ``part_size`` parts (``concurrency``
 of them in flight), aborted when
 anything fails, so no half-written object is ever visible. Connection failures and the
-server's 5xx answers are :class:`StorageUnavailable` (the HTTP API answers 503).
+server's 5xx answers, its throttling and its timeouts are :class:`StorageUnavailable`
+(the HTTP API answers 503 with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ MIB = 1 << 20
 #: S3's smallest part (except the last).
 MIN_PART = 5 * MIB
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+#: Codes of a store that is busy or timed out (botocore retries them too; S3 answers
+#: ``RequestTimeout`` with a 400, throttling often with a 400 or 429): worth retrying.
+_TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
+              "RequestTimeoutException", "PriorRequestNotComplete", "Throttling",
+              "ThrottlingException", "RequestThrottled", "TooManyRequestsException",
+              "RequestLimitExceeded", "BandwidthLimitExceeded"}
 
 
 class S3ObjectStore(ObjectStore):
@@ -247,7 +254,7 @@ async def _errors(key: str) -> AsyncIterator[None]:
         if code in _MISSING:
             raise ObjectNotFound(f"no object {key!r}") from None
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status >= 500 or code in {"SlowDown", "ServiceUnavailable", "InternalError"}:
+        if status >= 500 or status == 429 or code in _TRANSIENT:
             raise StorageUnavailable(f"object storage failed on {key!r} ({code}); "
                                      "try again shortly") from exc
         raise StorageError(f"object storage refused {key!r}: {code} "
