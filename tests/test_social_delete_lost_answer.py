@@ -35,16 +35,31 @@ async def failed(h: Dispatching, channel: str, text: str) -> Any:
     return stored
 
 
+async def out_answer_lost(h: Dispatching) -> Any:
+    """A post the fake X carried out and whose answer it dropped: failed, yet out."""
+    channel = await h.channel("x")
+    h.fake("x").lose_answers(1, "/2/tweets")
+    post = await failed(h, channel, "Night Drive out now")
+    assert len(h.fake("x").posts) == 1          # out, its answer lost
+    return post
+
+
+async def never_sent(h: Dispatching) -> Any:
+    """A post whose one attempt X refused (503): failed, and not out."""
+    channel = await h.channel("x")
+    h.fake("x").fail(503, times=1)
+    post = await failed(h, channel, "Never sent")
+    assert h.fake("x").posts == []
+    return post
+
+
 def test_a_failed_post_found_on_its_network_is_recorded_not_deleted(
         tmp_path: Path) -> None:
     async def go() -> None:
         url = f"sqlite://{tmp_path / 'social.sqlite3'}"
         async with dispatching(url, ["x"], tmp_path, max_attempts=1) as h, \
                 asyncio.timeout(40):
-            channel = await h.channel("x")
-            h.fake("x").lose_answers(1, "/2/tweets")
-            post = await failed(h, channel, "Night Drive out now")
-            assert len(h.fake("x").posts) == 1          # out, its answer lost
+            post = await out_answer_lost(h)
 
             with pytest.raises(ConflictError, match="out on x"):
                 await h.posts.delete("acc", post.post_id, "p_ada")
@@ -63,10 +78,7 @@ def test_a_failed_post_the_network_never_got_is_deleted_once_asked(
         url = f"sqlite://{tmp_path / 'social.sqlite3'}"
         async with dispatching(url, ["x"], tmp_path, max_attempts=1) as h, \
                 asyncio.timeout(40):
-            channel = await h.channel("x")
-            h.fake("x").fail(503, times=1)
-            post = await failed(h, channel, "Never sent")
-            assert h.fake("x").posts == []
+            post = await never_sent(h)
 
             h.fake("x").fail(503, times=5)               # cannot be asked: kept
             with pytest.raises(ConflictError, match="could not ask x"):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from social_fakes import dispatching
-from test_social_delete_lost_answer import failed
+from test_social_delete_lost_answer import never_sent, out_answer_lost
 
 from business.social.errors import ConflictError
 
@@ -28,10 +28,7 @@ def test_editing_a_failed_post_found_on_its_network_records_it_and_sends_nothing
         url = f"sqlite://{tmp_path / 'social.sqlite3'}"
         async with dispatching(url, ["x"], tmp_path, max_attempts=1) as h, \
                 asyncio.timeout(40):
-            channel = await h.channel("x")
-            h.fake("x").lose_answers(1, "/2/tweets")
-            post = await failed(h, channel, "Night Drive out now")
-            assert len(h.fake("x").posts) == 1          # out, its answer lost
+            post = await out_answer_lost(h)
 
             later = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
             with pytest.raises(ConflictError, match="published"):
@@ -53,10 +50,7 @@ def test_editing_a_failed_post_the_network_never_got_works_once_asked(
         url = f"sqlite://{tmp_path / 'social.sqlite3'}"
         async with dispatching(url, ["x"], tmp_path, max_attempts=1) as h, \
                 asyncio.timeout(40):
-            channel = await h.channel("x")
-            h.fake("x").fail(503, times=1)
-            post = await failed(h, channel, "Never sent")
-            assert h.fake("x").posts == []
+            post = await never_sent(h)
 
             edited = await h.posts.edit("acc", post.post_id, "p_ada",
                                         {"text": "Never sent, take two"})
