@@ -16,9 +16,10 @@ Layout (the same in Python and JavaScript; see ``docs/document-schema.md``)::
                       seek; absent: true)
     markers     Map   marker id -> Map(id, name, position, colour)
     comments    Map   comment id -> Map(id, author, text, created_at, track, position)
-    transcripts Map   clip id -> Map(clip, language, language_probability, model,
+    transcripts Map   clip id -> Map(clip, offset, language, language_probability, model,
                                       segments: Array[dict], passages: Array[dict]):
                       a ``transcription.transcript.Transcript``, times from the clip start
+                      when the clip's offset was ``offset`` (absent: its offset now)
     jobs        Map   job id   -> Map(id, kind, clip, status, progress, error, updated_at):
                       server work in progress (e.g. transcriptions), for every client to show
     midi_clips  Map   clip id  -> Map(id, track, position, length, notes: Map, controls: Map)
@@ -857,30 +858,43 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
     def set_transcript(self, clip_id: str, transcript: Transcript) -> None:
         """Store (or replace) the transcript of a clip; its times count from the clip's start.
 
-        ``duration`` is not stored: a clip's transcript lasts as long as the clip.
+        ``duration`` is not stored: a clip's transcript lasts as long as the clip.  The
+        clip's ``offset`` is, so that :meth:`transcript` still finds the words after a trim
+        of the clip's start.
         """
-        self._clip_map(clip_id)
+        clip = self._clip_map(clip_id)
         data = transcript.to_dict()
         self._roots["transcripts"][clip_id] = Map({
-            "clip": clip_id, "language": data["language"],
+            "clip": clip_id, "offset": int(clip.get("offset") or 0), "language": data["language"],
             "language_probability": data["language_probability"], "model": data["model"],
             "segments": Array(data["segments"]), "passages": Array(data["passages"]),
         })
 
     def transcript(self, clip_id: str) -> Transcript | None:
-        """The transcript of a clip (times from its start, lasting as long as it), or None."""
+        """The transcript of a clip (times from its start, lasting as long as it), or None.
+
+        Stored at another ``offset`` (the clip's start was trimmed since), its words move
+        to the clip's start now and those no longer in the clip are left out.
+        """
         stored = self._roots["transcripts"].get(clip_id)
         if stored is None:
             return None
         data = stored.to_py()
         clip = self._roots["clips"].get(clip_id)
-        if clip is not None:
-            data["duration"] = clip["length"] / self.sample_rate
         try:
-            return Transcript.from_dict(data)
+            if clip is None:
+                return Transcript.from_dict(data)
+            length = clip["length"] / self.sample_rate
+            found = Transcript.from_dict({**data, "duration": length})
+            at = data.get("offset", clip["offset"])
+            if isinstance(at, bool) or not isinstance(at, int | float):
+                raise TranscriptDataError(f"transcript.offset must be a number, got {at!r}")
         except TranscriptDataError as exc:
             raise SchemaError(f"the transcript of clip {clip_id!r} is malformed: {exc}; "
                               "transcribe the clip again to replace it") from exc
+        if at == clip["offset"]:
+            return found
+        return found.shifted((at - clip["offset"]) / self.sample_rate).within(0.0, length)
 
     # -- jobs ----------------------------------------------------------------------------
 

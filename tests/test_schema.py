@@ -414,8 +414,8 @@ def test_a_stored_transcript_keeps_the_shape_clients_read() -> None:
         "en", (Segment(0.5, 0.9, "Hi", (Word("Hi", 0.5, 0.9, 0.98),)),),
         passages=(Passage(0.0, 0.5, "music"), Passage(1.5, 2.0, "silence")), model="base"))
     assert project.to_json()["transcripts"]["c3"] == {
-        "clip": "c3", "language": "en", "language_probability": 1.0, "model": "base",
-        "segments": [{"start": 0.5, "end": 0.9, "text": "Hi",
+        "clip": "c3", "offset": 0, "language": "en", "language_probability": 1.0,
+        "model": "base", "segments": [{"start": 0.5, "end": 0.9, "text": "Hi",
                       "words": [{"word": "Hi", "start": 0.5, "end": 0.9, "probability": 0.98}]}],
         "passages": [{"start": 0.0, "end": 0.5, "kind": "music"},
                      {"start": 1.5, "end": 2.0, "kind": "silence"}]}

@@ -94,7 +94,7 @@ export function planCut ({ clip, transcript, first, last, sampleRate, trackClips
     if (index === 0) plan.update[id] = fields
     else plan.add.push({ id, track: clip.track, source: clip.source, gain_db: clip.gain_db ?? 0, ...fields })
     const segments = sliceSegments(transcript.segments, piece.from / sampleRate, piece.to / sampleRate)
-    plan.transcripts[id] = { ...transcript, segments } // kept even when empty, as the server does
+    plan.transcripts[id] = { ...transcript, offset: fields.offset, segments } // kept even when empty, as the server does
     cursor += length
   })
   const end = clip.position + clip.length

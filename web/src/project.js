@@ -197,9 +197,18 @@ export class Project {
     return map ? map.toJSON() : null
   }
 
+  /** A clip's transcript, its words moved to the clip's start now if it was trimmed since. */
   transcript (clipId) {
     const map = this.roots.transcripts.get(clipId)
-    return map ? map.toJSON() : null
+    if (!map) return null
+    const transcript = map.toJSON()
+    const clip = this.roots.clips.get(clipId)
+    if (clip && typeof transcript.offset === 'number' && transcript.offset !== clip.get('offset')) {
+      const from = (clip.get('offset') - transcript.offset) / this.sampleRate
+      transcript.segments = sliceSegments(transcript.segments, from, from + clip.get('length') / this.sampleRate)
+      transcript.offset = clip.get('offset')
+    }
+    return transcript
   }
 
   /** The clips of one track as plain objects (copies only those, not the whole document). */
@@ -322,6 +331,7 @@ export class Project {
         const from = (map.get('offset') - before.offset) / this.sampleRate
         const segments = sliceSegments(transcript.segments, from, from + map.get('length') / this.sampleRate)
         this.roots.transcripts.get(clipId).set('segments', Y.Array.from(segments))
+        this.roots.transcripts.get(clipId).set('offset', map.get('offset'))
       }
     })
   }
