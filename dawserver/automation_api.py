@@ -28,7 +28,6 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from collab.automation_write import (
-    LaneEdit,
     LaneWriter,
     PassTooLong,
     apply_edit,
@@ -91,29 +90,6 @@ class _Pass:
     writer: LaneWriter
     used: float
     born: float
-    #: The leading stretches of the pass that were closed when an edit was last applied.
-    settled: int = 0
-
-
-@dataclass
-class _Unsettled(LaneEdit):
-    """A pass's edit less its settled stretches: their points are in the lane already
-    and are not the pass's to restore or delete any more."""
-
-    settled: frozenset[str] = frozenset()
-
-    def owns(self, point_id: str) -> bool:
-        """Whether ``point_id`` was written by this pass and is not settled."""
-        return point_id not in self.settled and super().owns(point_id)
-
-
-def _unsettled(held: _Pass, edit: LaneEdit) -> LaneEdit:
-    """``edit`` without the stretches that were closed and written by an earlier batch,
-    so what peers did there since (a point added, moved or deleted) stays."""
-    done = frozenset(point_id for segment in held.writer.segments[:held.settled]
-                     for point_id in segment.closed or {})
-    return _Unsettled(edit.pass_id, edit.erase[held.settled:],
-                      {k: p for k, p in edit.points.items() if k not in done}, done)
 
 
 def _passes(app: Any) -> dict[tuple[str, ...], _Pass]:
@@ -175,9 +151,8 @@ async def write_automation(request: Request) -> Written:
         edit = writer.stop(batch.stop) if batch.stop is not None else \
             writer.edit(batch.now if batch.now is not None else last)
         result.update(mode=writer.mode, points=len(edit.points), done=batch.stop is not None,
-                      changed=apply_edit(document, batch.track, batch.param,
-                                         _unsettled(held, edit)) if writer.writes else 0)
-        held.settled = sum(1 for segment in writer.segments if segment.end is not None)
+                      changed=apply_edit(document, batch.track, batch.param, edit)
+                      if writer.writes else 0)
 
     try:
         async with request.app[ROOMS].use(project_id) as room:
