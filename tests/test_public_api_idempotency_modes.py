@@ -40,30 +40,3 @@ async def test_idempotency_keys_are_kept_apart_by_mode(tmp_path: Path,
                 "POST", f"{V1}/projects", {"name": "Same"}, headers={"Idempotency-Key": "k1"})
             assert status == 201 and headers["Idempotent-Replayed"] == "true"
             assert again == project
-
-
-async def test_an_idempotency_key_is_the_accounts_on_every_route(
-        tmp_path: Path, smtp_server: SmtpServer) -> None:
-    """A key used on ``/projects`` and again on a project's route (or on two projects)
-    is one key of the account: the other request answers 422, it never runs."""
-    scopes = ["account.read", "projects.create", "project.read", "project.edit"]
-    async with signed_in(tmp_path, smtp_server, "ada@example.org") as (
-            app, (ada_person, ada)):
-        live = await key_of(ada_person, ada, scopes)
-        status, project, _ = await live.call(
-            "POST", f"{V1}/projects", {"name": "One"}, headers={"Idempotency-Key": "k2"})
-        assert status == 201, project
-        tracks = f"{V1}/projects/{project['id']}/tracks"
-        status, problem, _ = await live.call(
-            "POST", tracks, {"name": "Vox"}, headers={"Idempotency-Key": "k2"})
-        assert status == 422, problem
-        status, track, _ = await live.call(
-            "POST", tracks, {"name": "Vox"}, headers={"Idempotency-Key": "k3"})
-        assert status == 201, track
-        status, other, _ = await live.call(
-            "POST", f"{V1}/projects", {"name": "Two"}, headers={"Idempotency-Key": "k4"})
-        assert status == 201, other
-        status, problem, _ = await live.call(
-            "POST", f"{V1}/projects/{other['id']}/tracks", {"name": "Vox"},
-            headers={"Idempotency-Key": "k3"})
-        assert status == 422, problem

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from database import open_database
 from dawserver.public_api.idempotency import MIGRATIONS, IdempotencyStore, idempotent
@@ -21,7 +20,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 def request(key: str) -> SimpleNamespace:
     return SimpleNamespace(headers={"Idempotency-Key": key}, account_id="acct",
                            user="u1", body={"name": "Night"},
-                           native=make_mocked_request("POST", "/api/v1/projects"))
+                           native=SimpleNamespace(method="POST", path="/api/v1/projects"))
 
 
 async def test_a_claim_released_during_a_retry_s_claim_is_claimed_and_kept(

@@ -249,13 +249,7 @@ async def idempotent(request: Any, store: IdempotencyStore,
         return await run()
     if not _KEY.fullmatch(key):
         raise BadRequest(BAD_KEY.format(key=key[:80]))
-    # an API key's keys are its account's, on every route: a project's route acts for
-    # the project, and the same key there must still be the same key
-    from ..identity import KEY_USE  # identity imports the app, which imports this
-
-    # (GraphQL's mutations call with a stand-in request, acting for the key's account)
-    use = request.native.get(KEY_USE) if isinstance(request.native, web.Request) else None
-    account = use.account_id if use is not None else request.account_id
+    account = request.account_id
     kept_as = f"{TEST_MODE_PREFIX}{key}" if getattr(request, "test_mode", False) else key
     print_ = fingerprint(request.native.method, request.native.path, request.user,
                          request.body, also)
