@@ -91,3 +91,18 @@ def test_a_failed_post_the_network_never_got_is_deleted_once_asked(
             assert await h.store.post("acc", post.post_id) is None
 
     asyncio.run(go())
+
+
+def test_a_failed_post_on_a_channel_let_go_is_deleted_unasked(tmp_path: Path) -> None:
+    """A disconnected channel cannot be asked and its person chose to let it go: its
+    failed post is deleted (and can be edited), never refused for good."""
+    async def go() -> None:
+        url = f"sqlite://{tmp_path / 'social.sqlite3'}"
+        async with dispatching(url, ["x"], tmp_path, max_attempts=1) as h, \
+                asyncio.timeout(40):
+            post = await out_answer_lost(h)
+            await h.channels.disconnect("acc", post.targets[0].channel_id, "p_ada")
+            await h.posts.delete("acc", post.post_id, "p_ada")
+            assert await h.store.post("acc", post.post_id) is None
+
+    asyncio.run(go())

@@ -62,6 +62,7 @@ from business.social.errors import (
 )
 from business.social.models import (
     ACTIVE,
+    DISCONNECTED,
     FAILED,
     PENDING,
     PUBLISHED,
@@ -389,8 +390,10 @@ class Dispatcher:
         network = channel.network if channel is not None else target.network
         unasked = (f"could not ask {network} whether post {post.post_id!r} went out on "
                    f"channel {target.channel_id!r} (its last answer may have been lost)")
+        if channel is None or channel.state == DISCONNECTED:
+            return None  # its person let the channel go: nothing to ask, nothing kept from
         connector = self.channels.connectors.get(network)
-        if channel is None or channel.state != ACTIVE or connector is None:
+        if channel.state != ACTIVE or connector is None:
             raise ConflictError(f"{unasked}: connect the channel again, then try again")
         try:
             token = await self.channels.access_token(post.account_id, target.channel_id)
