@@ -22,6 +22,8 @@ from database import Database, Session
 
 #: How many objects' modes are kept in memory per process.
 CACHE_SIZE = 10_000
+#: Ids asked in one query (SQLite and asyncpg take at most 32,766 and 32,767 parameters).
+MARKS_PER_QUERY = 1_000
 
 
 class Sandbox:
@@ -52,16 +54,18 @@ class Sandbox:
 
     async def marked(self, account_id: str, object_ids: Iterable[str], *,
                      tx: Any = None) -> set[str]:
-        """Those of ``object_ids`` marked sandbox objects under ``account_id`` (one query;
+        """Those of ``object_ids`` marked sandbox objects under ``account_id`` (a query per
+        :data:`MARKS_PER_QUERY`;
         by account, as a plug-in's ids are only unique within it; in ``tx`` if given)."""
-        ids = list(dict.fromkeys(object_ids))
-        if not ids:
-            return set()
-        marks = ", ".join("?" * len(ids))
-        rows = await (tx or self.db).fetch(
-            f"SELECT object_id FROM api_sandbox WHERE account_id = ? AND "  # noqa: S608
-            f"object_id IN ({marks})", account_id, *ids)
-        return {r["object_id"] for r in rows}
+        ids, found = list(dict.fromkeys(object_ids)), set()
+        for at in range(0, len(ids), MARKS_PER_QUERY):
+            part = ids[at:at + MARKS_PER_QUERY]
+            marks = ", ".join("?" * len(part))
+            rows = await (tx or self.db).fetch(
+                f"SELECT object_id FROM api_sandbox WHERE account_id = ? AND "  # noqa: S608
+                f"object_id IN ({marks})", account_id, *part)
+            found.update(r["object_id"] for r in rows)
+        return found
 
     async def made(self, principal: Any, account_id: str, project_id: str) -> None:
         """Mark a project ``principal`` just made a sandbox one if it is a test-mode key
@@ -70,18 +74,22 @@ class Sandbox:
             await self.add(account_id, project_id, "project")
 
     async def sandboxed(self, object_ids: Iterable[str]) -> set[str]:
-        """Those of ``object_ids`` that are sandbox objects (one query for the unknown)."""
+        """Those of ``object_ids`` that are sandbox objects (a query per
+        :data:`MARKS_PER_QUERY` unknown ones)."""
         ids = list(dict.fromkeys(object_ids))
         unknown = [i for i in ids if i not in self._known]
-        if unknown:
-            marks = ", ".join("?" * len(unknown))
+        marked = {i for i in ids if self._known.get(i)}
+        for at in range(0, len(unknown), MARKS_PER_QUERY):
+            part = unknown[at:at + MARKS_PER_QUERY]
+            marks = ", ".join("?" * len(part))
             rows = await self.db.fetch(
                 f"SELECT object_id FROM api_sandbox WHERE object_id IN ({marks})",  # noqa: S608
-                *unknown)
+                *part)
             found = {r["object_id"] for r in rows}
-            for object_id in unknown:
+            marked |= found  # not from the cache: more ids than it holds may be asked
+            for object_id in part:
                 self._remember(object_id, object_id in found)
-        return {i for i in ids if self._known.get(i)}
+        return marked
 
     async def visible(self, principal: Any, object_id: str) -> bool:
         """Whether ``principal`` may reach ``object_id`` in its mode (keys only)."""
