@@ -44,6 +44,16 @@ async def out_answer_lost(h: Dispatching) -> Any:
     return post
 
 
+async def recorded_published(h: Dispatching, post_id: str) -> Any:
+    """The stored post, checked to be recorded published as the fake X's one post."""
+    stored = await h.store.post("acc", post_id)
+    [target] = stored.targets
+    [remote] = h.fake("x").posts
+    assert (stored.state, target.state) == ("published", "published")
+    assert target.remote_id == str(remote["id"])
+    return stored
+
+
 async def never_sent(h: Dispatching) -> Any:
     """A post whose one attempt X refused (503): failed, and not out."""
     channel = await h.channel("x")
@@ -63,11 +73,7 @@ def test_a_failed_post_found_on_its_network_is_recorded_not_deleted(
 
             with pytest.raises(ConflictError, match="out on x"):
                 await h.posts.delete("acc", post.post_id, "p_ada")
-            stored = await h.store.post("acc", post.post_id)
-            [target] = stored.targets
-            [remote] = h.fake("x").posts
-            assert (stored.state, target.state) == ("published", "published")
-            assert target.remote_id == str(remote["id"])
+            await recorded_published(h, post.post_id)
 
     asyncio.run(go())
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from social_fakes import dispatching
-from test_social_delete_lost_answer import never_sent, out_answer_lost
+from test_social_delete_lost_answer import never_sent, out_answer_lost, recorded_published
 
 from business.social.errors import ConflictError
 
@@ -34,11 +34,7 @@ def test_editing_a_failed_post_found_on_its_network_records_it_and_sends_nothing
             with pytest.raises(ConflictError, match="published"):
                 await h.posts.edit("acc", post.post_id, "p_ada",
                                    {"text": "Night Drive out now!", "publish_at": later})
-            stored = await h.store.post("acc", post.post_id)
-            [target] = stored.targets
-            [remote] = h.fake("x").posts
-            assert (stored.state, target.state) == ("published", "published")
-            assert target.remote_id == str(remote["id"])
+            stored = await recorded_published(h, post.post_id)
             assert stored.text == "Night Drive out now"
 
     asyncio.run(go())
