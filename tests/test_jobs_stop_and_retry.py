@@ -29,6 +29,19 @@ def with_queue(url: str, body: Callable[[JobQueue], Awaitable[None]],
     asyncio.run(go())
 
 
+async def stopped_at(queue: JobQueue, handler: Callable[[JobContext], Awaitable[Any]],
+                     reached: asyncio.Event) -> Any:
+    """One job's record after a worker running it is stopped once ``reached`` is set,
+    checked not to be run again by a later worker."""
+    job = await queue.enqueue("work", {}, account_id="a")
+    worker = JobWorker(queue, {"work": handler}, poll_s=0.05)
+    worker.start()
+    await reached.wait()
+    await worker.stop()
+    assert await JobWorker(queue, {"work": handler}).run_once("work") == 0
+    return await queue.get("a", job.id)
+
+
 def test_a_handler_that_ended_as_the_worker_stops_is_recorded_not_run_again(
         collab_database_url: str) -> None:
     async def body(queue: JobQueue) -> None:
@@ -40,14 +53,8 @@ def test_a_handler_that_ended_as_the_worker_stops_is_recorded_not_run_again(
             ended.set()  # the worker is stopped before it records the result
             return {"sent": True}
 
-        job = await queue.enqueue("work", {}, account_id="a")
-        worker = JobWorker(queue, {"work": handler}, poll_s=0.05)
-        worker.start()
-        await ended.wait()
-        await worker.stop()
-        record = await queue.get("a", job.id)
+        record = await stopped_at(queue, handler, ended)
         assert (record.state, record.result, record.attempts) == (DONE, {"sent": True}, 1)
-        assert await JobWorker(queue, {"work": handler}).run_once("work") == 0
         assert runs == [1]
 
     with_queue(collab_database_url, body)
@@ -72,14 +79,8 @@ def test_a_result_being_recorded_as_the_worker_stops_is_still_recorded(
             runs.append(ctx.attempt)
             return 7
 
-        job = await queue.enqueue("work", {}, account_id="a")
-        worker = JobWorker(queue, {"work": handler}, poll_s=0.05)
-        worker.start()
-        await recording.wait()
-        await worker.stop()
-        record = await queue.get("a", job.id)
+        record = await stopped_at(queue, handler, recording)
         assert (record.state, record.result) == (DONE, 7)
-        assert await JobWorker(queue, {"work": handler}).run_once("work") == 0
         assert runs == [1]
 
     with_queue(collab_database_url, body)
