@@ -116,6 +116,12 @@ class Person:
     async def close(self) -> None:
         await self.http.close()
 
+    async def __aenter__(self) -> Person:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
 
 @asynccontextmanager
 async def accounts_server(tmp_path: Path, smtp: SmtpServer, **overrides: Any
