@@ -84,8 +84,9 @@ SIMULATED = "simulated in test mode: no store was contacted"
 _LOOKUP_BATCH = 500
 #: How often an attempt re-reads a record other attempts keep changing before retrying.
 _START_TRIES = 5
-#: How often (seconds) an attempt looks whether an earlier arming's attempt still runs.
-_EARLIER_POLL_S = 0.2
+#: How often (seconds) an attempt looks whether an earlier arming's attempt still runs:
+#: first after the shorter wait, then twice as long each time up to the longer one.
+_EARLIER_POLL_S = (0.2, 2.0)
 _MESSAGE_NS = uuid.UUID("5b0c7f0e-6a55-4a43-9a55-0d1d57d2a7e1")
 
 #: ``packager(account_id, release_id, store, action, message_id, snapshot_id)``.
@@ -266,9 +267,11 @@ class DeliveryPipeline:
         ended = _ended(record, job)
         if ended is not None:
             return ended
+        wait = _EARLIER_POLL_S[0]
         while await self._earlier_running(record, job):  # it may land an older revision
-            await asyncio.sleep(_EARLIER_POLL_S)
-            await job.confirm()
+            await asyncio.sleep(wait)
+            wait = min(2 * wait, _EARLIER_POLL_S[1])
+            job.check()  # the worker's heartbeats keep the lease; no write of our own
             record = await self._record(job)
             ended = _ended(record, job)
             if ended is not None:
