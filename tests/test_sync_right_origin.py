@@ -16,10 +16,11 @@ from room_helpers import Client, project_room, wait_for
 from yjs_updates import Item, UpdateBuilder, any_string, fixed_project
 
 from collab import protocol as p
+from collab import trial as trial_module
 from collab.room import RoomLimits
 from collab.store import open_store
 from collab.tokens import Role
-from collab.trial import TrialDoc
+from collab.trial import MAX_UNTOLD_POSITIONS, TrialDoc, check_right_of_origin
 from collab.update_format import MalformedUpdate, read_update
 from dsp_core.effects import EffectSpec
 
@@ -92,6 +93,33 @@ def test_concurrent_inserts_at_one_place_are_all_taken() -> None:
         trial.attempt(update, read_update(update))
         doc.apply_update(update)
     assert listed(doc.get_update()) == doc.get("a", type=Array).to_py()
+
+
+def test_items_placed_among_collected_ones_are_looked_up_a_bounded_number_of_times(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items of a list whose map entry was deleted are collected once the document is
+    loaded again; yrs panics on each lookup of one (slow with a backtrace), so an update
+    placing many items among them stops being checked after a few."""
+    writer = Doc(client_id=1)
+    entries = writer.get("m", type=Map)
+    with writer.transaction():
+        entries["k"] = Array(["v0", "v1", "v2", "v3"])
+    with writer.transaction():
+        del entries["k"]
+    doc = Doc()
+    doc.apply_update(writer.get_update())
+    looked_up: list[int | None] = []
+    position = trial_module._position
+
+    def counted(doc: Doc, item: tuple[int, int]) -> int | None:
+        looked_up.append(position(doc, item))
+        return looked_up[-1]
+
+    monkeypatch.setattr(trial_module, "_position", counted)
+    update = UpdateBuilder([(50, 0, [Item(8, any_string(f"x{n}"), origin=(1, 1),
+                                          right_origin=(1, 2)) for n in range(20)])]).encode()
+    check_right_of_origin(doc, read_update(update))
+    assert looked_up == [None] * MAX_UNTOLD_POSITIONS
 
 
 @pytest.mark.asyncio
