@@ -261,6 +261,7 @@ class Posts:
         found there is recorded published, so the edit never sends it a second time."""
         post = await self.get(account_id, post_id)
         refuse_in_flight(post, "edited")
+        rights.check_compose(await self._known(account_id, post.targets), actor)
         if (post.state == FAILED and self.dispatch is not None
                 and await self.dispatch.found_out(post)):
             post = await self.get(account_id, post_id)
@@ -272,7 +273,6 @@ class Posts:
                                 "failed ones (POST .../targets/{channel_id}/retry) or write "
                                 "a new post")
         old_version, old_state, old_jobs = post.version, post.state, job_ids(post)
-        rights.check_compose(await self._known(account_id, post.targets), actor)
         content = any(name in fields for name in CONTENT)
         post.version += 1
         for name, cleared in CLEARED.items():
