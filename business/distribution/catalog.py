@@ -299,7 +299,8 @@ class Catalog:
 
         With ``snapshot_id`` the package is built from what passed the gate, and a
         file whose checksum changed since is a ComplianceError (``file_changed``),
-        except in a takedown (it sends no files).
+        except in a takedown (it sends no files; one whose files were deleted since is
+        built from the release as it is now).
         Without, the full gate runs now (takedowns send no files and skip it). A
         message id always stands for the same content: retries reuse the package.
         """
@@ -323,6 +324,11 @@ class Catalog:
                                     "does not exist; deliver the release again")
             release = release_from_dict(json.loads(row["data"]))
             digests, checked_at = json.loads(row["files"]), row["checked_at"]
+            paths = [t.audio_path for t in release.tracks] + [release.artwork_path]
+            if action == "takedown" and not all(map(os.path.exists, paths)):
+                # a file delivered then was deleted since: the takedown (which sends no
+                # files) describes the release as it is now rather than fail for good
+                release, digests = await self.get_release(account_id, release_id), None
         else:
             release = await self.get_release(account_id, release_id)
             if action != "takedown":
