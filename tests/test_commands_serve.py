@@ -96,6 +96,10 @@ def test_commits_without_fsync_still_survive_kill_9_of_the_process(tmp_path: Pat
     relayed_updates_survive_kill_9(tmp_path, "sqlite://?synchronous=normal")
 
 
+#: How many markers the burst's writer may be ahead of what its observer saw.
+LEAD = 200
+
+
 def relayed_updates_survive_kill_9(tmp_path: Path, url_for_store: str | None) -> None:
     """Kill the server (on ``url_for_store``; None: the default) in a burst of edits."""
     data, port = tmp_path / "data", free_port()
@@ -121,14 +125,18 @@ def relayed_updates_survive_kill_9(tmp_path: Path, url_for_store: str | None) ->
             written = 0
 
             async def write() -> None:
-                # Unbounded and paced, so the writer is still writing when the kill lands
-                # however fast or slow the relay is on this machine.
+                # Endless, so the writer is still writing when the kill lands however fast
+                # or slow the relay is on this machine; at most LEAD markers ahead of what
+                # the observer saw, so a slow relay is not flooded (a busy machine took a
+                # minute and a GB of this process's memory to relay the first 300).
                 nonlocal written
                 for i in itertools.count():
                     writer.document.add_marker(i, f"m{i}")
                     written += 1
                     if i % 20 == 0:
                         await asyncio.sleep(0.001)
+                        while written - len(observer.document.markers()) > LEAD:
+                            await asyncio.sleep(0.005)
 
             task = asyncio.create_task(write())
             async with asyncio.timeout(60):  # a lost relay fails here, not the whole run
