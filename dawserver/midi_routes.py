@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field
@@ -165,17 +164,6 @@ async def import_midi(request: Request) -> MidiImported:
                         tempo=imported.tempo)
 
 
-def _smf_text(text: str) -> str:
-    """``text`` as a file's track name: as it is when Latin-1 (what the MIDI library
-    writes) holds it, else its UTF-8 bytes, which DAWs read as UTF-8 (a name such as
-    "ボーカル" or "Vox 🎤" would fail the whole export otherwise)."""
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return text.encode("utf-8").decode("latin-1")
-    return text
-
-
 async def export_midi(request: Request) -> Reply:
     """The project's MIDI tracks as a Standard MIDI File (viewer)."""
     project_id = request.params["project_id"]
@@ -186,9 +174,8 @@ async def export_midi(request: Request) -> Reply:
         raise NotFound(str(exc)) from None
     # the tempo map's opening tempo and meter: what plays, whatever the transport holds
     opening = session.tempo.meters[0]
-    tracks = [replace(track, name=_smf_text(track.name or track.id)) for track in session.tracks]
     buffer = io.BytesIO()
-    await asyncio.to_thread(write_smf, tracks, buffer, session.sample_rate,
+    await asyncio.to_thread(write_smf, session.tracks, buffer, session.sample_rate,
                             session.tempo.bpm_at_beat(0), beats_per_bar=opening.numerator,
                             beat_unit=opening.denominator)
     return Reply(buffer.getvalue(), media_type="audio/midi", headers={

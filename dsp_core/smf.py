@@ -228,7 +228,7 @@ def read_smf(source: str | os.PathLike[str] | bytes | BinaryIO, sample_rate: int
             if msg.type == "program_change":
                 programs.setdefault(f"program_{msg.channel}", msg.program)
             elif msg.type == "track_name":
-                name = msg.name
+                name = _name_read(msg.name)
             elif msg.type == "time_signature" and not result.meter_given and _usable_meter(
                     msg.numerator, msg.denominator):
                 result.beats_per_bar, result.beat_unit = msg.numerator, msg.denominator
@@ -322,8 +322,8 @@ def write_smf(tracks: list[Track], target: str | os.PathLike[str] | BinaryIO, sa
                 events.append((off, 1, mido.Message(
                     "note_off", channel=n.channel, note=n.pitch, velocity=0)))
         events.sort(key=lambda e: (e[0], e[1]))
-        mtrack = mido.MidiTrack([mido.MetaMessage("track_name", name=track.name or track.id,
-                                                  time=0)])
+        mtrack = mido.MidiTrack([mido.MetaMessage(
+            "track_name", name=_name_written(track.name or track.id), time=0)])
         last = 0
         for at, _, msg in events:
             mtrack.append(msg.copy(time=at - last))
@@ -334,3 +334,23 @@ def write_smf(tracks: list[Track], target: str | os.PathLike[str] | BinaryIO, sa
         midi.save(file=target)
     else:
         midi.save(os.fspath(target))
+
+
+def _name_written(text: str) -> str:
+    """``text`` as a track name for mido, which writes Latin-1: as it is when Latin-1
+    holds it, else its UTF-8 bytes, which DAWs read as UTF-8 (a name such as "ボーカル"
+    or "Vox 🎤" would fail the whole file otherwise)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8").decode("latin-1")
+    return text
+
+
+def _name_read(text: str) -> str:
+    """A track name as mido read it (Latin-1): its UTF-8 reading when its bytes are
+    UTF-8 (as most DAWs write them), else as read."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text

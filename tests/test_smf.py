@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import mido
@@ -51,6 +52,20 @@ def test_export_then_import_gives_back_the_notes_and_controllers(tmp_path: Path)
     write_smf(imported.tracks, again, RATE, tempo=imported.tempo)
     assert sorted(map(key, read_smf(again.getvalue(), RATE).tracks[0].midi_clips[0].notes)) == \
         sorted(map(key, clip.notes))
+
+
+def test_track_names_outside_latin1_are_written_and_read_back_as_utf8(
+        tmp_path: Path) -> None:
+    """mido writes names as Latin-1: one Latin-1 holds is written so (and read back),
+    any other as its UTF-8 bytes, which are read back as UTF-8 (to a path, as the CLI
+    exports, or to a buffer, as the server does)."""
+    names = ["Café", "ボーカル 🎤", "Vox"]
+    tracks = [replace(keys_track(), id=f"t{n}", name=name) for n, name in enumerate(names)]
+    write_smf(tracks, tmp_path / "song.mid", RATE, 120.0)
+    data = (tmp_path / "song.mid").read_bytes()
+    assert [t.name for t in read_smf(data, RATE).tracks] == names
+    raw = [t[0].name.encode("latin-1") for t in mido.MidiFile(file=io.BytesIO(data)).tracks[1:]]
+    assert raw == ["Café".encode("latin-1"), "ボーカル 🎤".encode(), b"Vox"]
 
 
 def test_import_follows_a_tempo_change_and_untied_notes() -> None:
