@@ -57,13 +57,20 @@ class Sandbox:
         """Those of ``object_ids`` marked sandbox objects under ``account_id`` (a query per
         :data:`MARKS_PER_QUERY`;
         by account, as a plug-in's ids are only unique within it; in ``tx`` if given)."""
-        ids, found = list(dict.fromkeys(object_ids)), set()
+        return await self._present(list(dict.fromkeys(object_ids)), account_id, tx=tx)
+
+    async def _present(self, ids: list[str], account_id: str | None = None, *,
+                       tx: Any = None) -> set[str]:
+        """Those of ``ids`` in the table (of ``account_id`` if given), a query per
+        :data:`MARKS_PER_QUERY` of them."""
+        where, first = ("account_id = ? AND ", [account_id]) if account_id else ("", [])
+        found: set[str] = set()
         for at in range(0, len(ids), MARKS_PER_QUERY):
             part = ids[at:at + MARKS_PER_QUERY]
             marks = ", ".join("?" * len(part))
             rows = await (tx or self.db).fetch(
-                f"SELECT object_id FROM api_sandbox WHERE account_id = ? AND "  # noqa: S608
-                f"object_id IN ({marks})", account_id, *part)
+                f"SELECT object_id FROM api_sandbox WHERE {where}"  # noqa: S608
+                f"object_id IN ({marks})", *first, *part)
             found.update(r["object_id"] for r in rows)
         return found
 
@@ -79,16 +86,10 @@ class Sandbox:
         ids = list(dict.fromkeys(object_ids))
         unknown = [i for i in ids if i not in self._known]
         marked = {i for i in ids if self._known.get(i)}
-        for at in range(0, len(unknown), MARKS_PER_QUERY):
-            part = unknown[at:at + MARKS_PER_QUERY]
-            marks = ", ".join("?" * len(part))
-            rows = await self.db.fetch(
-                f"SELECT object_id FROM api_sandbox WHERE object_id IN ({marks})",  # noqa: S608
-                *part)
-            found = {r["object_id"] for r in rows}
-            marked |= found  # not from the cache: more ids than it holds may be asked
-            for object_id in part:
-                self._remember(object_id, object_id in found)
+        found = await self._present(unknown)
+        marked |= found  # not from the cache: more ids than it holds may be asked
+        for object_id in unknown:
+            self._remember(object_id, object_id in found)
         return marked
 
     async def visible(self, principal: Any, object_id: str) -> bool:

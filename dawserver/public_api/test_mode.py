@@ -119,7 +119,8 @@ async def in_sandbox(context: Any, plugin: str, account_id: str, object_id: str)
 async def sandbox_ids(context: Any, plugin: str, account_id: str, object_ids: Iterable[str],
                       *, tx: Any = None) -> set[str]:
     """Those of plug-in ``plugin``'s ``object_ids`` of ``account_id`` that are sandbox
-    objects, in one query (in ``tx`` if given: a plug-in transaction's own reads)."""
+    objects, a query per 1,000 ids (in ``tx`` if given: a plug-in transaction's own
+    reads)."""
     prefix = f"{plugin}:"
     found = await api_state(context).sandbox.marked(
         account_id, [prefix + object_id for object_id in object_ids], tx=tx)
