@@ -99,15 +99,20 @@ def default_price(price: str, currency: str) -> int:
     return int(value * 100)
 
 
+#: The largest price Stripe takes, in minor units (a tier's or a membership plan's).
+STRIPE_MAX_AMOUNT = 99_999_999
+
+
 def _price(value: Any, tier: str, currency: str, path: str) -> int:
     if type(value) is not int or value <= 0:
         raise CatalogueInvalid(
             f"price of tier {tier!r} must be a positive whole number of minor units "
             f"(for {currency.upper()}, {format_amount(2999, currency)} is 2999); got {value!r}",
             [{"path": path, "message": "price must be a positive integer"}])
-    if value > 99_999_999:
-        raise CatalogueInvalid(f"price of tier {tier!r} is above Stripe's limit of 99999999 "
-                               "minor units", [{"path": path, "message": "price too high"}])
+    if value > STRIPE_MAX_AMOUNT:
+        raise CatalogueInvalid(f"price of tier {tier!r} is above Stripe's limit of "
+                               f"{STRIPE_MAX_AMOUNT} minor units",
+                               [{"path": path, "message": "price too high"}])
     return value
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from business.marketplace.catalogue import check_currency
+from business.marketplace.catalogue import STRIPE_MAX_AMOUNT, check_currency
 from business.marketplace.errors import (
     CatalogueInvalid,
     NotForSale,
@@ -45,8 +45,6 @@ EXPIRED = "expired"
 INTERVALS = ("month", "year")
 #: The largest member discount (a paid checkout must still charge something).
 MAX_DISCOUNT_BP = 9_000
-#: The largest price a plan may have, in minor units (Stripe's limit on an amount).
-MAX_AMOUNT = 99_999_999
 
 PLAN_COLUMNS = ("account_id, plan_id, name, amount, currency, billing_interval, "
                 "free_downloads, free_tier, discount_bp, stripe_account, stripe_product, "
@@ -181,8 +179,8 @@ class Memberships:
             raise ValueError(f"a plan is billed every 'month' or 'year', not {interval!r}")
         if amount <= 0:
             raise ValueError("a plan's price must be above zero (minor units)")
-        if amount > MAX_AMOUNT:
-            raise ValueError(f"a plan's price is at most {MAX_AMOUNT} minor units "
+        if amount > STRIPE_MAX_AMOUNT:
+            raise ValueError(f"a plan's price is at most {STRIPE_MAX_AMOUNT} minor units "
                              "(Stripe's limit)")
         try:  # a currency to pay with, as the catalogue's (not XXX, not 3 decimals)
             currency = check_currency(currency)
