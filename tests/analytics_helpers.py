@@ -8,21 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from database_helpers import postgres_schema_url
-
 from business.analytics.plugin import MIGRATIONS
 from database import Database, open_database
 from events import MIGRATIONS as EVENTS
 from jobs import MIGRATIONS as JOBS
-
-
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: an SQLite file, or a fresh schema of a real PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path / 'analytics.sqlite3'}"
-    return postgres_schema_url(request.getfixturevalue("postgres_url"),
-                               f"an{abs(hash(request.node.name)) % 10**8}")
 
 
 @contextlib.asynccontextmanager

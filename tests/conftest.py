@@ -1,5 +1,5 @@
-"""Fixtures of the test suite: a fresh collaboration database per test, the Whisper model
-and the CPU kernels it decodes with.
+"""Fixtures of the test suite: a fresh database per test (any store's, or the collaboration
+store's), the Whisper model and the CPU kernels it decodes with.
 
 The PostgreSQL and Redis servers (one Redis, or a Redis Cluster) themselves come from
 the root ``conftest.py``.
@@ -7,6 +7,7 @@ the root ``conftest.py``.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,18 @@ def collab_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     asyncio.run(create())
     return f"{server.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: an SQLite file, then a fresh schema of the test PostgreSQL
+    (named after the test's node id, so no two tests share one)."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'test.sqlite3'}"
+    from database_helpers import postgres_schema_url
+
+    return postgres_schema_url(request.getfixturevalue("postgres_url"),
+                               f"t{zlib.crc32(request.node.nodeid.encode()):08x}")
 
 
 @pytest.fixture(params=["redis", "redis-cluster"])

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from database_helpers import postgres_schema_url
 from social_helpers import header_principal
 from social_helpers import who as headers_of
 
@@ -51,16 +49,6 @@ async def onboarded_seller(fake: FakeStripe, gateway: StripeGateway, name: str) 
         idempotency_key=idempotency_key("account", name), email=f"{name}@example.com")
     fake.complete_onboarding(account.id)
     return str(account.id)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: an SQLite file, then a fresh schema of a real PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'market.sqlite3'}"
-        return
-    yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                              f"mk{abs(hash(request.node.name)) % 10**8}")
 
 
 # -- the plug-in over HTTP ----------------------------------------------------------------------

@@ -14,14 +14,12 @@ import contextlib
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from database_helpers import postgres_schema_url
 
 from business.social.errors import NetworkError, Rejected
 from business.social.networks.base import OAuthTokens, Published, code_challenge
@@ -133,15 +131,6 @@ def who(account: str, user: str, role: str = "owner") -> dict[str, str]:
     """Headers of a request by ``user`` acting on ``account`` with ``role``."""
     return {"X-Account": account, "X-User": user, "X-Role": role}
 
-
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """For a ``db_url`` fixture over ``["sqlite", "postgresql"]``: an empty database, an
-    SQLite file or a fresh schema of a real PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'social.sqlite3'}"
-        return
-    yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                              f"s{abs(hash(request.node.name)) % 10**8}")
 
 
 async def migrated(db: Any) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from analytics_helpers import database_url, migrated
+from analytics_helpers import migrated
 from social_helpers import header_principal, who
 from test_analytics_routes import wait_for_run
 
@@ -32,11 +32,6 @@ from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 pytestmark = [pytest.mark.timeout(150)]
 FIRST, LAST = date(2024, 3, 1), date(2024, 3, 20)
 RANGE = {"from": FIRST.isoformat(), "to": LAST.isoformat()}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def app_for(tmp_path: Path, sources: dict | None = None) -> web.Application:

@@ -12,7 +12,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from analytics_helpers import database_url
 from test_analytics_milestones import CREDS, analytics, backfill
 from test_analytics_milestones import run as run_for
 from test_analytics_sources import TODAY, run, source, table
@@ -25,11 +24,6 @@ from business.analytics.services import services
 pytestmark = pytest.mark.timeout(180)
 FIRST, LAST = date(2024, 6, 1), date(2024, 6, 29)
 PARTS = {"country": "countries", "city": "cities", "age": "ages", "gender": "genders"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 # -- YouTube ---------------------------------------------------------------------------------

@@ -8,17 +8,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from analytics_helpers import database_url, migrated
+from analytics_helpers import migrated
 
 from business.analytics.catalog import Catalog, CatalogError, EntityNotFound, normalise
 from business.analytics.sources.records import Identity
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def run(coro, timeout: float = 60.0):  # noqa: ANN001, ANN201

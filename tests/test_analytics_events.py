@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from analytics_helpers import database_url, migrated, plugin_context
+from analytics_helpers import migrated, plugin_context
 
 from business.analytics.audience import AudienceBook
 from business.analytics.events import (
@@ -39,11 +39,6 @@ POST: dict[str, Any] = {
     "post_id": "post-1", "day": "2024-06-02",
     "metrics": {"impressions": 5400, "likes": 310, "comments": 12}}
 MAY = datetime(2024, 5, 1, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def run(coro, timeout: float = 30.0):  # noqa: ANN001, ANN201

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from analytics_helpers import database_url, migrated
+from analytics_helpers import migrated
 from social_helpers import who
 from test_analytics_audience import app_for
 
@@ -35,11 +35,6 @@ ARTISTS = {
     "ed": ("Ed", ("metal",), 7000.0, 70.0),
     "fa": ("Fa", (), 2000.0, 20.0),
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def at(i: int) -> datetime:

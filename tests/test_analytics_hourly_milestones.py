@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from analytics_helpers import database_url, worker
+from analytics_helpers import worker
 from smtp_server import SmtpServer
 from test_analytics_milestones import analytics, published, run, send_all
 
@@ -28,11 +28,6 @@ from dawserver.account_mail import MailSender
 pytestmark = pytest.mark.timeout(180)
 DAY = date(2024, 6, 10)
 CHANNEL = "UCs4aHmggTfFrpkPcWSaBN9g"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def hour(h: int, day: date = DAY) -> datetime:

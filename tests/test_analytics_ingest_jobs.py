@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from analytics_helpers import database_url, migrated, plugin_context, worker
+from analytics_helpers import migrated, plugin_context, worker
 
 from business.analytics.fakes import FAKES, FakeSources
 from business.analytics.runs import INGEST_JOB
@@ -30,11 +30,6 @@ pytestmark = pytest.mark.timeout(180)
 NOW = datetime(2024, 6, 30, 12, tzinfo=UTC)
 START, END = date(2024, 4, 1), date(2024, 6, 29)
 CREDS = Credentials("client-id", "client-secret", "api-key", "refresh-token")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def run(coro, timeout: float = 90.0):  # noqa: ANN001, ANN201

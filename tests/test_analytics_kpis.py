@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from analytics_helpers import database_url, migrated
+from analytics_helpers import migrated
 from social_helpers import header_principal, who
 from test_analytics_routes import wait_for_run
 
@@ -29,11 +29,6 @@ from business.analytics.v1_routes import _days
 from dawserver.plugins import PLUGIN_CONTEXT_KEY, install, load_plugins
 
 TODAY = date(2024, 6, 30)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def test_a_kpi_sums_metrics_of_one_nature_that_sources_report() -> None:

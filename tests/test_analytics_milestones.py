@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from analytics_helpers import database_url, migrated, plugin_context, worker
+from analytics_helpers import migrated, plugin_context, worker
 from smtp_server import SmtpServer
 from social_helpers import header_principal, who
 
@@ -40,11 +40,6 @@ from dawserver.public_api.webhooks.service import catalogue as webhook_catalogue
 pytestmark = pytest.mark.timeout(180)
 CREDS = Credentials("client-id", "client-secret", "api-key", "refresh-token")
 START, END = date(2024, 1, 1), date(2024, 6, 29)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def run(coro, timeout: float = 120.0):  # noqa: ANN001, ANN201

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from accounts_helpers import PASSWORD, Person, accounts_server
-from analytics_helpers import database_url, migrated
+from analytics_helpers import migrated
 from cryptography.fernet import Fernet
 from smtp_server import SmtpServer
 
@@ -317,15 +317,10 @@ async def test_a_persons_analytics_are_exported_without_secrets_and_erased(
             await bo.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def analytics_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
-
-
 @pytest.mark.asyncio
 async def test_a_run_under_way_cannot_put_back_a_grant_forgotten_with_its_granter(
-        analytics_url: str) -> None:
-    async with migrated(analytics_url) as db:
+        db_url: str) -> None:
+    async with migrated(db_url) as db:
         connections = Connections(db, CredentialBox([Fernet.generate_key()]))
         grant = Credentials(client_id="c", client_secret=ADA_SECRET, refresh_token=ADA_REFRESH)
         label = await connections.connect("org-1", "spotify", "artist", "a1", grant, "ada")

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from analytics_helpers import database_url, migrated, plugin_context, worker
+from analytics_helpers import migrated, plugin_context, worker
 
 from business.analytics import plugin
 from business.analytics.alerts import recipient_key
@@ -38,11 +38,6 @@ OWNERS = ["ada@example.org", "eve@example.org"]
 QUICK = QueueSettings(max_attempts=3, backoff_base=0.0, backoff_cap=0.0, lease_s=30.0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def analytics_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
-
-
 class Mailbox:
     """Records what the notices send, as the mail queue would take it."""
 
@@ -57,10 +52,10 @@ class Mailbox:
 
 
 @pytest_asyncio.fixture
-async def running(analytics_url: str, tmp_path: Path) -> AsyncIterator[tuple[Any, ...]]:
+async def running(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[Any, ...]]:
     """A started plug-in whose YouTube is a fake, its mail recorded."""
     fake = FAKES["youtube"](client_secret=SECRET, refresh_token=REFRESH)
-    async with FakeSources([fake]) as fakes, migrated(analytics_url) as db:
+    async with FakeSources([fake]) as fakes, migrated(db_url) as db:
         context = await plugin_context(
             db,
             tmp_path,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import prometheus_client
 import pytest
-from analytics_helpers import database_url, migrated
+from analytics_helpers import migrated
 
 from business.analytics import olap
 from business.analytics.catalog import Catalog
@@ -22,11 +22,6 @@ from business.analytics.sources.records import Identity, Point
 from business.analytics.store import PointStore, SeriesPoint, epoch, growth
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url(request, tmp_path)
 
 
 def run(coro, timeout: float = 60.0):  # noqa: ANN001, ANN201

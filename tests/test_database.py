@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from database_helpers import postgres_schema_url
 
 from database import (
     Database,
@@ -23,15 +21,6 @@ from database import (
     to_dollar_params,
 )
 from database.migrations import split_statements
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'test.sqlite3'}"
-        return
-    yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                              f"t{abs(hash(request.node.name)) % 10**8}")
 
 
 def run(coro):  # noqa: ANN001, ANN201 - tiny helper

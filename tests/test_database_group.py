@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from database_helpers import postgres_schema_url
 
 from database import DatabaseError, GroupCommit, Session, group_commit, open_database
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'group.sqlite3'}"
-        return
-    yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                              f"g{abs(hash(request.node.name)) % 10**8}")
 
 
 def run(coro):  # noqa: ANN001, ANN201 - tiny helper

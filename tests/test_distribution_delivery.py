@@ -24,12 +24,11 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from database_helpers import postgres_schema_url
 from distribution_helpers import (
     TODAY,
     FlakyDatabase,
@@ -69,15 +68,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("media")
     return {"art": make_art(root / "cover.jpg"),
             "audio": make_audio(root / "song.wav", seconds=1.0)}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'dist.sqlite3'}"
-    else:
-        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                                  f"d{abs(hash(request.node.name)) % 10**8}")
 
 
 @contextlib.asynccontextmanager

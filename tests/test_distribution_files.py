@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from database_helpers import postgres_schema_url
 from distribution_helpers import make_art, make_audio, migrate, release_dict
 
 from business.distribution.catalog import Catalog
@@ -29,15 +27,6 @@ from dawserver.plugins import (
     install,
     load_plugins,
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'f.sqlite3'}"
-    else:
-        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                                  f"f{abs(hash(request.node.name)) % 10**8}")
 
 
 def _files(data: Path) -> dict[str, Path]:

@@ -6,12 +6,9 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from database_helpers import postgres_schema_url
 from distribution_helpers import migrate
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,15 +22,6 @@ STATEMENT = ("store,territory,isrc,units,amount,currency\n"
              "Spotify,US,QZABC2600001,1000,3.3333,USD\n"
              "Apple,DE,QZABC2600001,10,7.00,EUR\n"
              "Deezer,FR,QZABC2600009,5,0.10,EUR\n")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'l.sqlite3'}"
-    else:
-        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                                  f"l{abs(hash(request.node.name)) % 10**8}")
 
 
 def test_statement_import_splits_holds_recoups_and_reconciles(db_url: str) -> None:

@@ -11,12 +11,11 @@ import contextlib
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from database_helpers import postgres_schema_url
 from distribution_helpers import FlakyDatabase, migrate, release_dict
 
 from business.distribution.catalog import Catalog
@@ -67,15 +66,6 @@ async def _until(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> 
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.02)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'p.sqlite3'}"
-    else:
-        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                                  f"p{abs(hash(request.node.name)) % 10**8}")
 
 
 class ShakyListener:

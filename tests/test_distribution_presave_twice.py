@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from database_helpers import postgres_schema_url
 from distribution_helpers import migrate
 
 from business.distribution.presave import SAVED, PreSaves
@@ -16,15 +12,6 @@ from business.distribution.schemas import PresaveSaved
 from database import open_database
 from events import EventBus, InProcessTransport
 from jobs import JobQueue
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'p.sqlite3'}"
-    else:
-        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                                  f"s{abs(hash(request.node.name)) % 10**8}")
 
 
 def test_a_pre_save_sent_twice_at_once_counts_and_announces_once(db_url: str) -> None:

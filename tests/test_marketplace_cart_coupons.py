@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -74,7 +73,7 @@ async def one_use_checkout(m: Market, code: str, *, percent: int, **beat: Any
 
 
 async def test_a_coupon_discounts_a_cart_and_the_sale_is_booked_at_that_total(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         beats = [await m.beat("seller", title=f"Beat {n}") for n in range(3)]
@@ -118,7 +117,7 @@ async def test_a_coupon_discounts_a_cart_and_the_sale_is_booked_at_that_total(
 
 
 async def test_one_use_per_cart_held_under_concurrency_and_given_back_on_expiry(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         beats = [await m.beat("seller", title=f"Beat {n}") for n in range(2)]
@@ -153,7 +152,7 @@ async def test_one_use_per_cart_held_under_concurrency_and_given_back_on_expiry(
 
 
 async def test_a_cart_paid_after_its_checkout_expired_counts_its_coupon_again(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """The sweep closed the cart's checkout and gave its coupon's use back, then the buyer
     paid on Stripe's page after all: the discounted cart is sold, so the use counts
     again, and a one-use coupon is used up (as for a single checkout)."""
@@ -173,7 +172,7 @@ async def test_a_cart_paid_after_its_checkout_expired_counts_its_coupon_again(
 
 
 async def test_a_coupon_that_took_nothing_off_is_still_given_back_on_expiry(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """1 % of two 99-cent leases rounds to nothing on each line, yet the checkout counts
     a use of the coupon: it must be on a line, so that an expired checkout gives it back."""
     async with market(tmp_path, db_url) as m:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -66,7 +65,7 @@ async def books_match_stripe(m: Market, account: str) -> None:
 
 
 async def test_a_members_cart_pays_the_discovery_fee_per_discovered_line(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url, discovery_fee_bp=1000) as m:
         account = await m.seller("seller")
         beats = [await m.beat("seller", title=f"Beat {n}") for n in range(3)]

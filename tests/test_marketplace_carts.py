@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -65,7 +64,7 @@ async def orders_in(m: Market, buyer: str, started: dict[str, Any], *states: str
 
 
 async def test_a_cart_is_paid_on_one_session_and_every_line_fulfilled_once(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         beats = await shop(m)
         status, deal = await m.call("PUT", f"{M}/deals/b2g1", who("seller"),
@@ -178,7 +177,7 @@ async def test_an_exclusive_held_by_another_buyer_is_refused_at_checkout(
 
 
 async def test_a_lease_line_sold_exclusively_before_payment_is_refunded_alone(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         beats = await shop(m, 2)
         await add(m, "buyer", beats[0], "mp3_lease")
@@ -214,7 +213,7 @@ async def test_a_lease_line_sold_exclusively_before_payment_is_refunded_alone(
 
 
 async def test_a_cart_lines_partial_refunds_and_dashboard_refunds_follow_stripe(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """A cart's one charge refunded in parts: a line's second partial refund books what
     its total grew by, a refund naming no line (made in Stripe's dashboard) is booked
     too, and once the whole charge is back every line's licence goes."""

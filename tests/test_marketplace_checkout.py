@@ -15,7 +15,6 @@ import pytest
 from marketplace_helpers import (
     WEBHOOK,
     WEBHOOK_SECRET,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -36,7 +35,7 @@ async def stripe_net(m: Any, stripe_account: str) -> list[Any]:
         return [t async for t in gateway.balance_transactions(account=stripe_account)]
 
 
-async def test_a_lease_is_paid_booked_and_licensed_once(db_url: str,  # noqa: F811
+async def test_a_lease_is_paid_booked_and_licensed_once(db_url: str,
                                                         tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         account = await m.seller("seller")
@@ -164,7 +163,7 @@ async def test_webhooks_are_verified_and_unknown_orders_retried(tmp_path: Path) 
 
 @pytest.mark.parametrize("buyers", [4])
 async def test_racing_buyers_get_one_exclusive_and_no_lease_after_it(
-        db_url: str, tmp_path: Path, buyers: int) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path, buyers: int) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         beat = await m.beat("seller")
@@ -214,7 +213,7 @@ def refunded_intent(m: Any, started: dict[str, Any]) -> str:
     return str(m.fake.objects[started["checkout_url"].rsplit("/", 1)[1]]["payment_intent"])
 
 
-async def test_payments_racing_at_the_webhook_leave_one_exclusive(db_url: str,  # noqa: F811
+async def test_payments_racing_at_the_webhook_leave_one_exclusive(db_url: str,
                                                                   tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
@@ -248,7 +247,7 @@ async def test_payments_racing_at_the_webhook_leave_one_exclusive(db_url: str,  
     (asyncio.CancelledError(), 0),              # the task dies: Stripe gets no answer
 ])
 async def test_a_worker_killed_mid_fulfilment_still_delivers_exactly_once(
-        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         death: BaseException, first_answer: int) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
@@ -440,7 +439,7 @@ async def test_a_buyer_cannot_open_checkouts_in_a_loop(tmp_path: Path) -> None:
 
 
 async def test_racing_checkouts_of_one_buyer_stay_within_max_open(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with market(tmp_path, db_url, max_open_checkouts=1) as m:
         await m.seller("seller")
         beats = [await m.beat("seller", title=f"Beat {n}") for n in range(4)]

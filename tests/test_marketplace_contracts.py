@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -91,7 +90,7 @@ def sha256_of(m: Market, account: str, asset_id: str) -> str:
 
 
 async def test_a_purchase_gets_a_contract_with_rights_and_checksums(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         order, licence = await bought(m, "wav_lease")
         url = licence["contract_url"]
@@ -141,7 +140,7 @@ async def test_a_purchase_gets_a_contract_with_rights_and_checksums(
 
 
 async def test_a_refunded_licences_contract_is_the_sellers_alone(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """Refunded in full, the licence's contract is refused to the buyer (403, as its
     files are) while the seller keeps their copy for the records."""
     async with market(tmp_path, db_url) as m:

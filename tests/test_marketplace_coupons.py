@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from marketplace_helpers import (
-    db_url,  # noqa: F401 - the fixture (SQLite, PostgreSQL)
     market,
     who,
 )
@@ -19,7 +18,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
 
 async def test_coupons_discount_the_checkout_and_the_sale_is_booked_at_that_price(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         beat = await m.beat("seller", tiers=[{"tier": "mp3_lease", "price": 3000}])
@@ -61,7 +60,7 @@ async def test_coupons_discount_the_checkout_and_the_sale_is_booked_at_that_pric
 
 
 async def test_a_usage_limit_holds_under_concurrent_checkouts(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         beat = await m.beat("seller")

@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -272,7 +271,7 @@ async def test_forged_expired_and_bare_links_are_refused(tmp_path: Path) -> None
         assert (await m.library("buyer"))[0]["downloads"] == 0  # none of those counted
 
 
-async def test_concurrent_downloads_never_pass_the_limit(db_url: str,  # noqa: F811
+async def test_concurrent_downloads_never_pass_the_limit(db_url: str,
                                                          tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         licence = await bought(m)
@@ -376,7 +375,7 @@ async def link_served(m: Market) -> int:
 
 
 async def test_an_aborted_download_resumed_from_where_it_stopped_counts_once(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     """A whole download the buyer's connection drops part-way is charged only what it
     sent, so resuming it with ``Range: bytes=<received>-`` adds up to one download."""
     async with market(tmp_path, db_url) as m:
@@ -404,7 +403,7 @@ async def test_an_aborted_download_resumed_from_where_it_stopped_counts_once(
 
 
 async def test_a_resume_before_the_drop_is_noticed_still_counts_once(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     """A download manager resumes the moment its connection drops, before the server's
     answer has noticed: the resume is charged while the cut answer still holds the whole
     file, so the licence counts two downloads for a while. The cut answer's end credits
@@ -459,7 +458,7 @@ async def test_cut_answers_ending_late_are_credited_only_what_was_sent_again(
         assert again.charge is not None and again.charge.charged == 10
 
 
-async def test_whole_downloads_sent_in_full_each_count(db_url: str,  # noqa: F811
+async def test_whole_downloads_sent_in_full_each_count(db_url: str,
                                                        tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         url, data = await big_download(m)

@@ -8,7 +8,6 @@ import asyncio
 import random
 
 import pytest
-from marketplace_helpers import db_url  # noqa: F401 - the fixture
 
 from business.marketplace import bookings
 from business.marketplace.errors import InsufficientFunds, LedgerError, UnbalancedPosting
@@ -58,7 +57,7 @@ def test_a_posting_must_balance_in_each_currency_and_use_integer_minor_units() -
     assert format_amount(1500, "jpy") == "1500 JPY"
 
 
-def test_the_migration_keeps_the_citus_rule_on_both_databases(db_url: str) -> None:  # noqa: F811
+def test_the_migration_keeps_the_citus_rule_on_both_databases(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
             applied = await db.migrate(MIGRATIONS)
@@ -76,7 +75,7 @@ def test_the_migration_keeps_the_citus_rule_on_both_databases(db_url: str) -> No
     run(go())
 
 
-def test_postings_move_balances_once_per_key_and_never_below_zero(db_url: str) -> None:  # noqa: F811
+def test_postings_move_balances_once_per_key_and_never_below_zero(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
             await db.migrate(MIGRATIONS)
@@ -107,7 +106,7 @@ def test_postings_move_balances_once_per_key_and_never_below_zero(db_url: str) -
     run(go())
 
 
-def test_concurrent_purchases_and_payouts_never_overdraw_a_seller(db_url: str) -> None:  # noqa: F811
+def test_concurrent_purchases_and_payouts_never_overdraw_a_seller(db_url: str) -> None:
     """50 purchases and payouts at once against one seller balance, each in its own
     transaction (on PostgreSQL: up to 10 at a time on their own connections). Far more
     payouts are asked for than the balance can cover; a check-then-write ledger pays
@@ -142,7 +141,7 @@ def test_concurrent_purchases_and_payouts_never_overdraw_a_seller(db_url: str) -
     run(go())
 
 
-def test_the_reconciliation_report_lists_every_difference(db_url: str) -> None:  # noqa: F811
+def test_the_reconciliation_report_lists_every_difference(db_url: str) -> None:
     async def go() -> None:
         async with open_database(db_url) as db:
             await db.migrate(MIGRATIONS)

@@ -18,7 +18,6 @@ from marketplace_helpers import (
     WEBHOOK,
     WEBHOOK_SECRET,
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -75,7 +74,7 @@ async def row(m: Market, membership_id: str) -> dict[str, Any]:
 
 
 async def test_a_member_joins_on_the_webhook_and_takes_free_downloads_per_period(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         account = await m.seller("seller")
         beats = [await m.beat("seller") for _ in range(3)]
@@ -180,7 +179,7 @@ async def test_a_coupon_and_the_member_discount_never_go_below_stripes_smallest_
 
 
 async def test_shuffled_and_replayed_events_end_in_stripes_state(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         plan = await plan_of(m, "seller")
@@ -218,7 +217,7 @@ async def test_shuffled_and_replayed_events_end_in_stripes_state(
         assert second["status"] == "active" and second["free_downloads_left"] == 2
 
 
-async def test_cancel_at_period_end_resume_and_the_end(db_url: str,  # noqa: F811
+async def test_cancel_at_period_end_resume_and_the_end(db_url: str,
                                                        tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
@@ -259,7 +258,7 @@ async def test_cancel_at_period_end_resume_and_the_end(db_url: str,  # noqa: F81
 
 
 async def test_a_failed_renewal_is_past_due_then_ends_after_the_retries(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         beat = await m.beat("seller")
@@ -285,7 +284,7 @@ async def test_a_failed_renewal_is_past_due_then_ends_after_the_retries(
 
 
 async def test_a_refunded_invoice_revokes_its_periods_free_licences(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         account = await m.seller("seller")
         beat = await m.beat("seller")
@@ -312,7 +311,7 @@ async def test_a_refunded_invoice_revokes_its_periods_free_licences(
         assert refunds == 1
 
 
-async def test_forged_foreign_and_bad_plans_are_refused(db_url: str,  # noqa: F811
+async def test_forged_foreign_and_bad_plans_are_refused(db_url: str,
                                                         tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
@@ -393,7 +392,7 @@ class SlowFirstAnswer:
 
 
 async def test_an_older_snapshot_never_overwrites_a_newer_one(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         plan = await plan_of(m, "seller")
@@ -422,7 +421,7 @@ async def test_an_older_snapshot_never_overwrites_a_newer_one(
 
 
 async def test_a_second_tab_reuses_the_open_join_and_a_second_subscription_ends(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         gold = await plan_of(m, "seller")
@@ -463,7 +462,7 @@ async def test_a_second_tab_reuses_the_open_join_and_a_second_subscription_ends(
 
 
 async def test_partial_refunds_book_each_difference_and_keep_the_licences(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         account = await m.seller("seller")
         beat = await m.beat("seller")

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -62,7 +61,7 @@ async def spent_by(m: Market) -> dict[str, str]:
 
 
 async def test_a_partial_refund_of_a_single_sale_keeps_the_licence(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         order = await paid_lease(m)
         amount = order["amount"]

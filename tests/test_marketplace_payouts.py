@@ -14,7 +14,6 @@ import pytest
 from marketplace_helpers import (
     DAY,
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     onboarded_seller,
@@ -267,7 +266,7 @@ async def test_a_lost_dispute_told_before_the_orders_payment_is_booked_once(
 
 
 async def test_partial_refunds_of_one_sale_book_each_difference(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     """Stripe's charge.refunded carries the charge's running total: the second partial
     refund books what the total grew by, not the total again."""
     async with market(tmp_path, db_url) as m:
@@ -339,7 +338,7 @@ async def test_split_sales_transfer_each_share_and_refunds_reverse_them(
         assert await ledger.balance("seller", bookings.CLEARING, "usd") == net
 
 
-async def test_payouts_racing_purchases_never_overdraw(db_url: str) -> None:  # noqa: F811
+async def test_payouts_racing_purchases_never_overdraw(db_url: str) -> None:
     """Five sales reach Stripe; their postings race eight payouts of 90.00: at most as
     many payouts succeed as the booked balance allowed at each moment, none overdraws,
     and our books end equal to Stripe's balance."""
@@ -501,7 +500,7 @@ async def test_a_payout_stripe_did_not_answer_is_retried_with_the_same_key(
 
 
 async def test_refunds_booked_before_the_running_total_was_kept_are_counted(
-        db_url: str) -> None:  # noqa: F811
+        db_url: str) -> None:
     """Migration 26 fills each order's refunded_amount from the refunds already booked
     (a single sale's ``refund:<order>:<total>``, a cart line's ``refund:<order>``), so an
     older order's next partial refund books only its growth."""
@@ -528,7 +527,7 @@ async def test_refunds_booked_before_the_running_total_was_kept_are_counted(
 
 
 async def test_cart_line_refunds_booked_under_the_old_key_are_counted(
-        db_url: str) -> None:  # noqa: F811
+        db_url: str) -> None:
     """Migration 27 counts a cart line's refunds booked after migration 26 under the old
     key (``refund:<order>``, refunded_amount left 0), so its next refund books only its
     growth; a refund booked against the cart (``refund:cart:...``) is no line's."""

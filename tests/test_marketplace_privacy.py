@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from marketplace_helpers import (
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -27,7 +26,7 @@ from dawserver.plugins import PLUGIN_CONTEXT_KEY
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
 
-async def test_export_and_erasure_of_a_seller_and_a_buyer(db_url: str,  # noqa: F811
+async def test_export_and_erasure_of_a_seller_and_a_buyer(db_url: str,
                                                           tmp_path: Path) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
@@ -108,7 +107,7 @@ async def test_export_and_erasure_of_a_seller_and_a_buyer(db_url: str,  # noqa: 
 
 
 async def test_the_export_holds_split_money_held_for_a_collaborator(
-        db_url: str, tmp_path: Path) -> None:  # noqa: F811
+        db_url: str, tmp_path: Path) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         db, order_id, beat_id = sale.db, sale.order_id, sale.beat_id
         held = await hold_of(sale.m, order_id)

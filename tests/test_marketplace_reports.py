@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -53,7 +52,7 @@ def rows_of(body: bytes) -> dict[str, dict[str, str]]:
 
 
 async def test_reports_sum_paid_sales_and_the_csv_names_only_who_agreed(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         await m.seller("seller")
         a = await m.beat("seller", title="Alpha")

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-from marketplace_helpers import db_url  # noqa: F401 - the fixture
 from test_marketplace_split_holds import (
     Sale,
     ben_accepted_in_books,
@@ -69,7 +68,7 @@ def asking_stripe(s: Sale) -> tuple[list[dict[str, Any]], Any]:
 
 
 async def test_servers_whose_clocks_differ_agree_on_whether_a_claim_is_dead(
-        tmp_path: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        tmp_path: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         m, order_id, holds = sale.m, sale.order_id, sale.holds
         await hold_jobs_done(m)
@@ -97,7 +96,7 @@ async def test_servers_whose_clocks_differ_agree_on_whether_a_claim_is_dead(
 
 
 async def test_a_run_slower_than_its_claims_life_keeps_it_while_it_works(
-        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+        tmp_path: Any, db_url: str) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         m, order_id, holds, gateway = sale.m, sale.order_id, sale.holds, sale.module.gateway
         await hold_jobs_done(m)
@@ -139,7 +138,7 @@ async def test_a_run_slower_than_its_claims_life_keeps_it_while_it_works(
 
 
 async def test_a_run_whose_claim_died_pays_nothing_once_an_erasure_went_through(
-        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+        tmp_path: Any, db_url: str) -> None:
     """The run stalled (its host paused) past its claim's life while looking for the
     part's transfer at Stripe; an erasure of ben found the claim dead and moved his held
     part under his pseudonym. The run wakes: it must not pay ben's account now, which
@@ -175,7 +174,7 @@ async def test_a_run_whose_claim_died_pays_nothing_once_an_erasure_went_through(
 
 
 async def test_a_run_whose_claim_was_taken_over_leaves_the_booking_to_its_new_run(
-        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+        tmp_path: Any, db_url: str) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         m, order_id, holds, gateway = sale.m, sale.order_id, sale.holds, sale.module.gateway
         await hold_jobs_done(m)
@@ -211,7 +210,7 @@ async def test_a_run_whose_claim_was_taken_over_leaves_the_booking_to_its_new_ru
 
 
 async def test_a_run_killed_holding_its_claim_is_finished_once_the_claim_expired(
-        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+        tmp_path: Any, db_url: str) -> None:
     from business.marketplace.split_holds import HOLD_JOB
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
 
@@ -259,7 +258,7 @@ async def test_a_run_killed_holding_its_claim_is_finished_once_the_claim_expired
 
 
 async def test_a_job_with_no_attempt_left_has_a_dead_runs_claim_followed_once(
-        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+        tmp_path: Any, db_url: str) -> None:
     from business.marketplace.split_holds import HOLD_JOB
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
 
@@ -299,7 +298,7 @@ async def test_a_job_with_no_attempt_left_has_a_dead_runs_claim_followed_once(
 
 @pytest.mark.parametrize("made", ["after the stall", "before the stall"])
 async def test_a_run_stalled_at_stripe_past_its_claims_life_pays_once_with_its_successor(
-        tmp_path: Any, db_url: str, made: str) -> None:  # noqa: F811
+        tmp_path: Any, db_url: str, made: str) -> None:
     """A run stalls in its Stripe call (its host paused: no heartbeat) past its claim's
     life, before Stripe made the transfer or after, while the answer is on its way;
     another run takes the claim over and pays the part out. The stalled run then
@@ -359,7 +358,7 @@ async def test_a_run_stalled_at_stripe_past_its_claims_life_pays_once_with_its_s
 
 
 async def test_a_job_killed_at_its_last_attempt_has_its_claim_followed_once(
-        tmp_path: Any, db_url: str) -> None:  # noqa: F811
+        tmp_path: Any, db_url: str) -> None:
     from business.marketplace.split_holds import HOLD_JOB
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
 

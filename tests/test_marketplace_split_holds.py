@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     who,
@@ -204,7 +203,7 @@ async def split_with_ben(m: Market) -> tuple[dict[str, str], str, list[tuple[str
 
 
 async def test_a_pending_part_is_held_listed_and_paid_once_when_they_accept(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         m, accounts, beat_id, order_id = sale.m, sale.accounts, sale.beat_id, sale.order_id
         held = await hold_of(m, order_id)
@@ -263,7 +262,7 @@ async def test_a_pending_part_is_held_listed_and_paid_once_when_they_accept(
 
 
 async def test_two_payouts_of_one_held_part_racing_make_one_transfer(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         # ben accepts in the books only: the payout job is run here, four at once
         await ben_accepted_in_books(sale)
@@ -276,7 +275,7 @@ async def test_two_payouts_of_one_held_part_racing_make_one_transfer(
 
 
 async def test_a_run_never_takes_a_held_part_from_another_run_paying_it(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         m, order_id, gateway = sale.m, sale.order_id, sale.module.gateway
         await hold_jobs_done(m)
@@ -513,7 +512,7 @@ async def test_an_unanswered_invitation_expires_and_its_money_returns_once(
 
 
 async def test_a_refund_cuts_the_held_part_so_no_refunded_money_is_paid_out(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         m, beat_id, order_id, db = sale.m, sale.beat_id, sale.order_id, sale.db
         held = await hold_of(m, order_id)
@@ -698,7 +697,7 @@ async def test_the_invitation_lists_show_only_the_signed_in_accounts_own(
 
 
 async def test_a_part_held_for_an_erased_collaborator_returns_to_the_seller(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with held_sale(tmp_path, db_url) as sale:
         # an erasure forgets the split rows naming ben (privacy.erase_account)
         await sale.db.execute("DELETE FROM mkt_splits WHERE collaborator = ?", "ben")
@@ -710,7 +709,7 @@ async def test_a_part_held_for_an_erased_collaborator_returns_to_the_seller(
 
 
 async def test_an_erasure_waits_for_a_payout_of_money_held_for_the_person(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """Review R2: erasing ben while a run pays his held part out would book the transfer
     under the id being forgotten (and leave the row under his pseudonym with no transfer
     of that name, for the sweep to pay again); the erasure is retried after the run."""
@@ -738,7 +737,7 @@ async def test_an_erasure_waits_for_a_payout_of_money_held_for_the_person(
 
 
 async def test_a_reversal_waits_for_a_held_part_being_paid_out_then_takes_it_back_once(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     from business.marketplace.split_sales import TransfersPending
 
     async with held_sale(tmp_path, db_url) as sale:
@@ -782,7 +781,7 @@ async def test_a_payout_whose_answer_was_lost_is_not_made_twice_after_stripe_for
 
 
 async def test_a_refund_while_a_payout_is_stuck_takes_every_transfer_back_at_last(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     from business.marketplace.errors import StripeUnavailable
     from business.marketplace.split_sales import REVERSED, TIMED_OUT, TransfersPending
 
@@ -857,7 +856,7 @@ class _LastAttempt:
 
 
 async def test_a_payout_refused_for_good_goes_back_to_held_and_the_seller_is_told(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     from business.marketplace.errors import PaymentError
     from business.marketplace.services import run_split_holds
     from dawserver.plugins import PLUGIN_CONTEXT_KEY
@@ -1033,7 +1032,7 @@ async def test_an_answer_to_an_invitation_ended_meanwhile_is_refused(
 
 
 async def test_clearing_or_saving_the_split_pays_its_held_parts_out_at_once(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     from business.marketplace.splits import Share
 
     async with held_sale(tmp_path, db_url) as sale:
@@ -1058,7 +1057,7 @@ async def test_clearing_or_saving_the_split_pays_its_held_parts_out_at_once(
 
 
 async def test_a_held_part_whose_payout_did_not_happen_is_tried_again_by_the_sweeper(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     import time
 
     from business.marketplace.split_holds import STUCK_RETRY_S

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture
     market,
     market_services,
     refund_until_reversal_dead,
@@ -118,7 +117,7 @@ async def test_apportion_cuts_every_cent_by_weight() -> None:
 
 
 async def test_a_cart_with_split_beats_pays_each_payee_by_transfer_and_refunds_one_line(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url, discovery_fee_bp=1000) as m:
         accounts, beats, started = await split_cart(m)
         cart_id = started["cart_id"]
@@ -353,7 +352,7 @@ async def test_a_split_line_sold_exclusively_meanwhile_is_refunded_with_no_trans
 
 
 async def test_split_transfers_and_reversals_reconcile_with_stripe_and_mismatches_show(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """Every transfer and reversal of a split cart matches the platform's balance
     transactions and Stripe's transfers; a reversal made outside our books and a
     transfer booked at another amount are reported."""
@@ -421,7 +420,7 @@ async def statuses(m: Market) -> dict[str, str]:
 
 
 async def test_a_lost_dispute_of_a_split_cart_takes_back_each_lines_transfers_in_part(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url, discovery_fee_bp=1000) as m:
         accounts, beats, started = await split_cart(m)
         cart_id = started["cart_id"]
@@ -485,7 +484,7 @@ def reversals_wanted(m: Market, lines: list[dict[str, Any]], disputed: int) -> d
 
 @pytest.mark.parametrize("order", ["in_order", "reversed"])
 async def test_a_lost_dispute_told_before_the_split_carts_payment_reverses_once(
-        tmp_path: Path, db_url: str, order: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str, order: str) -> None:
     """The dispute's events (opened, lost) may come before the payment's: they are sent
     again until the payment is stored, then every line's transfers are taken back in
     part, once."""
@@ -584,7 +583,7 @@ async def stopped_pay_job(queue: Any, order_id: str, name: str = PAY_JOB) -> Any
 
 
 async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_reversed(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """The transfer job's last attempt marks the line failed with the reason, counts it
     and mails the seller's owners and admins once; the line's refund then takes back
     only what was transferred and its reversal ends recorded, a dead letter, not a
@@ -633,7 +632,7 @@ async def test_a_split_line_whose_transfers_fail_for_good_is_marked_told_and_rev
 
 
 async def test_a_reversal_giving_up_on_a_line_whose_transfer_job_died_tells_the_seller(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """A line's transfer job that never finishes (here cancelled while stuck, so no
     dead-letter notice marks the line or mails anyone). Its refund's reversal waits out
     its own attempts, records `timed_out` and mails the seller's owners and admins (one
@@ -706,7 +705,7 @@ async def test_a_reversal_waits_for_its_lines_transfers_in_growing_steps(
 
 
 async def test_a_split_line_whose_transfer_job_dies_by_worker_kills_is_marked_and_told(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """Workers killed on every attempt leave the line's transfer job to die at its next
     claim, without its handler's last attempt running: the job's dead-letter notice
     marks the line failed (the queue's words) and mails the seller's owners and admins,
@@ -742,7 +741,7 @@ async def test_a_split_line_whose_transfer_job_dies_by_worker_kills_is_marked_an
 
 
 async def test_a_reversal_whose_job_dies_is_recorded_told_and_a_requeue_finishes_it(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     """A refund's reversal that Stripe keeps refusing until its job dies (here its last
     claim after killed workers) ends recorded ``died`` with the queue's words, counted and
     mailed to the seller's owners and admins once; requeued once Stripe takes it, it

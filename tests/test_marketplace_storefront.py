@@ -15,7 +15,6 @@ import lxml.html
 import pytest
 from marketplace_helpers import (
     Market,
-    db_url,  # noqa: F401 - the fixture (SQLite, PostgreSQL)
     market,
     who,
 )
@@ -178,7 +177,7 @@ async def test_the_search_form_filters_the_beats(tmp_path: Path, query: dict[str
 
 @pytest.mark.asyncio
 async def test_paging_by_cursor_and_bad_fields_answer_a_notice(tmp_path: Path,
-                                                               db_url: str,  # noqa: F811
+                                                               db_url: str,
                                                                ) -> None:
     async with market(tmp_path, db_url) as m:
         await seed(m)
@@ -210,7 +209,7 @@ async def test_paging_by_cursor_and_bad_fields_answer_a_notice(tmp_path: Path,
 
 @pytest.mark.asyncio
 async def test_another_sellers_beat_and_unknown_stores_answer_404(
-        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+        tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         ids = await seed(m)
         mine = (await m.call("GET", f"/api/marketplace/beats/{ids['Velvet']}", who("seller")))[1]
@@ -227,7 +226,7 @@ async def test_another_sellers_beat_and_unknown_stores_answer_404(
 
 @pytest.mark.asyncio
 async def test_handles_are_validated_and_unique(tmp_path: Path,
-                                                db_url: str) -> None:  # noqa: F811
+                                                db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
         await seed(m)
         for bad in ("ab", "Bad Handle", "-dash", "admin", "a--b", "x" * 40):
@@ -417,7 +416,7 @@ async def test_no_plug_in_decides_domain_proof_or_asset_files(tmp_path: Path) ->
 
 @pytest.mark.asyncio
 async def test_a_proved_custom_domain_serves_the_store_at_the_root(tmp_path: Path,
-                                                                  db_url: str,  # noqa: F811
+                                                                  db_url: str,
                                                                ) -> None:
     dns = Dns()
     async with market(tmp_path, db_url, txt_lookup=dns.lookup) as m:

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from database_helpers import postgres_schema_url
 
 from accounts.store import MIGRATIONS as ACCOUNTS
 from collab.store import MIGRATIONS as COLLAB
@@ -50,16 +46,6 @@ async def migrate_all(db: Database) -> None:
     """Apply every migration as the server does: the core's, then the plug-ins'."""
     await db.migrate(CORE)
     await db.migrate(PLUGINS)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: an SQLite file, then a fresh schema of a real PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'walk.sqlite3'}"
-        return
-    yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                              f"m{abs(hash(request.node.name)) % 10**8}")
 
 
 async def walk(db: Database, migrations: list[Migration]) -> list[str]:

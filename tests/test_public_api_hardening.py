@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from database_helpers import postgres_schema_url
 from public_api_helpers import two_people
 from smtp_server import SmtpServer
 
@@ -30,15 +28,6 @@ from dawserver.public_api.webhooks.store import WebhookStore
 pytestmark = pytest.mark.timeout(120)
 V1 = "/api/v1"
 KEY = bytes(range(32))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'hard.sqlite3'}"
-    else:
-        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                                  f"h{abs(hash(request.node.name)) % 10**8}")
 
 
 # -- webhook secrets at rest -----------------------------------------------------------

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 import pytest
 from accounts_helpers import accounts_server
-from database_helpers import postgres_schema_url
 from public_api_helpers import person_with_key, signed_in
 from smtp_server import SmtpServer
 
@@ -31,15 +29,6 @@ from dawserver.public_api.usage.store import UsageStore, day_of
 
 pytestmark = pytest.mark.timeout(120)
 V1 = "/api/v1"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'usage.sqlite3'}"
-    else:
-        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                                  f"u{abs(hash(request.node.name)) % 10**8}")
 
 
 # -- the histogram ---------------------------------------------------------------------

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from accounts_helpers import Person, accounts_server
 from smtp_server import SmtpServer
-from social_helpers import InTestNetwork, connect, database_url, social_app, who
+from social_helpers import InTestNetwork, connect, social_app, who
 
 from business.social.errors import ConflictError
 from business.social.services import services
@@ -24,11 +23,6 @@ pytestmark = pytest.mark.timeout(120)
 MEMBERS = {("acc", "p_ada"): "member", ("acc", "p_bo"): "member",
            ("acc", "p_dee"): "owner", ("acc", "p_cy"): "viewer",
            ("acc", "p_fay"): "approver", ("t_review", "p_eve"): "member"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 def as_(person: str, role: str = "editor") -> dict[str, str]:

@@ -7,24 +7,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from social_helpers import InTestNetwork, connect, database_url, social_app, who
+from social_helpers import InTestNetwork, connect, social_app, who
 
 from business.social.besttimes import DEFAULTS, HOURS, smooth
 
 pytestmark = pytest.mark.timeout(120)
 ADA = who("acc", "p_ada", "editor")
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 def local(weeks_ago: int, weekday: int, hour: int, minute: int = 10) -> float:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from social_helpers import InTestNetwork, connect, database_url, social_app, who
+from social_helpers import InTestNetwork, connect, social_app, who
 
 from business.social import bulk_routes
 from business.social.services import services
@@ -20,11 +19,6 @@ from business.social.services import services
 pytestmark = pytest.mark.timeout(120)
 OWNER = who("acc", "p_dee", "owner")
 ADA = who("acc", "p_ada", "editor")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 def at(days: float) -> str:

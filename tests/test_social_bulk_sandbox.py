@@ -4,23 +4,17 @@ duplicate of a live upload's row, while a live post of the same text still is.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from social_helpers import InTestNetwork, connect, database_url, social_app
+from social_helpers import InTestNetwork, connect, social_app
 from test_social_bulk_routes import ADA, at, upload
 
 from business.social.services import PLUGIN_NAME, services
 from dawserver.plugin_api import mark_sandbox
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 def test_a_sandbox_post_is_no_duplicate_of_a_live_uploads_row(tmp_path: Path,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from social_helpers import (
     InTestNetwork,
     Recorder,
     connect,
-    database_url,
     migrated,
     social_app,
     who,
@@ -31,11 +29,6 @@ from database import open_database
 
 pytestmark = pytest.mark.timeout(120)
 KEY = Fernet.generate_key()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 def later(seconds: float):  # noqa: ANN201

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +29,7 @@ from social_fakes import (
     media_ref,
     until,
 )
-from social_helpers import database_url, social_app, who
+from social_helpers import social_app, who
 
 from business.social import metrics
 from business.social.approvals import Approvals
@@ -49,11 +48,6 @@ NETWORKS = sorted(FAKES)
 # how long ago a "due" post's time came: far beyond any step of the wall clock under load,
 # so its publishing lag is measured, never clamped to zero
 LATE = 30.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from social_fakes import CLIENT_ID, CLIENT_SECRET, sign_in, social_network, until
-from social_helpers import Recorder, database_url, migrated, social_app, who
+from social_helpers import Recorder, migrated, social_app, who
 
 from business.social.errors import NotPersonOfAccount, RateLimited, SocialError
 from business.social.fakes import FAKES, FakeNetworks
@@ -199,11 +199,6 @@ class OneChannel:
 
     async def access_token(self, account_id: str, channel_id: str) -> str:
         return self.token
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    yield from database_url(request, tmp_path)
 
 
 def test_poll_stores_once_assigns_alerts_with_cooldown_and_retries_429(db_url: str) -> None:

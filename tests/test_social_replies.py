@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from social_fakes import CLIENT_ID, CLIENT_SECRET, dispatching, sign_in, social_network, until
-from social_helpers import Recorder, database_url, social_app, who
+from social_helpers import Recorder, social_app, who
 
 from business.social.errors import ConflictError, NotAllowedError, NotFoundError, SocialError
 from business.social.fakes import FAKES, FakeNetworks
@@ -114,11 +114,6 @@ def test_answer_text_is_checked_per_network_and_kind() -> None:
         check_text("bluesky", "reply", "é" * 301)
     with pytest.raises(SocialError, match="some text"):
         check_text("bluesky", "dm", "   ")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    yield from database_url(request, tmp_path)
 
 
 async def _inbox(d: Any, network: str, kind: str) -> tuple[Listening, str]:

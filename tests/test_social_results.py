@@ -14,7 +14,6 @@ import datetime as dt
 import io
 import itertools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 from social_fakes import CLIENT_ID, CLIENT_SECRET, Dispatching, dispatching, until
-from social_helpers import database_url, social_app, who
+from social_helpers import social_app, who
 
 from business.social import links as links_module
 from business.social.attribution import PRESAVE_EVENT, SALE_EVENT, Attribution
@@ -39,11 +38,6 @@ pytestmark = pytest.mark.timeout(60)
 FAST = {"channel_limit": "1000/second", "network_limit": "1000/second"}
 BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 "
            "(KHTML, like Gecko) Version/17.5 Safari/605.1.15")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ import pluggy
 import pytest
 from smtp_server import SmtpServer
 from social_fakes import Dispatching, dispatching
-from social_helpers import database_url
 
 from accounts.mail import Mailer, MailSettings
 from business.social.dispatch import PUBLISH
@@ -36,11 +35,6 @@ pytestmark = pytest.mark.timeout(60)
 REVOCABLE = ["bluesky", "facebook", "tiktok", "x", "youtube"]
 #: Tries with no wait between them, so a test steps the retries by hand.
 QUICK = QueueSettings(max_attempts=3, backoff_base=0.0, backoff_cap=0.0, lease_s=30.0)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 @pytest.fixture

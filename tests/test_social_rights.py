@@ -7,22 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from social_helpers import InTestNetwork, connect, database_url, social_app, who
+from social_helpers import InTestNetwork, connect, social_app, who
 
 pytestmark = pytest.mark.timeout(120)
 OWNER = who("acc", "p_dee", "owner")
 #: The people of the organisation "acc" (a channel's rights name only them).
 MEMBERS = {**{("acc", p): "member" for p in ("p_ada", "p_bo", "p_cy")}, ("acc", "p_dee"): "owner"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 def as_(person: str) -> dict[str, str]:

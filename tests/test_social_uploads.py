@@ -11,14 +11,14 @@ import io
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 from social_fakes import CLIENT_ID, CLIENT_SECRET, until
-from social_helpers import InTestNetwork, database_url, social_app, who
+from social_helpers import InTestNetwork, social_app, who
 
 from business.social import uploads
 from business.social.fakes import FAKES, FakeNetworks
@@ -36,11 +36,6 @@ pytestmark = pytest.mark.timeout(120)
 ADA = who("acc", "p_ada", "editor")
 VIEWER = who("acc", "p_vi", "viewer")
 OTHER = who("other", "p_bo", "owner")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
 
 
 def made(folder: Path) -> dict[str, Path]:

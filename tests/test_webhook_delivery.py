@@ -15,13 +15,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from database_helpers import postgres_schema_url
 from webhook_receiver import Receiver
 
 from database import open_database
@@ -39,15 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = bytes(range(32))
 FAST = WebhookSettings(allow_loopback=True, backoff_base_s=0.1, backoff_cap_s=0.2,
                        timeout_s=1.0)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'hooks.sqlite3'}"
-    else:
-        yield postgres_schema_url(request.getfixturevalue("postgres_url"),
-                                  f"w{abs(hash(request.node.name)) % 10**8}")
 
 
 @asynccontextmanager
