@@ -47,6 +47,20 @@ MOVE_ON_TRIES = 5
 ORG_ROLES = ("viewer", "member", "admin", "owner")
 
 
+#: Why a pending post expired (its audit entry's reason).
+LATE, STALE = "not approved before its publish time", "waited for approval over 90 days"
+
+
+def _expiry_reason(post: Post, now: float) -> str | None:
+    """Why pending ``post`` has expired at ``now`` (:data:`LATE` or :data:`STALE`), or
+    None while it may still be decided."""
+    if post.publish_at is not None and post.publish_at <= now:
+        return LATE
+    if post.submitted_at is not None and post.submitted_at < now - PENDING_LIMIT_S:
+        return STALE
+    return None
+
+
 def ready_state(post: Post) -> str:
     """Where an approved post goes: scheduled when it has a time, else approved."""
     return SCHEDULED if post.publish_at is not None else APPROVED
@@ -169,16 +183,14 @@ class Approvals:
             raise NotAllowedError("you are not an approver of the current tier of this "
                                   "post's channels (or you decided an earlier tier already)")
         now = self.clock()
-        if approve and post.publish_at is not None and post.publish_at <= now:
-            # too late to go out on time: expired now, not sent at the sweep's next turn
+        if approve and (reason := _expiry_reason(post, now)) is not None:
+            # too late to go out on time, or waited too long: expired now, as the sweep
+            # would at its next turn (never sent)
             await self._expire(account_id, post_id, now)
-            raise ConflictError(f"post {post_id!r} was not approved before its publish time "
-                                f"({iso(post.publish_at)}), so it expired: its author can "
-                                "set a new time and submit it again")
-        if approve and post.submitted_at is not None and (
-                post.submitted_at < now - PENDING_LIMIT_S):
-            # waited too long: expired now, as the sweep would at its next turn
-            await self._expire(account_id, post_id, now)
+            if reason == LATE:
+                raise ConflictError(f"post {post_id!r} was not approved before its publish "
+                                    f"time ({iso(post.publish_at)}), so it expired: its author "
+                                    "can set a new time and submit it again")
             raise ConflictError(f"post {post_id!r} waited for approval over 90 days, so it "
                                 "expired: its author can submit it again")
         async with self.store.db.transaction() as tx:
@@ -351,12 +363,9 @@ class Approvals:
         if post is None or post.state != PENDING:
             return 0
         # read again: a post submitted anew or moved since the sweep listed it is not due
-        late = post.publish_at is not None and post.publish_at <= now
-        stale = post.submitted_at is not None and post.submitted_at < now - PENDING_LIMIT_S
-        if not (late or stale):
+        reason = _expiry_reason(post, now)
+        if reason is None:
             return 0
-        reason = ("not approved before its publish time" if late
-                  else "waited for approval over 90 days")
         old_version = post.version
         post.state, post.version, post.updated_at = EXPIRED, post.version + 1, now
         for target in post.targets:
