@@ -68,3 +68,13 @@ async def test_a_retried_test_event_is_sent_once(tmp_path: Path,
         assert sent[0] == sent[1]
         _, page, _ = await ada.call("GET", f"{HOOKS}/{made['id']}/deliveries")
         assert [item["id"] for item in page["data"]] == [sent[0]]
+        # paused since, the retry still gets the kept answer (a new key is refused)
+        status, _, _ = await ada.call("PATCH", f"{HOOKS}/{made['id']}", {"enabled": False})
+        assert status == 200
+        status, delivery, headers = await ada.call("POST", f"{HOOKS}/{made['id']}/test",
+                                                   headers={"Idempotency-Key": "t1"})
+        assert status == 202 and headers["Idempotent-Replayed"] == "true", delivery
+        assert delivery["id"] == sent[0]
+        status, _, _ = await ada.call("POST", f"{HOOKS}/{made['id']}/test",
+                                      headers={"Idempotency-Key": "t2"})
+        assert status == 422

@@ -202,10 +202,10 @@ async def delete_webhook(request: Request) -> web.Response:
 
 async def test_webhook(request: Request) -> web.Response:
     """Send a signed `webhook.test` event to the webhook now; follow it in the log."""
-    sub = await _enabled(request)
     service = deliverer(request.context)
 
-    async def run() -> web.Response:
+    async def run() -> web.Response:  # a retry replays its answer, even once paused
+        sub = await _enabled(request)
         event_id = uuid.uuid4().hex
         body = message_body(TEST_EVENT, time.time(), {"webhook_id": sub.id,
                                                        "account_id": sub.account_id},
