@@ -18,7 +18,8 @@ class Permanent(Exception):  # noqa: N818 - a handler raises it: "this failure i
 class Retry(Exception):  # noqa: N818 - a handler raises it: "retry after N seconds"
     """Raised by a handler: try again after ``after`` seconds (counts as an attempt).
 
-    A negative ``after`` retries at once; a NaN or infinite one gets the queue's backoff.
+    A negative ``after`` retries at once; a NaN or infinite one gets the queue's backoff;
+    one beyond 366 days waits that long (:data:`jobs.queue.MAX_RETRY_AFTER_S`).
     """
 
     def __init__(self, message: str = "", after: float = 0.0) -> None:

@@ -85,6 +85,10 @@ WAITING = frozenset({QUEUED, RETRYING})
 FINISHED = frozenset({DONE, DEAD, CANCELLED})
 #: Longest stored error text.
 ERROR_CHARS = 2000
+#: The longest a :class:`~jobs.errors.Retry` may put a job off (seconds), a year and a
+#: day: a longer one (a remote ``Retry-After: 1e300``) would leave a job that is never
+#: due, nor dead. A post not due yet asks for its time (a year out at most, mostly).
+MAX_RETRY_AFTER_S = 366 * 86_400
 
 _DUE = (
     "queue = ? AND ((state IN ('queued', 'retrying') AND run_at <= ?) "
@@ -458,7 +462,7 @@ class JobQueue:
                             job.id, job.queue, job.account_id, job.attempts, error)
             return DEAD if done else ""
         if retry_after is not None and math.isfinite(retry_after):
-            delay = max(0.0, retry_after)
+            delay = min(max(0.0, retry_after), MAX_RETRY_AFTER_S)
         else:  # none asked for, or NaN or infinite: a run_at never due would never run
             delay = backoff_delay(job.attempts, settings.backoff_base, settings.backoff_cap,
                                   self._rng)

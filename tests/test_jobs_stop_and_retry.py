@@ -13,6 +13,7 @@ import pytest
 
 from database import open_database
 from jobs import DEAD, DONE, RETRYING, JobContext, JobQueue, JobWorker, QueueSettings, Retry
+from jobs.queue import MAX_RETRY_AFTER_S
 
 SETTINGS = QueueSettings(max_attempts=2, backoff_base=5.0, backoff_cap=10.0, lease_s=3)
 
@@ -117,5 +118,23 @@ def test_a_negative_retry_after_retries_at_once(collab_database_url: str) -> Non
         assert await JobWorker(queue, {"work": handler}).run_once("work") == 1
         record = await queue.get("a", job.id)
         assert (record.state, record.run_at) == (RETRYING, 1_000_000.0)
+
+    with_queue(collab_database_url, body, clock=lambda: 1_000_000.0)
+
+
+@pytest.mark.parametrize("after", [1e300, 400 * 86_400.0])
+def test_a_retry_after_beyond_a_year_waits_366_days(collab_database_url: str,
+                                                    after: float) -> None:
+    """A finite but huge delay (a remote ``Retry-After: 1e300``) would make a job that is
+    never due and never dead; it waits the longest a retry may, 366 days, instead."""
+    async def body(queue: JobQueue) -> None:
+        async def handler(ctx: JobContext) -> None:
+            raise Retry("much later", after=after)
+
+        job = await queue.enqueue("work", {}, account_id="a")
+        assert await JobWorker(queue, {"work": handler}).run_once("work") == 1
+        record = await queue.get("a", job.id)
+        assert (record.state, record.run_at) == (RETRYING, 1_000_000.0 + MAX_RETRY_AFTER_S)
+        assert MAX_RETRY_AFTER_S == 366 * 86_400
 
     with_queue(collab_database_url, body, clock=lambda: 1_000_000.0)
