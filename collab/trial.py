@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pycrdt import Doc, StickyIndex
 
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 #: Documents whose encoding is this large are indexed in a worker thread (780 kB takes
 #: about 0.2 s to read); smaller ones are indexed at once.
 INDEX_IN_THREAD_BYTES = 64 * 1024
-#: An update's list order is checked until this many of its lookups found no item: one
-#: for an item ``doc`` no longer holds (collected with a deleted parent) makes yrs panic,
-#: which costs tens of milliseconds on the loop with a backtrace printed.
-MAX_UNTOLD_POSITIONS = 4
 
 
 class UnappliableUpdate(MalformedUpdate):
@@ -145,7 +142,7 @@ class TrialDoc:
             if self._index is None:
                 self._index = TypeIndex.of(self.source.get_update())
             self._index.check(summary, state)
-            check_right_of_origin(copy, summary)
+            check_right_of_origin(copy, summary, self._index.is_collected)
         try:
             apply_update(copy, update)
         except UnappliableUpdate:
@@ -202,7 +199,8 @@ class TrialDoc:
         return copy
 
 
-def check_right_of_origin(doc: Doc, summary: UpdateSummary) -> None:
+def check_right_of_origin(doc: Doc, summary: UpdateSummary,
+                          collected: Callable[[int, int], bool] | None = None) -> None:
     """Raise :class:`MalformedUpdate` for an item whose right origin precedes its origin.
 
     Yjs takes an item's right origin from the right of its origin, and no edit
@@ -211,10 +209,10 @@ def check_right_of_origin(doc: Doc, summary: UpdateSummary) -> None:
     one place live and in another when the document is loaded again.  Only items
     of ``doc`` that are not deleted can be told apart: their visible positions
     (one lookup each) differ; a deleted one shares its position with its right
-    neighbour and is let through.  So is the rest of an update once
-    :data:`MAX_UNTOLD_POSITIONS` lookups found no item.
+    neighbour and is let through.  So is one next to an item ``collected`` says the
+    document no longer holds (``(client, clock)``; its lookup would make yrs panic,
+    which costs tens of milliseconds on the loop when a backtrace is printed).
     """
-    untold = 0
     for placement in summary.placements:
         origin, right = placement.origin, placement.right
         if origin is None or right is None or summary.holds(origin) or summary.holds(right):
@@ -222,11 +220,10 @@ def check_right_of_origin(doc: Doc, summary: UpdateSummary) -> None:
         name = f"item {placement.item[0]}#{placement.item[1]}"
         if origin == right:
             raise MalformedUpdate(f"{name} has its origin as its right origin")
-        if untold >= MAX_UNTOLD_POSITIONS:
+        if collected is not None and (collected(*origin) or collected(*right)):
             continue
         at_origin = _position(doc, origin)
         at_right = None if at_origin is None else _position(doc, right)
-        untold += at_right is None
         if at_origin is not None and at_right is not None and at_right < at_origin:
             raise MalformedUpdate(f"{name}: its right origin {right[0]}#{right[1]} lies left "
                                   f"of its origin {origin[0]}#{origin[1]}")

@@ -225,7 +225,7 @@ class TypeIndex:
             if parent in summary.types or parent in self.types or summary.holds(parent):
                 continue  # a parent inside the update was checked when it was read
             client, clock = parent
-            if clock >= state.get(client, 0) or self._is_collected(client, clock):
+            if clock >= state.get(client, 0) or self.is_collected(client, clock):
                 continue
             raise MalformedUpdate(f"parent {client}#{clock} is not a shared type; an item "
                                   "can only sit in a map or an array")
@@ -255,13 +255,14 @@ class TypeIndex:
 
     def _where(self, item: ID) -> Where:
         """Where a document's ``item`` sits: collected, a map entry, a list or unknown."""
-        if self._is_collected(*item):
+        if self.is_collected(*item):
             return COLLECTED
         if item in self.entries:
             return ENTRY
         return self.lists.get(item)
 
-    def _is_collected(self, client: int, clock: int) -> bool:
+    def is_collected(self, client: int, clock: int) -> bool:
+        """Whether the document's item ``client#clock`` was collected (a GC range)."""
         ranges = self._collected.get(client)
         if not ranges:
             return False

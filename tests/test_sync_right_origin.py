@@ -20,7 +20,7 @@ from collab import trial as trial_module
 from collab.room import RoomLimits
 from collab.store import open_store
 from collab.tokens import Role
-from collab.trial import MAX_UNTOLD_POSITIONS, TrialDoc, check_right_of_origin
+from collab.trial import TrialDoc
 from collab.update_format import MalformedUpdate, read_update
 from dsp_core.effects import EffectSpec
 
@@ -95,31 +95,46 @@ def test_concurrent_inserts_at_one_place_are_all_taken() -> None:
     assert listed(doc.get_update()) == doc.get("a", type=Array).to_py()
 
 
-def test_items_placed_among_collected_ones_are_looked_up_a_bounded_number_of_times(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Items of a list whose map entry was deleted are collected once the document is
-    loaded again; yrs panics on each lookup of one (slow with a backtrace), so an update
-    placing many items among them stops being checked after a few."""
-    writer = Doc(client_id=1)
+def with_a_collected_list() -> Doc:
+    """``four_values`` (client 1) beside a list of client 2 whose map entry was deleted:
+    loaded again, its items 2#1.. are collected."""
+    writer = Doc(client_id=2)
     entries = writer.get("m", type=Map)
     with writer.transaction():
         entries["k"] = Array(["v0", "v1", "v2", "v3"])
     with writer.transaction():
         del entries["k"]
     doc = Doc()
+    doc.apply_update(four_values())
     doc.apply_update(writer.get_update())
-    looked_up: list[int | None] = []
+    return doc
+
+
+def test_items_placed_among_collected_ones_are_not_looked_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """yrs panics on a lookup of a collected item (slow with a backtrace): an update
+    placing many items among them is let through without one, as an unknown item is."""
+    looked_up: list[tuple[int, int]] = []
     position = trial_module._position
 
     def counted(doc: Doc, item: tuple[int, int]) -> int | None:
-        looked_up.append(position(doc, item))
-        return looked_up[-1]
+        looked_up.append(item)
+        return position(doc, item)
 
     monkeypatch.setattr(trial_module, "_position", counted)
-    update = UpdateBuilder([(50, 0, [Item(8, any_string(f"x{n}"), origin=(1, 1),
-                                          right_origin=(1, 2)) for n in range(20)])]).encode()
-    check_right_of_origin(doc, read_update(update))
-    assert looked_up == [None] * MAX_UNTOLD_POSITIONS
+    update = UpdateBuilder([(50, 0, [Item(8, any_string(f"x{n}"), origin=(2, 1),
+                                          right_origin=(2, 2)) for n in range(20)])]).encode()
+    TrialDoc(with_a_collected_list()).attempt(update, read_update(update))
+    assert looked_up == []
+
+
+def test_items_among_collected_ones_do_not_let_a_bad_one_through() -> None:
+    placed = [Item(8, any_string(f"x{n}"), origin=(2, 1), right_origin=(2, 2))
+              for n in range(8)]
+    bad = Item(8, any_string("X"), origin=(1, 2), right_origin=(1, 1))
+    update = UpdateBuilder([(50, 0, [*placed, bad])]).encode()
+    with pytest.raises(MalformedUpdate, match="lies left of its origin"):
+        TrialDoc(with_a_collected_list()).attempt(update, read_update(update))
 
 
 @pytest.mark.asyncio
