@@ -66,7 +66,8 @@ def test_a_takedown_describes_the_release_as_delivered_not_as_edited_since(
 def test_a_takedown_goes_out_after_the_delivered_audio_file_was_deleted(
         tmp_path: Path, art: Path) -> None:
     """The delivered revision named a file its person has since replaced and deleted:
-    the takedown is described as the release is now rather than fail for good."""
+    the takedown still describes the release as delivered, with the file that took the
+    deleted one's place, rather than fail for good."""
     async def go() -> None:
         async with _setup(tmp_path) as (db, store, catalog):
             raw = _release(tmp_path, art)
@@ -76,14 +77,16 @@ def test_a_takedown_goes_out_after_the_delivered_audio_file_was_deleted(
             await pipeline.enqueue("acc", "rel-1", ["alpha"], snapshot_id=snapshot)
             await _run_once(pipeline)
             other = make_audio(tmp_path / "song2.wav", seconds=1.0, freq=880.0)
-            await catalog.save_release("acc", {**raw, "tracks": [
-                {**raw["tracks"][0], "audio_path": str(other)}]})
+            await catalog.save_release("acc", {**raw, "title": "Night Drive (edited)",
+                                               "tracks": [{**raw["tracks"][0],
+                                                           "audio_path": str(other)}]})
             (tmp_path / "song.wav").unlink()
             await pipeline.enqueue("acc", "rel-1", ["alpha"], "takedown")
             await _run_once(pipeline)
             [job] = await pipeline.jobs("acc")
             assert (job["state"], job["revision"]) == ("delivered", 2), job["last_error"]
-            assert [v["action"] for v in store.accepted.values()] == ["new", "takedown"]
+            assert [(v["action"], v["title"]) for v in store.accepted.values()] == [
+                ("new", "Night Drive"), ("takedown", "Night Drive")]
 
     asyncio.run(go())
 

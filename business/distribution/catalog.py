@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -299,8 +300,8 @@ class Catalog:
 
         With ``snapshot_id`` the package is built from what passed the gate, and a
         file whose checksum changed since is a ComplianceError (``file_changed``),
-        except in a takedown (it sends no files; one whose files were deleted since is
-        built from the release as it is now).
+        except in a takedown (it sends no files; a file deleted since is described by
+        the one the release names now in its place).
         Without, the full gate runs now (takedowns send no files and skip it). A
         message id always stands for the same content: retries reuse the package.
         """
@@ -324,11 +325,8 @@ class Catalog:
                                     "does not exist; deliver the release again")
             release = release_from_dict(json.loads(row["data"]))
             digests, checked_at = json.loads(row["files"]), row["checked_at"]
-            paths = [t.audio_path for t in release.tracks] + [release.artwork_path]
-            if action == "takedown" and not all(map(os.path.exists, paths)):
-                # a file delivered then was deleted since: the takedown (which sends no
-                # files) describes the release as it is now rather than fail for good
-                release, digests = await self.get_release(account_id, release_id), None
+            if action == "takedown":
+                release = await self._with_files_now(account_id, release)
         else:
             release = await self.get_release(account_id, release_id)
             if action != "takedown":
@@ -349,6 +347,21 @@ class Catalog:
         while len(self._packages) > PACKAGE_CACHE:
             self._packages.popitem(last=False)
         return package
+
+    async def _with_files_now(self, account_id: str, release: Release) -> Release:
+        """``release`` as delivered, each of its files deleted since replaced by the one
+        the release names now in its place (a takedown describes the release as
+        delivered, but its files must be read; a person may replace and delete one)."""
+        paths = [t.audio_path for t in release.tracks] + [release.artwork_path]
+        if all(map(os.path.exists, paths)):
+            return release
+        now = await self.get_release(account_id, release.release_id)
+        tracks = [track if os.path.exists(track.audio_path) or i >= len(now.tracks)
+                  else replace(track, audio_path=now.tracks[i].audio_path)
+                  for i, track in enumerate(release.tracks)]
+        artwork = (release.artwork_path if os.path.exists(release.artwork_path)
+                   else now.artwork_path)
+        return replace(release, tracks=tracks, artwork_path=artwork)
 
     def _build(self, release: Release, party: Party, store: str, action: str,
                message_id: str) -> DeliveryPackage:
