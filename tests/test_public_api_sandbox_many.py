@@ -23,6 +23,7 @@ def test_marks_of_more_ids_than_one_query_binds_are_found(tmp_path: Path) -> Non
             await sandbox.add("acc", "proj-7", "project")
             posts = [f"social:p{n}" for n in range(MANY)]
             assert await sandbox.marked("acc", posts) == {"social:p39999"}
+            assert await sandbox.marked("", posts) == set()  # by account, even an empty one
             async with db.transaction() as tx:
                 assert await sandbox.marked("acc", posts, tx=tx) == {"social:p39999"}
             fresh = Sandbox(db)  # nothing known in memory: every id is asked

@@ -63,7 +63,8 @@ class Sandbox:
                        tx: Any = None) -> set[str]:
         """Those of ``ids`` in the table (of ``account_id`` if given), a query per
         :data:`MARKS_PER_QUERY` of them."""
-        where, first = ("account_id = ? AND ", [account_id]) if account_id else ("", [])
+        where, first = (("account_id = ? AND ", [account_id]) if account_id is not None
+                        else ("", []))
         found: set[str] = set()
         for at in range(0, len(ids), MARKS_PER_QUERY):
             part = ids[at:at + MARKS_PER_QUERY]
