@@ -64,6 +64,9 @@ KEY_TOUCH_SECONDS = 60.0
 #: most: asking again and again mails nobody more (the answer stays the same).
 MAIL_LIMIT = 5
 MAIL_WINDOW_S = 3600.0
+#: Mail asks (reset links, verification resends) one client makes freely before it
+#: waits (1 s, then doubling), their count halving with each hour without one.
+ASK_RULE = ThrottleRule(free_failures=10)
 #: Project roles, weakest first (the collaboration server's roles).
 PROJECT_ROLES = ("viewer", "editor", "owner")
 #: The project role an organisation role gives on the organisation's own projects.
@@ -221,15 +224,17 @@ class AccountService:
             raise LinkInvalid("this link is unknown, used already or expired; ask for a new one")
         return record
 
-    async def _take_attempts(self, subjects: Iterable[str]) -> list[Attempt]:
+    async def _take_attempts(self, subjects: Iterable[str], rule: ThrottleRule | None = None
+                             ) -> list[Attempt]:
         """Count an attempt against each subject *before* it is checked (a failure until
         it succeeds), or refuse with :class:`Throttled`, counting none, when one of them
-        must wait: a burst of parallel guesses gets no more checks than one at a time."""
-        now, taken = self.clock(), []
+        must wait: a burst of parallel guesses gets no more checks than one at a time.
+        ``rule`` is the service's sign-in throttle unless given."""
+        now, taken, rule = self.clock(), [], rule or self.throttle
         for subject in subjects:
             attempt = await self.store.take_attempt(subject, now,
-                                                    half_life=self.throttle.half_life,
-                                                    wait_after=self.throttle.delay_after)
+                                                    half_life=rule.half_life,
+                                                    wait_after=rule.delay_after)
             if attempt.wait > 0:
                 for earlier in taken:
                     await self.store.release_attempt(earlier)
@@ -379,6 +384,14 @@ class AccountService:
         very subject :meth:`log_in` counts it by; :class:`Throttled` when it must wait.
         None counted for an empty ``client``."""
         return await self._take_attempts([f"address:{client}"]) if client else []
+
+    async def take_ask(self, client: str) -> None:
+        """Count a mail ``client`` asked for (a reset link or a verification resend,
+        whatever the address): :class:`Throttled` once it must wait (:data:`ASK_RULE`),
+        so one client cannot fill the job queue with asks. None counted for an empty
+        ``client``."""
+        if client:
+            await self._take_attempts([f"ask:{client}"], ASK_RULE)
 
     async def release_attempts(self, attempts: Iterable[Attempt]) -> None:
         """Uncount ``attempts`` that succeeded (:meth:`take_client_attempt`)."""

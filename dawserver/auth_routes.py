@@ -204,6 +204,13 @@ def _address(request: Request) -> str:
     return request.native.remote or ""
 
 
+async def _ask(request: Request, ask: str) -> None:
+    """Queue ``ask`` for the body's address, counted against the client first
+    (:meth:`~accounts.service.AccountService.take_ask`)."""
+    await request.app[ACCOUNTS].take_ask(limited_client(_address(request)))
+    await queue_ask(request.app[BACKGROUND], ask, request.body.email)
+
+
 def _user_agent(request: Request) -> str:
     return request.headers.get("User-Agent", "")
 
@@ -242,8 +249,8 @@ async def resend_verification(request: Request) -> Reply:
     """Mail a new verification link to an unverified address (the same answer for any:
     the request only queues a job, :func:`~dawserver.account_mail.queue_ask`, that does
     the lookup and the mail, so neither its time nor a failure tells whether the address
-    has an account)."""
-    await queue_ask(request.app[BACKGROUND], "resend", request.body.email)
+    has an account); 429 when the client asked too often."""
+    await _ask(request, "resend")
     return Reply(Accepted(status=ACCEPTED), status=202)
 
 
@@ -282,8 +289,9 @@ async def sign_out(request: Request) -> Reply:
 
 async def request_reset(request: Request) -> Reply:
     """Mail a password reset link (the same answer for any address, as fast: the request
-    only queues a job that does the lookup and the mail)."""
-    await queue_ask(request.app[BACKGROUND], "reset", request.body.email)
+    only queues a job that does the lookup and the mail); 429 when the client asked
+    too often."""
+    await _ask(request, "reset")
     return Reply(Accepted(status=ACCEPTED), status=202)
 
 

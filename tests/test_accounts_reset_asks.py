@@ -14,6 +14,7 @@ from loopback import free_port
 from smtp_server import SmtpServer
 from social_fakes import until
 
+from accounts.service import ASK_RULE
 from dawserver.account_mail import ASKS_QUEUE, MAIL_ACCOUNT
 from dawserver.account_mail import QUEUE as MAIL_QUEUE
 from dawserver.keys import ACCOUNTS, BACKGROUND
@@ -127,3 +128,23 @@ async def test_an_ask_is_one_job_for_any_address_and_done_after_a_restart(
         assert mailed == {("reset", ada.email), ("reset", eve.email), ("verify", eve.email)}
         assert not [m for m in smtp_server.messages if NOBODY in m["To"]]
 
+
+async def test_a_client_asking_too_often_waits_and_queues_nothing_more(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """Asks cost the client, whatever the addresses: past :data:`ASK_RULE`'s free ones
+    (the one after them counts the first wait) it is answered 429 with a wait, and no
+    job is queued for it."""
+    async with accounts_server(tmp_path, smtp_server) as (app, config), \
+            Person(config.base_url, smtp_server, NOBODY) as stranger:
+        await app[BACKGROUND].stop()  # no worker: the queued asks stay visible
+        free = ASK_RULE.free_failures + 1
+        for n in range(free):
+            path = ("/auth/reset", "/auth/verify/resend")[n % 2]
+            status, _, _ = await stranger.call("POST", path,
+                                               {"email": f"someone{n}@example.org"})
+            assert status == 202
+        status, body, headers = await stranger.call("POST", "/auth/reset",
+                                                    {"email": "one.more@example.org"})
+        assert status == 429 and int(headers["Retry-After"]) >= 1, body
+        asks = await app[BACKGROUND].queue.find(account_id=MAIL_ACCOUNT, queue=ASKS_QUEUE)
+        assert len(asks) == free
