@@ -4,6 +4,7 @@ revision last when an earlier one was still being sent."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,28 @@ def _release(root: Path, art: Path) -> dict[str, Any]:
     return release_dict(root, art=art, audio=[audio])
 
 
+def _edited_in_place(root: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """A new title, and the delivered audio file written over."""
+    make_audio(root / "song.wav", seconds=1.0, freq=880.0)
+    return {**raw, "title": "Night Drive (edited)"}
+
+
+def _replaced_and_deleted(root: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """A new title, and the delivered audio file replaced by another, then deleted."""
+    other = make_audio(root / "song2.wav", seconds=1.0, freq=880.0)
+    (root / "song.wav").unlink()
+    return {**raw, "title": "Night Drive (edited)",
+            "tracks": [{**raw["tracks"][0], "audio_path": str(other)}]}
+
+
+@pytest.mark.parametrize("edit", [_edited_in_place, _replaced_and_deleted])
 def test_a_takedown_describes_the_release_as_delivered_not_as_edited_since(
-        tmp_path: Path, art: Path) -> None:
-    """The takedown keeps the delivered revision's gate snapshot (routes send none), and
-    a file changed since does not stop it (a takedown sends no files)."""
+        tmp_path: Path, art: Path, edit: Callable[[Path, dict[str, Any]], dict[str, Any]]
+) -> None:
+    """The takedown keeps the delivered revision's gate snapshot (routes send none): a
+    file changed since does not stop it (a takedown sends no files), and one replaced
+    and deleted since is described by the file that took its place, rather than fail
+    for good."""
     async def go() -> None:
         async with _setup(tmp_path) as (db, store, catalog):
             raw = _release(tmp_path, art)
@@ -50,38 +69,9 @@ def test_a_takedown_describes_the_release_as_delivered_not_as_edited_since(
             snapshot = await catalog.snapshot("acc", "rel-1", today=TODAY)
             await pipeline.enqueue("acc", "rel-1", ["alpha"], snapshot_id=snapshot)
             await _run_once(pipeline)
-            await catalog.save_release("acc", {**raw, "title": "Night Drive (edited)"})
-            make_audio(tmp_path / "song.wav", seconds=1.0, freq=880.0)
+            await catalog.save_release("acc", edit(tmp_path, raw))
             [takedown] = await pipeline.enqueue("acc", "rel-1", ["alpha"], "takedown")
             assert takedown["snapshot_id"] == snapshot
-            await _run_once(pipeline)
-            [job] = await pipeline.jobs("acc")
-            assert (job["state"], job["revision"]) == ("delivered", 2), job["last_error"]
-            assert [(v["action"], v["title"]) for v in store.accepted.values()] == [
-                ("new", "Night Drive"), ("takedown", "Night Drive")]
-
-    asyncio.run(go())
-
-
-def test_a_takedown_goes_out_after_the_delivered_audio_file_was_deleted(
-        tmp_path: Path, art: Path) -> None:
-    """The delivered revision named a file its person has since replaced and deleted:
-    the takedown still describes the release as delivered, with the file that took the
-    deleted one's place, rather than fail for good."""
-    async def go() -> None:
-        async with _setup(tmp_path) as (db, store, catalog):
-            raw = _release(tmp_path, art)
-            await catalog.save_release("acc", raw)
-            pipeline = _pipeline(db, _connectors(store, ["alpha"]), catalog)
-            snapshot = await catalog.snapshot("acc", "rel-1", today=TODAY)
-            await pipeline.enqueue("acc", "rel-1", ["alpha"], snapshot_id=snapshot)
-            await _run_once(pipeline)
-            other = make_audio(tmp_path / "song2.wav", seconds=1.0, freq=880.0)
-            await catalog.save_release("acc", {**raw, "title": "Night Drive (edited)",
-                                               "tracks": [{**raw["tracks"][0],
-                                                           "audio_path": str(other)}]})
-            (tmp_path / "song.wav").unlink()
-            await pipeline.enqueue("acc", "rel-1", ["alpha"], "takedown")
             await _run_once(pipeline)
             [job] = await pipeline.jobs("acc")
             assert (job["state"], job["revision"]) == ("delivered", 2), job["last_error"]
