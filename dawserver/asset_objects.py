@@ -264,6 +264,9 @@ NAME_READS = 16
 #: Seconds before a listing reads again the names the object store could not tell it.
 NAME_RETRY_S = 5.0
 
+#: Name reads kept per asset store before the expired ones (due again, so no better than
+#: none) are dropped.
+MAX_CHECKED = 10_000
 #: Per asset store: (project id, asset id) → (when its name was read, monotonic; the name).
 _CHECKED: weakref.WeakKeyDictionary[
     AssetStore, dict[tuple[str, str], tuple[float, str | None]]] = weakref.WeakKeyDictionary()
@@ -276,9 +279,14 @@ def _checked(store: AssetStore) -> dict[tuple[str, str], tuple[float, str | None
 def _keep_checked(store: AssetStore, project_id: str, names: dict[str, str | None],
                   due_in: float | None = None) -> None:
     """Keep ``names`` as read now: due again in :data:`NAME_RECHECK_S` (or ``due_in``)."""
-    read_at = time.monotonic() - (0.0 if due_in is None else NAME_RECHECK_S - due_in)
-    _checked(store).update({(project_id, asset_id): (read_at, name)
-                            for asset_id, name in names.items()})
+    now = time.monotonic()
+    read_at = now - (0.0 if due_in is None else NAME_RECHECK_S - due_in)
+    checked = _checked(store)
+    checked.update({(project_id, asset_id): (read_at, name)
+                    for asset_id, name in names.items()})
+    if len(checked) > MAX_CHECKED:  # of every asset ever looked up, a deleted one's too
+        for key in [key for key, (at, _) in checked.items() if now - at >= NAME_RECHECK_S]:
+            del checked[key]
 
 
 def _name_due(store: AssetStore, project_id: str, asset_id: str) -> bool:

@@ -110,3 +110,16 @@ async def test_a_listing_asks_each_name_once_while_the_store_cannot_tell(
     members = {key: count for key, count in objects.gets.items()
                if key.startswith("assets/projects/")}
     assert len(members) == 5 and set(members.values()) == {1}
+
+
+def test_the_name_reads_kept_drop_the_expired_ones_past_a_bound(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A node keeps when it read each name (of every asset of every project it looked
+    up): past :data:`~dawserver.asset_objects.MAX_CHECKED` the expired reads go."""
+    monkeypatch.setattr(asset_objects, "MAX_CHECKED", 3)
+    store = AssetStore(tmp_path / "assets")
+    asset_objects._keep_checked(store, "p1", {f"a{n}": f"old{n}.wav" for n in range(4)},
+                                due_in=0.0)  # read a recheck ago: due again
+    asset_objects._keep_checked(store, "p2", {"b": "new.wav"})
+    assert [(key, name) for key, (_at, name) in asset_objects._checked(store).items()] == [
+        (("p2", "b"), "new.wav")]
