@@ -285,13 +285,18 @@ def _keep_checked(store: AssetStore, project_id: str, names: dict[str, str | Non
     checked.update({(project_id, asset_id): (read_at, name)
                     for asset_id, name in names.items()})
     if len(checked) > MAX_CHECKED:  # of every asset ever looked up, a deleted one's too
-        for key in [key for key, (at, _) in checked.items() if now - at >= NAME_RECHECK_S]:
+        for key in [key for key, (at, _) in checked.items() if _due(at, now)]:
             del checked[key]
+
+
+def _due(read_at: float, now: float) -> bool:
+    """Whether a name read at ``read_at`` (monotonic) is to be read again at ``now``."""
+    return now - read_at >= NAME_RECHECK_S
 
 
 def _name_due(store: AssetStore, project_id: str, asset_id: str) -> bool:
     known = _checked(store).get((project_id, asset_id))
-    return known is None or time.monotonic() - known[0] >= NAME_RECHECK_S
+    return known is None or _due(known[0], time.monotonic())
 
 
 async def _read_member_names(store: AssetStore, project_id: str, asset_ids: list[str]
@@ -335,7 +340,7 @@ async def project_name(store: AssetStore, project_id: str, asset_id: str,
             names = await asyncio.to_thread(store.project_names, project_id)
         return names.get(asset_id)
     known = _checked(store).get((project_id, asset_id))
-    if known is not None and time.monotonic() - known[0] < NAME_RECHECK_S:
+    if known is not None and not _due(known[0], time.monotonic()):
         return known[1]
     due = [asset_id]
     if names is not None:  # a listing: the others due are read with it
