@@ -348,6 +348,7 @@ def formatted_db(db: float) -> str:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.alone  # drives Chromium: see tests/pagebrowser.BROWSER_TEST
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_page_shows_the_demo_and_answers_a_fader() -> None:
     """Pytest entry: one round under DAW_BENCH_SMOKE=1; checks behaviour, never time."""

@@ -159,6 +159,7 @@ async def _measure(tmp: Path) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.alone  # paints the store in Chromium and times shoppers
 def test_store_page_under_concurrent_shoppers(benchmark, tmp_path: Path) -> None:  # noqa: ANN001
     figures = asyncio.run(_measure(tmp_path))
     assert figures["store_p50_ms"] > 0 and figures["catalogue_p50_ms"] > 0

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 CHROMIUM = os.environ.get("DAW_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -39,6 +41,13 @@ def browser_missing() -> str | None:
     except ImportError:
         return "playwright is not installed (pip install -e '.[test]')"
     return None
+
+
+#: A browser test module's marks: skipped, saying why, where Chromium or Playwright is
+#: missing; and ``alone`` under pytest-xdist, as a Chromium page beside another worker's
+#: test on two busy cores misses its timeouts.
+BROWSER_TEST = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
+                pytest.mark.alone]
 
 
 class ServerProcess:

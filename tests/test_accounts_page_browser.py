@@ -28,17 +28,17 @@ import pytest
 from fake_oidc import FakeOidcProvider, FakeUser
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     CHROMIUM,
     CHROMIUM_FLAGS,
     REPO,
     ServerProcess,
-    browser_missing,
     screenshot,
     wait_for,
 )
 from smtp_server import SmtpServer, links_in
 
-pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+pytestmark = BROWSER_TEST
 
 PASSWORD = "correct horse battery"
 OIDC_USER = FakeUser(subject="1170", email="iris@example.org", name="Iris")

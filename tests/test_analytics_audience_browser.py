@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from loopback import free_port
-from pagebrowser import browser_missing, plugin_site, served_in_a_thread, wait_for
+from pagebrowser import BROWSER_TEST, plugin_site, served_in_a_thread, wait_for
 from test_analytics_dashboard_browser import TODAY, Person, Site
 
 from business.analytics.fakes import FAKES, FakeSources
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(240)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(240)]
 NAMES = ("shazam", "boomplay")
 
 #: Per country with a figure: its value, the fill the chart gave it, and the canvas pixel at

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     BrowserPerson,
     ServerProcess,
-    browser_missing,
     plugin_site,
     screenshot,
     served_in_a_thread,
@@ -25,8 +25,7 @@ from pagebrowser import (
 
 from business.analytics.fakes import FAKES, FakeSources
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(240)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(240)]
 
 TODAY = datetime.now(UTC).date()
 NAMES = ("spotify", "tidal")

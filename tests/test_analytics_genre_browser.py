@@ -11,14 +11,13 @@ from datetime import timedelta
 
 import pytest
 from loopback import free_port
-from pagebrowser import browser_missing, plugin_site, served_in_a_thread, wait_for
+from pagebrowser import BROWSER_TEST, plugin_site, served_in_a_thread, wait_for
 from test_analytics_audience_browser import check_map
 from test_analytics_dashboard_browser import TODAY, Person, Site
 
 from business.analytics.fakes import FAKES, FakeSources
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(240)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")

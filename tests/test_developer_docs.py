@@ -93,6 +93,7 @@ def test_guides_render_raw_html_as_text(tmp_path: Path, monkeypatch: pytest.Monk
         guides.render("../../secret")
 
 
+@pytest.mark.alone  # drives Chromium: see pagebrowser.BROWSER_TEST
 @pytest.mark.timeout(180)
 def test_chromium_finds_an_operation_in_the_reference(server: ServerProcess) -> None:
     if browser_missing() is not None:

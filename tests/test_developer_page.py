@@ -100,6 +100,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
             browser.close()
 
 
+@pytest.mark.alone  # drives Chromium: see pagebrowser.BROWSER_TEST
 @pytest.mark.timeout(180)
 def test_the_page_charts_each_key_s_usage_as_the_route_reports_it(served: tuple) -> None:
     server, browser = served

@@ -16,15 +16,20 @@ from typing import Any
 
 import pytest
 from loopback import free_port
-from pagebrowser import BrowserPerson, ServerProcess, browser_missing, plugin_site, wait_for
+from pagebrowser import (
+    BROWSER_TEST,
+    BrowserPerson,
+    ServerProcess,
+    plugin_site,
+    wait_for,
+)
 
 from business.marketplace import bookings
 from business.marketplace.fakes.stripe import FakeStripe, FakeStripeServer
 from business.marketplace.ledger import Ledger
 from database import open_database
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(240)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(240)]
 SECRET = "whsec_payouts_page"
 M = "/api/marketplace"
 

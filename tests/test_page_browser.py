@@ -24,11 +24,11 @@ import soundfile as sf
 from loopback import free_port
 from pagebrowser import (
     ARTIFACTS,
+    BROWSER_TEST,
     CHROMIUM,
     CHROMIUM_FLAGS,
     REPO,
     ServerProcess,
-    browser_missing,
     open_page,
     screenshot,
     wait_for,
@@ -42,7 +42,7 @@ from dsp_core.effects import EffectSpec
 from dsp_core.session import Clip, Session, Track
 from transcription.transcript import Segment, Transcript, Word
 
-pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+pytestmark = BROWSER_TEST
 
 RATE = 48000
 #: Speech stand-in for the transcript test: noise "words" with silent gaps between them.

@@ -20,10 +20,10 @@ import pytest
 import soundfile as sf
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     CHROMIUM,
     CHROMIUM_FLAGS,
     ServerProcess,
-    browser_missing,
     open_page,
     ride,
     wait_for,
@@ -37,8 +37,7 @@ from dawserver.projects import import_session
 from dsp_core.effects import EffectSpec
 from dsp_core.session import AutomationPoint, Bus, Clip, Send, Session, Track
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(180)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(180)]
 
 RATE = 48000
 SECONDS = 4

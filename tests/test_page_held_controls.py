@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 from page_modules import module_page
-from pagebrowser import CHROMIUM, CHROMIUM_FLAGS, browser_missing
+from pagebrowser import BROWSER_TEST, CHROMIUM, CHROMIUM_FLAGS
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(120)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(120)]
 
 SLIDER = """async () => {
   const { h, holdTracker, isHeld } = await import('/src/dom.js')

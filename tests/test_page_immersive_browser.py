@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     CHROMIUM,
     CHROMIUM_FLAGS,
     ServerProcess,
-    browser_missing,
     open_page,
     screenshot,
     wait_for,
@@ -33,8 +33,7 @@ from dawserver.projects import import_session
 from dsp_core.immersive import BED_714, ImmersiveRoute
 from dsp_core.session import Clip, Session, Track
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(180)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(180)]
 
 RATE = 48000
 FRAMES = RATE // 2

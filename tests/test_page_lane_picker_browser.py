@@ -14,10 +14,10 @@ import pytest
 import soundfile as sf
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     CHROMIUM,
     CHROMIUM_FLAGS,
     ServerProcess,
-    browser_missing,
     open_page,
     wait_for,
 )
@@ -31,8 +31,7 @@ from dsp_core.effects import EffectSpec
 from dsp_core.param_automation import ParamLane
 from dsp_core.session import Bus, Clip, Send, Session, Track
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(180)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(180)]
 
 RATE = 48000
 SECONDS = 4

@@ -26,10 +26,10 @@ import soundfile as sf
 from loopback import free_port
 from lv2_helpers import INSTRUMENT, MISBEHAVE, MODES, lv2_path  # noqa: F401
 from pagebrowser import (
+    BROWSER_TEST,
     CHROMIUM,
     CHROMIUM_FLAGS,
     ServerProcess,
-    browser_missing,
     open_page,
     ride,
     screenshot,
@@ -45,8 +45,7 @@ from dsp_core.effects import EffectSpec
 from dsp_core.midi import MidiClip, Note
 from dsp_core.session import Clip, Session, Track
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(180), pytest.mark.usefixtures("lv2_path")]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(180), pytest.mark.usefixtures("lv2_path")]
 
 RATE = 48000
 CARD = ".effect[data-kind=lv2]"

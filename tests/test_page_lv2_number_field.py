@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 from page_modules import module_page
-from pagebrowser import CHROMIUM, CHROMIUM_FLAGS, browser_missing
+from pagebrowser import BROWSER_TEST, CHROMIUM, CHROMIUM_FLAGS
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(120)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(120)]
 
 UNBOUNDED = {"symbol": "offset", "name": "Offset", "minimum": None, "maximum": None,
              "default": 5, "per_sample_rate": False, "toggled": False, "integer": False,

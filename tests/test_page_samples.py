@@ -19,10 +19,10 @@ import samples_audio as audio
 import soundfile as sf
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     CHROMIUM,
     CHROMIUM_FLAGS,
     ServerProcess,
-    browser_missing,
     open_page,
     screenshot,
     wait_for,
@@ -33,8 +33,7 @@ from collab.store import open_store
 from collab.tokens import Role, TokenSigner
 from dsp_core.session import Session, Track
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(180)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(180)]
 
 PROJECT = "beats"
 TEMPO = 100.0  # the project's; the samples are at 120 BPM

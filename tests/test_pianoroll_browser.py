@@ -18,10 +18,10 @@ import pytest
 import soundfile as sf
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     CHROMIUM,
     CHROMIUM_FLAGS,
     ServerProcess,
-    browser_missing,
     open_page,
     wait_for,
 )
@@ -32,8 +32,7 @@ from dawserver.projects import import_session
 from dsp_core.midi import Instrument, MidiClip
 from dsp_core.session import Session, Track
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(180)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(180)]
 
 RATE = 48000
 STEP = RATE * 60 // 120 // 4  # a 1/16 note at 120 BPM: 6000 frames

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     EMAIL,
     PASSWORD,
     ServerProcess,
-    browser_missing,
     plugin_site,
     screenshot,
     served_in_a_thread,
@@ -27,8 +27,7 @@ from social_browser import SocialPerson
 
 from business.social.fakes import FAKES, FakeNetwork, FakeNetworks
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(240)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(240)]
 
 CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
 #: The browser's zone: nine hours ahead of UTC, so a morning post is the day before in UTC.

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from loopback import free_port
 from pagebrowser import (
+    BROWSER_TEST,
     ServerProcess,
-    browser_missing,
     plugin_site,
     screenshot,
     served_in_a_thread,
@@ -32,8 +32,7 @@ from social_browser import SocialPerson
 
 from business.social.fakes import FAKES, FakeNetworks
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(240)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(240)]
 
 CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
 ZONE = "Asia/Tokyo"

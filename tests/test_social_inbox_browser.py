@@ -11,13 +11,18 @@ from typing import Any
 
 import pytest
 from loopback import free_port
-from pagebrowser import EMAIL, browser_missing, plugin_site, screenshot, served_in_a_thread
+from pagebrowser import (
+    BROWSER_TEST,
+    EMAIL,
+    plugin_site,
+    screenshot,
+    served_in_a_thread,
+)
 from social_browser import SocialPerson
 
 from business.social.fakes import FAKES, FakeNetworks
 
-pytestmark = [pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing())),
-              pytest.mark.timeout(240)]
+pytestmark = [*BROWSER_TEST, pytest.mark.timeout(240)]
 
 CLIENT_ID, CLIENT_SECRET = "studio-client", "studio-secret"
 
