@@ -72,6 +72,7 @@ from .plugin_api import (
     Unavailable,
     Unprocessable,
 )
+from .public_addresses import is_public
 
 
 class SsoSettings(Model):
@@ -154,8 +155,8 @@ class SsoSignIns:
             raise BadRequest(f"the issuer's host {host!r} does not resolve ({exc}); check "
                              f"the URL") from None
         for *_, sockaddr in found:
-            address = ipaddress.ip_address(sockaddr[0])
-            if not address.is_global:
+            address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+            if not is_public(address):
                 raise BadRequest(f"the issuer's host {host!r} is a private address "
                                  f"({address}); an organisation's provider must be reachable "
                                  f"on the internet")

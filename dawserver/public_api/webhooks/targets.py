@@ -17,18 +17,8 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
+from ...public_addresses import Address, is_loopback, is_public
 from .settings import WebhookSettings
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-#: Networks never reached unless ``allow_private`` (loopback: ``allow_loopback``); any
-#: other address that is not globally routable (``is_global``) is refused too.
-PRIVATE = [ipaddress.ip_network(n) for n in (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16",
-    "169.254.0.0/16", "192.0.0.0/24", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
-    "::/128", "fc00::/7", "fe80::/10", "ff00::/8", "64:ff9b::/96", "64:ff9b:1::/48",
-    "fec0::/10", "192.88.99.0/24", "::/96", "100::/64")]
-LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 
 
 class TargetError(ValueError):
@@ -37,14 +27,9 @@ class TargetError(ValueError):
 
 def refusal(address: Address, settings: WebhookSettings) -> str | None:
     """Why ``address`` may not be posted to (None: it may)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if any(address in net for net in LOOPBACK):
+    if is_loopback(address):
         return None if settings.allow_loopback else "a loopback address"
-    if isinstance(address, ipaddress.IPv6Address) and address.sixtofour is not None:
-        address = address.sixtofour  # 2002::/16 wraps an IPv4 address: judge that one
-    private = any(address in net for net in PRIVATE) or not address.is_global
-    if private and not settings.allow_private:
+    if not is_public(address) and not settings.allow_private:
         return "a private, link-local or reserved address"
     return None
 
