@@ -211,24 +211,41 @@ def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[
     return result
 
 
+def _refuse_unplayable(track_id: str, clip: Clip) -> None:
+    """:class:`SchemaError` for a clip the mix would leave out (:func:`_playable_clips`):
+    a NaN or +inf gain, fades longer than the clip...; so a write never stores one."""
+    try:
+        _playable(clip, f"track {track_id!r}")
+    except ProjectError as exc:
+        raise SchemaError(str(exc)) from exc
+
+
+def _playable(clip: Clip, where: str) -> Clip:
+    """``clip`` as the mix plays it, bad time keys (warp markers with ``follow_tempo``)
+    as the defaults; :class:`ProjectError` for one the engine refuses even so."""
+    try:
+        check_clip(clip, where)
+        return clip
+    except ProjectError as exc:
+        untimed = replace(clip, crossfade=0, stretch=1.0, semitones=0.0, warp=(),
+                          follow_tempo=False, source_bpm=0.0)
+        try:
+            check_clip(untimed, where)
+        except ProjectError:
+            raise exc from None
+        return untimed
+
+
 def _playable_clips(where: str, clips: list[Clip], bypassed: list[str]) -> list[Clip]:
     """``clips`` in position order less those the engine refuses (a length <= 0, fades
-    longer than the clip...), with the reason in ``bypassed``; bad time keys (warp
-    markers with ``follow_tempo``) play as the defaults."""
+    longer than the clip...), with the reason in ``bypassed``; bad time keys play as the
+    defaults (:func:`_playable`)."""
     kept = []
     for clip in clips:
         try:
-            check_clip(clip, where)
+            kept.append(_playable(clip, where))
         except ProjectError as exc:
-            untimed = replace(clip, crossfade=0, stretch=1.0, semitones=0.0, warp=(),
-                              follow_tempo=False, source_bpm=0.0)
-            try:
-                check_clip(untimed, where)
-            except ProjectError:
-                _left_out(bypassed, clip_label(clip, where), exc)
-                continue
-            clip = untimed
-        kept.append(clip)
+            _left_out(bypassed, clip_label(clip, where), exc)
     return sorted(kept, key=lambda c: c.position)
 
 
@@ -579,6 +596,13 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         if bus_id not in self._roots["buses"] or bus_id == MASTER:
             raise SchemaError(f"no aux bus {bus_id!r}")
         sends = self._track_map(track_id)["sends"]
+        if not isinstance(level_db, int | float) or isinstance(level_db, bool):
+            raise SchemaError(f"send level_db must be a number, got {level_db!r}")
+        try:  # what the mix would leave out (a NaN or +inf level) is never stored
+            check_send(Send(bus_id, float(level_db), bool(pre_fader)), {bus_id},
+                       f"track {track_id!r}")
+        except ProjectError as exc:
+            raise SchemaError(str(exc)) from exc
         sends[bus_id] = Map({"level_db": float(level_db), "pre_fader": bool(pre_fader)})
 
     # -- automation ----------------------------------------------------------------------
@@ -745,6 +769,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         """Place ``clip`` on a track; returns its id (generated when empty)."""
         self._track_map(track_id)
         clip_id = clip.id or new_id("clip")
+        _refuse_unplayable(track_id, replace(clip, id=clip_id))
         self._roots["clips"][clip_id] = self._clip_prelim(track_id, clip, clip_id)
         return clip_id
 
@@ -756,6 +781,9 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
                               f"known: {sorted(CLIP_FIELDS)}")
         if "track" in fields:
             self._track_map(fields["track"])
+        gain = fields.get("gain_db", 0.0)
+        if not isinstance(gain, int | float) or isinstance(gain, bool):
+            raise SchemaError(f"clip gain_db must be a number, got {gain!r}")
         for name in FRAME_FIELDS & set(fields):
             value = fields[name]
             if not isinstance(value, int) or value < 0 or (name == "length" and value == 0):
@@ -766,6 +794,12 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
             parse_time_fields({**self._clip_map(clip_id).to_py(), **fields})
         if "warp" in fields:
             fields["warp"] = [list(m) for m in fields["warp"]]
+        merged = {**self._clip_map(clip_id).to_py(), **fields}
+        try:
+            track_id, clip = _clip_from_json(clip_id, merged)
+        except MALFORMED as exc:
+            raise SchemaError(f"clip {clip_id!r}: {exc}") from exc
+        _refuse_unplayable(track_id, clip)
         with self.transaction():
             target = self._clip_map(clip_id)
             for name, value in fields.items():

@@ -114,6 +114,32 @@ def test_effect_parameters_and_sends_change_the_session() -> None:
         project.set_send("bass", "nope", 0.0)
 
 
+@pytest.mark.parametrize("level", [math.nan, math.inf, 30.0, "-3", True])
+def test_a_send_level_the_mix_would_leave_out_is_refused_and_not_stored(level) -> None:  # noqa: ANN001
+    project = ProjectDocument.from_session(a_session())
+    project.set_send("bass", "verb", -3.0)
+    with pytest.raises(SchemaError, match="level"):
+        project.set_send("bass", "verb", level)
+    assert replica(project).to_session().tracks[1].sends == [Send("verb", -3.0, False)]
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"gain_db": math.nan}, "gain"), ({"gain_db": math.inf}, "gain"),
+    ({"gain_db": "6"}, "gain_db must be a number"), ({"gain_db": None}, "number"),
+    ({"fade_in": 40000, "fade_out": 20000}, "fades"), ({"length": 20}, "fades")])
+def test_a_clip_edit_the_mix_would_leave_out_is_refused_and_not_stored(
+        fields: dict, words: str) -> None:
+    project = ProjectDocument.from_session(a_session())
+    before = replica(project).to_session().tracks[0].clips
+    clip_id = next(c["id"] for c in project.clips_of("drums") if c["position"] == 96000)
+    with pytest.raises(SchemaError, match=words):
+        project.update_clip(clip_id, **fields)
+    assert replica(project).to_session().tracks[0].clips == before
+    with pytest.raises(SchemaError, match="gain"):
+        project.add_clip("drums", Clip("/a/drums.wav", 200000, 1000, gain_db=math.nan))
+    assert replica(project).to_session().tracks[0].clips == before
+
+
 def test_a_sidechain_is_stored_edited_and_cleared() -> None:
     session = a_session()
     session.tracks[1].effects.append(EffectSpec("compressor", {"ratio": 6.0}, id="duck",
