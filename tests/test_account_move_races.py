@@ -229,7 +229,8 @@ def a_waiting_take(tmp_path: Path, us: AssetStore, seed: int, projects: tuple[st
     """The take ``wav(seed)``, stored by the recorder on ``us``'s disk for each of
     ``projects`` (the object store failing) and waiting to be published for them."""
     local = AssetStore(us.root)
-    [take, *_] = [local.ingest_file(_file(tmp_path, wav(seed)), project_id=project_id)
+    data = wav(seed)  # encoded once: a float WAV's PEAK chunk holds the time
+    [take, *_] = [local.ingest_file(_file(tmp_path, data), project_id=project_id)
                   for project_id in projects]
     for project_id in projects:
         asset_objects.keep_take(us, take, project_id)

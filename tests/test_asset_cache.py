@@ -165,9 +165,9 @@ async def test_an_unused_asset_goes_after_the_grace_period(tmp_path: Path) -> No
     store = AssetStore(tmp_path / "node", objects=objects)
     asset = await store.ingest_stream(stream(take(tmp_path, 440)), project_id="p1",
                                       name="a.wav")
-    shared = await store.ingest_stream(stream(take(tmp_path, 550)), project_id="p1",
-                                       name="s.wav")
-    await store.ingest_stream(stream(take(tmp_path, 550)), project_id="p2", name="s.wav")
+    shared_take = take(tmp_path, 550)  # written once: a float WAV's PEAK chunk holds the time
+    shared = await store.ingest_stream(stream(shared_take), project_id="p1", name="s.wav")
+    await store.ingest_stream(stream(shared_take), project_id="p2", name="s.wav")
     await asset_objects.forget_project(store, "p1")
     assert not await objects.exists(asset_objects.object_key(asset.id, "json"))
     assert await objects.exists(asset_objects.object_key(asset.id, "wav"))  # grace
