@@ -79,9 +79,11 @@ def test_a_post_with_variants_is_checked_per_network_and_versioned(tmp_path: Pat
             assert variants[x]["dedupe_key"] == f"{post['post_id']}:{x}"
             path = f"/api/social/posts/{post['post_id']}"
 
+            # a time with an offset and no zone moves the post, which keeps its zone
             edited = await (await client.patch(path, headers=ADA, json={
                 "publish_at": "2031-05-02T20:00:00Z"})).json()
-            assert (edited["version"], edited["publish_at"]) == (2, "2031-05-02T20:00:00+00:00")
+            assert (edited["version"], edited["publish_at"], edited["time_zone"]) == (
+                2, "2031-05-02T22:00:00+02:00", "Europe/Berlin")
             assert edited["text"] == "New single out Friday"
             bad = await client.patch(path, headers=ADA, json={"text": too_long})
             assert bad.status == 422

@@ -174,7 +174,7 @@ class Posts:
                 post.publish_at = None
             else:
                 post.publish_at, post.time_zone = parse_time(
-                    raw, fields.get("time_zone") or None)
+                    raw, fields.get("time_zone") or None, kept_zone=post.time_zone)
 
     def _check(self, post: Post, channels: dict[str, Channel]) -> None:
         problems = problems_of(post, channels)

@@ -28,8 +28,12 @@ def zone(name: str) -> ZoneInfo:
                           "'Europe/Berlin' or 'America/New_York'") from None
 
 
-def parse_time(text: str, time_zone: str | None = None) -> tuple[float, str]:
-    """``(UTC epoch seconds, zone name)`` of an ISO 8601 time with an offset or a zone."""
+def parse_time(text: str, time_zone: str | None = None, *,
+               kept_zone: str = "UTC") -> tuple[float, str]:
+    """``(UTC epoch seconds, zone name)`` of an ISO 8601 time with an offset or a zone.
+
+    A time with an offset and no zone named keeps ``kept_zone`` (a post's own zone, when
+    only its time changes)."""
     text, time_zone = _split_zone(text, time_zone)
     try:
         when = dt.datetime.fromisoformat(text.strip())
@@ -38,7 +42,7 @@ def parse_time(text: str, time_zone: str | None = None) -> tuple[float, str]:
                           "'2026-05-01T09:00:00+02:00' or a local time with a time zone"
                           ) from None
     if when.tzinfo is not None:
-        return when.timestamp(), time_zone or "UTC"
+        return when.timestamp(), time_zone or kept_zone
     if not time_zone:
         raise SocialError(f"{text!r} has no offset: add one (+02:00, Z) or give its "
                           "time_zone (an IANA name such as 'Europe/Berlin')")
