@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from social_helpers import InTestNetwork, connect, social_app, who
 
-from business.social.besttimes import DEFAULTS, HOURS, smooth
+from business.social.besttimes import DEFAULTS, HOURS, next_at, smooth
 
 pytestmark = pytest.mark.timeout(120)
 ADA = who("acc", "p_ada", "editor")
@@ -133,3 +133,18 @@ def test_smoothing_shares_neighbouring_hours_and_pulls_toward_the_mean() -> None
     assert scores[11] == pytest.approx((150 + 2 * 50) / 2.5)
     assert scores[50] == pytest.approx(50)   # no posts near: the channel's centre
     assert scores[10] < 300                  # one post is not the whole story
+
+
+@pytest.mark.parametrize(("zone_name", "night"), [("Europe/Berlin", dt.date(2031, 3, 30)),
+                                                  ("America/New_York", dt.date(2031, 3, 9))])
+def test_a_best_hour_the_clocks_skip_comes_a_week_later(zone_name: str,
+                                                        night: dt.date) -> None:
+    """Sunday 02:00 does not exist on a spring-forward night: its next time is a week on,
+    at 02:00, never the 03:00 a naive conversion gives under the 02:00 label."""
+    tz = ZoneInfo(zone_name)
+    now = dt.datetime.combine(night - dt.timedelta(days=1), dt.time(12), tzinfo=tz).timestamp()
+    cell = night.weekday() * 24 + 2
+    when = dt.datetime.fromtimestamp(next_at(cell, tz, now), tz)
+    assert (when.date(), when.hour, when.minute) == (night + dt.timedelta(days=7), 2, 0)
+    when = dt.datetime.fromtimestamp(next_at(cell + 2, tz, now), tz)  # 04:00 is that night
+    assert (when.date(), when.hour) == (night, 4)

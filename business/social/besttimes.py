@@ -79,16 +79,18 @@ def _label(cell: int) -> tuple[str, str]:
 
 
 def next_at(cell: int, tz: dt.tzinfo, now: float) -> float:
-    """The next start of weekday × hour ``cell`` after ``now``, in ``tz``."""
+    """The next start of weekday × hour ``cell`` after ``now``, in ``tz``; a week on
+    where the clocks skip that hour (a spring-forward night), so the time is the one
+    its label says."""
     today = dt.datetime.fromtimestamp(now, tz)
-    for offset in range(8):
+    for offset in range(15):
         date = today.date() + dt.timedelta(days=offset)
         if date.weekday() != cell // 24:
             continue
         when = dt.datetime.combine(date, dt.time(cell % 24), tzinfo=tz).timestamp()
-        if when > now:
+        if when > now and dt.datetime.fromtimestamp(when, tz).hour == cell % 24:
             return when
-    return now + 7 * 86_400.0  # unreachable: a weekday comes within 8 days
+    return now + 7 * 86_400.0  # unreachable: the weekday's hour exists within 15 days
 
 
 class BestTimes:
