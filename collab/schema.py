@@ -211,11 +211,17 @@ def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[
     return result
 
 
-def _refuse_unplayable(track_id: str, clip: Clip) -> None:
+def _refuse_unplayable(track_id: str, clip: Clip, *, timed: bool) -> None:
     """:class:`SchemaError` for a clip the mix would leave out (:func:`_playable_clips`):
-    a NaN or +inf gain, fades longer than the clip...; so a write never stores one."""
+    a NaN or +inf gain, fades longer than the clip...; so a write never stores one. A
+    write of time keys (``timed``) must also play them: a ``source_bpm`` outside the tempo
+    map's range would play as the defaults."""
+    where = f"track {track_id!r}"
     try:
-        _playable(clip, f"track {track_id!r}")
+        if timed:
+            check_clip(clip, where)
+        else:
+            _playable(clip, where)
     except ProjectError as exc:
         raise SchemaError(str(exc)) from exc
 
@@ -769,7 +775,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         """Place ``clip`` on a track; returns its id (generated when empty)."""
         self._track_map(track_id)
         clip_id = clip.id or new_id("clip")
-        _refuse_unplayable(track_id, replace(clip, id=clip_id))
+        _refuse_unplayable(track_id, replace(clip, id=clip_id), timed=True)
         self._roots["clips"][clip_id] = self._clip_prelim(track_id, clip, clip_id)
         return clip_id
 
@@ -799,7 +805,7 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
             track_id, clip = _clip_from_json(clip_id, merged)
         except MALFORMED as exc:
             raise SchemaError(f"clip {clip_id!r}: {exc}") from exc
-        _refuse_unplayable(track_id, clip)
+        _refuse_unplayable(track_id, clip, timed=bool(set(TIME_CLIP_FIELDS) & set(fields)))
         with self.transaction():
             target = self._clip_map(clip_id)
             for name, value in fields.items():

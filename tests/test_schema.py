@@ -126,7 +126,8 @@ def test_a_send_level_the_mix_would_leave_out_is_refused_and_not_stored(level) -
 @pytest.mark.parametrize(("fields", "words"), [
     ({"gain_db": math.nan}, "gain"), ({"gain_db": math.inf}, "gain"),
     ({"gain_db": "6"}, "gain_db must be a number"), ({"gain_db": None}, "number"),
-    ({"fade_in": 40000, "fade_out": 20000}, "fades"), ({"length": 20}, "fades")])
+    ({"fade_in": 40000, "fade_out": 20000}, "fades"), ({"length": 20}, "fades"),
+    ({"follow_tempo": True, "source_bpm": 5000.0}, "source_bpm")])
 def test_a_clip_edit_the_mix_would_leave_out_is_refused_and_not_stored(
         fields: dict, words: str) -> None:
     project = ProjectDocument.from_session(a_session())
@@ -137,6 +138,9 @@ def test_a_clip_edit_the_mix_would_leave_out_is_refused_and_not_stored(
     assert replica(project).to_session().tracks[0].clips == before
     with pytest.raises(SchemaError, match="gain"):
         project.add_clip("drums", Clip("/a/drums.wav", 200000, 1000, gain_db=math.nan))
+    with pytest.raises(SchemaError, match="source_bpm"):
+        project.add_clip("drums", Clip("/a/drums.wav", 200000, 1000, follow_tempo=True,
+                                       source_bpm=2.0))
     assert replica(project).to_session().tracks[0].clips == before
 
 
