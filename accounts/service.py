@@ -252,13 +252,26 @@ class AccountService:
         An address that has an account already gets a mail saying so (with a
         reset link) instead, and the call answers the same: None.
         """
+        email, password_hash = await self.sign_up_request(email, password, region)
+        return await self.finish_sign_up(email, password_hash, name, region=region)
+
+    async def sign_up_request(self, email: str, password: str, region: str
+                              ) -> tuple[str, str]:
+        """The checked part of a sign-up, which looks nothing up: the password against
+        the policy and the region, then ``(normalised address, password hash)`` for
+        :meth:`finish_sign_up` (the same work whether the address has an account)."""
         self.policy.check(password, email)
         if region not in self.regions:
             raise UnknownRegion(f"unknown data region {region!r}; use one of "
                                 f"{list(self.regions)}")
-        email = normalise_email(email)
+        return normalise_email(email), await self._hash(password)
+
+    async def finish_sign_up(self, email: str, password_hash: str, name: str, *,
+                             region: str = DEFAULT_REGION) -> Account | None:
+        """The rest of :meth:`sign_up` for :meth:`sign_up_request`'s answer: the new
+        unverified person, mailed a verification link, or None when the address has an
+        account already (mailed that it has)."""
         existing = await self.store.person_by_email(email)
-        password_hash = await self._hash(password)
         if existing is not None:
             await self._mail_exists(existing)
             return None

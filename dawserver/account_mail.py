@@ -32,7 +32,7 @@ MAIL_ACCOUNT = "mail"
 #: The queue of what an address asks for, and what each ask runs on the account service.
 ASKS_QUEUE = "account_asks"
 ASKS_SETTINGS = QueueSettings(max_attempts=8, concurrency=2, lease_s=60.0)
-ASKS = ("reset", "resend")
+ASKS = ("reset", "resend", "sign_up")
 
 
 class QueuedMail:
@@ -96,17 +96,20 @@ class MailSender:
         return {"message_id": message["Message-ID"]}
 
 
-async def queue_ask(background: Background, ask: str, email: str) -> None:
-    """Queue ``ask`` (one of :data:`ASKS`) for ``email``: one job under
-    :data:`MAIL_ACCOUNT`, the same whether the address has an account or not."""
+async def queue_ask(background: Background, ask: str, email: str, **fields: str) -> None:
+    """Queue ``ask`` (one of :data:`ASKS`) for ``email``, with its ``fields`` (a
+    sign-up's name, region and password hash): one job under :data:`MAIL_ACCOUNT`, the
+    same whether the address has an account or not."""
     ask_id = secrets.token_hex(12)
-    await background.queue.enqueue(ASKS_QUEUE, {"ask": ask, "email": email, "ask_id": ask_id},
-                                   account_id=MAIL_ACCOUNT, idempotency_key=ask_id)
+    await background.queue.enqueue(
+        ASKS_QUEUE, {"ask": ask, "email": email, "ask_id": ask_id, **fields},
+        account_id=MAIL_ACCOUNT, idempotency_key=ask_id)
 
 
 class AskHandler:
-    """The ``account_asks`` queue's handler: a reset or a verification resend for the
-    address, done by the account service (``accounts()``; None until it has started)."""
+    """The ``account_asks`` queue's handler: a reset, a verification resend or the rest
+    of a sign-up for the address, done by the account service (``accounts()``; None
+    until it has started)."""
 
     def __init__(self, accounts: Callable[[], AccountService | None]) -> None:
         self.accounts = accounts
@@ -120,5 +123,9 @@ class AskHandler:
             raise Retry("the account service has not started yet", after=1.0)
         if ask == "reset":
             await service.request_reset(email)
-        else:
+        elif ask == "resend":
             await service.resend_verification(email)
+        else:
+            payload = ctx.payload
+            await service.finish_sign_up(email, payload["password_hash"], payload["name"],
+                                         region=payload["region"])

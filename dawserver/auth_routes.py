@@ -237,11 +237,15 @@ def actor_of(request: Request) -> Actor:
 
 
 async def sign_up(request: Request) -> Reply:
-    """Create an account; a verification link is mailed (the answer never tells whether
-    the address had an account already)."""
+    """Create an account; a verification link is mailed. The request checks the
+    password and region, hashes the password and queues one ``account_asks`` job, the
+    same for any address; the job looks the address up and creates the account or mails
+    that it has one, so neither the answer nor its time tells which."""
     body: SignUp = request.body
-    await request.app[ACCOUNTS].sign_up(body.email, body.password, body.name,
-                                        region=body.region)
+    email, password_hash = await request.app[ACCOUNTS].sign_up_request(
+        body.email, body.password, body.region)
+    await queue_ask(request.app[BACKGROUND], "sign_up", email, name=body.name,
+                    region=body.region, password_hash=password_hash)
     return Reply(Accepted(status=ACCEPTED), status=202)
 
 

@@ -113,7 +113,8 @@ async def test_an_ask_is_one_job_for_any_address_and_done_after_a_restart(
         queue = app[BACKGROUND].queue
 
         async def asks_done() -> bool:
-            asks = await queue.find(account_id=MAIL_ACCOUNT, queue=ASKS_QUEUE)
+            asks = [job for job in await queue.find(account_id=MAIL_ACCOUNT, queue=ASKS_QUEUE)
+                    if job.payload["ask"] != "sign_up"]  # (Ada's and Eve's, done before)
             return len(asks) == len(ASKED) and all(job.state == DONE for job in asks)
 
         await until(asks_done)
@@ -148,3 +149,50 @@ async def test_a_client_asking_too_often_waits_and_queues_nothing_more(
         assert status == 429 and int(headers["Retry-After"]) >= 1, body
         asks = await app[BACKGROUND].queue.find(account_id=MAIL_ACCOUNT, queue=ASKS_QUEUE)
         assert len(asks) == free
+
+
+async def test_a_sign_up_is_one_job_for_any_address_and_done_after_a_restart(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """A sign-up for a taken address and for a free one do the same work before the
+    answer (the password checked and hashed, one job queued; no lookup): the job creates
+    the account or mails that there is one, also after the server stopped."""
+    async with accounts_server(tmp_path, smtp_server) as (app, config):
+        ada, _ = await _people(config.base_url, smtp_server)
+        ben = Person(config.base_url, smtp_server, "ben@example.org")
+        try:
+            await app[BACKGROUND].stop()  # no worker: what the requests did stays visible
+            queue, store, lookups = app[BACKGROUND].queue, app[ACCOUNTS].store, []
+            looked_up = store.person_by_email
+
+            async def recorded(email: str, *args: Any, **kwargs: Any) -> Any:
+                lookups.append(email)
+                return await looked_up(email, *args, **kwargs)
+
+            store.person_by_email = recorded
+            made, answers = [], []
+            for email in (ada.email, ben.email):
+                before = await _mail_jobs(queue)
+                status, body, _ = await ben.call("POST", "/auth/sign-up", {
+                    "email": email, "password": "another password 1", "name": "Ben"})
+                answers.append((status, body))
+                made += [(job.queue, sorted(job.payload), job.payload["ask"])
+                         for id_, job in (await _mail_jobs(queue)).items() if id_ not in before]
+            assert lookups == [] and answers == [answers[0]] * 2 and answers[0][0] == 202
+            assert made == [(ASKS_QUEUE, ["ask", "ask_id", "email", "name", "password_hash",
+                                          "region"], "sign_up")] * 2
+            store.person_by_email = looked_up
+            assert await store.person_by_email(ben.email) is None  # not before the job
+        finally:
+            await ada.close()
+
+    async with accounts_server(tmp_path, smtp_server, port=free_port()) as (app, config):
+        ben.base_url = config.base_url
+        try:
+            assert (await ada.mail("exists"))["To"] == ada.email
+            status, body, _ = await ben.call("POST", "/auth/verify",
+                                             {"token": await ben.link_token("verify")})
+            assert status == 200 and body["name"] == "Ben", body
+            signed = await ben.sign_in("another password 1")
+            assert signed["person"]["email"] == ben.email
+        finally:
+            await ben.close()
