@@ -43,6 +43,7 @@ from dsp_core.errors import AudioFileError
 from dsp_core.peaks import Peaks, compute_peaks, peaks_from_bytes
 
 from . import asset_cache
+from .leftovers import sweep_leftovers
 
 if TYPE_CHECKING:
     from .storage import ObjectStore
@@ -118,6 +119,7 @@ class AssetStore:
         self._indexes = threading.Lock()
         for sub in ("objects", "projects", "peaks-cache", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        sweep_leftovers(self.root / "tmp")  # what a crash left there
 
     # -- ingest ----------------------------------------------------------------------------
 
