@@ -15,6 +15,7 @@ closes; later clips on the track move left by the removed length.
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -127,8 +128,10 @@ def _spans(order: Sequence[int], cuts: list[int], clip: Clip) -> list[tuple[Span
 
     A word goes with the span of its own cuts, not with where its middle lies: two
     words with the same times (Whisper gives such) share a middle, yet one may be
-    kept and the other deleted.  A kept word whose span is empty joins the piece
-    before it (the first piece when none is).
+    kept and the other deleted.  A kept word whose span is empty joins the first piece
+    (in playing order) whose source span holds its cut, else the nearest: after a
+    reorder the piece played before it may come from elsewhere in the source, and its
+    transcript could not hold the word's time.
     """
     first, last = clip.offset, clip.offset + clip.length
     spans: list[tuple[Span, int | None]] = [(Span(first, cuts[0]), None)] \
@@ -137,16 +140,19 @@ def _spans(order: Sequence[int], cuts: list[int], clip: Clip) -> list[tuple[Span
     if cuts[-1] < last:
         spans.append((Span(cuts[-1], last), None))
     merged: list[tuple[Span, list[int]]] = []
-    waiting: list[int] = []  # kept words with empty spans before the first piece
+    empty: list[int] = []  # kept words whose spans are empty
     for span, word in spans:
         kept = [] if word is None else [word]
         if span.end <= span.start:
-            (merged[-1][1] if merged else waiting).extend(kept)
+            empty.extend(kept)
         elif merged and merged[-1][0].end == span.start:
             merged[-1] = (Span(merged[-1][0].start, span.end), merged[-1][1] + kept)
         else:
-            merged.append((span, waiting + kept))
-            waiting = []
+            merged.append((span, kept))
+    for word in empty if merged else ():
+        at = cuts[word]
+        _, played = min(merged, key=lambda m: max(m[0].start - at, at - m[0].end, 0))
+        bisect.insort(played, word)
     return merged
 
 
