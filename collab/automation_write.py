@@ -202,10 +202,15 @@ class LaneEdit:
     pass_id: str
     erase: list[tuple[int, int]] = field(default_factory=list)
     points: dict[str, AutomationPoint] = field(default_factory=dict)
+    #: Ids the pass's settled stretches wrote (:meth:`LaneWriter.edit` ``first``): in the
+    #: lane already and the peers' to move or delete, unless a later stretch writes them.
+    settled: frozenset[str] = frozenset()
 
     def owns(self, point_id: str) -> bool:
-        """Whether ``point_id`` was written by this pass."""
-        return point_id.startswith(f"{self.pass_id}.")
+        """Whether ``point_id`` is this edit's to write or delete: the pass's, and not
+        left to peers by a settled stretch."""
+        return point_id.startswith(f"{self.pass_id}.") and (
+            point_id in self.points or point_id not in self.settled)
 
     def changes(self, current: Mapping[str, Mapping[str, Any]]
                 ) -> tuple[dict[str, AutomationPoint], list[str]]:
@@ -370,27 +375,40 @@ class LaneWriter:
     def _close(segment: _Segment, frame: int) -> None:
         segment.end = max(frame, segment.samples[-1][0])
 
-    def stop(self, frame: int) -> LaneEdit:
-        """Playback stopped at ``frame``: close what is still written; the final edit."""
+    def stop(self, frame: int, first: int = 0) -> LaneEdit:
+        """Playback stopped at ``frame``: close what is still written; the final edit
+        (of the stretches from ``first`` on, as :meth:`edit`)."""
         segment = self._open()
         if segment is not None:
             self._close(segment, max(segment.start, int(frame)))
         self.stopped_at = int(frame)
-        return self.edit(int(frame))
+        return self.edit(int(frame), first)
 
-    def edit(self, now: int) -> LaneEdit:
-        """Everything written so far, an open stretch written up to ``now``."""
-        edit = LaneEdit(self.pass_id)
+    @property
+    def closed(self) -> int:
+        """How many stretches are closed (all but an open last one)."""
+        return sum(1 for segment in self.segments if segment.end is not None)
+
+    def edit(self, now: int, first: int = 0) -> LaneEdit:
+        """Everything written so far, an open stretch written up to ``now``.
+
+        ``first``: the stretches before it are settled (closed, and written to the lane
+        by an earlier edit); they are left as peers have left them since: their ranges
+        are not erased again, nor their points restored (:attr:`LaneEdit.settled`),
+        though a later stretch over them still replaces what lies under it."""
+        edit = LaneEdit(self.pass_id, settled=frozenset(
+            point_id for segment in self.segments[:first]
+            for point_id in self._points(segment, now)))
         covered: list[tuple[int, int]] = []  # what later stretches write: sorted, disjoint
         kept: list[list[tuple[str, AutomationPoint]]] = []
-        for segment in reversed(self.segments):
+        for segment in reversed(self.segments[first:]):
             kept.append([(point_id, point) for point_id, point in
                          self._points(segment, now).items()
                          if not _inside(covered, point.frame)])
             _cover(covered, segment.start, segment.end if segment.end is not None else now)
         for part in reversed(kept):
             edit.points.update(part)
-        for segment in self.segments:
+        for segment in self.segments[first:]:
             end = segment.end if segment.end is not None else max(now, segment.samples[-1][0])
             edit.erase.append((segment.start, end + (self.glide if segment.end is not None
                                                      else 0)))

@@ -90,6 +90,9 @@ class _Pass:
     writer: LaneWriter
     used: float
     born: float
+    #: The leading stretches that were closed when the room last stored an edit of the
+    #: pass: settled, left to peers (:meth:`~collab.automation_write.LaneWriter.edit`).
+    settled: int = 0
 
 
 def _passes(app: Any) -> dict[tuple[str, ...], _Pass]:
@@ -148,15 +151,19 @@ async def write_automation(request: Request) -> Written:
         for frame, value, is_held in batch.events:
             writer.feed(frame, value, is_held)
         last = batch.events[-1][0] if batch.events else batch.start
-        edit = writer.stop(batch.stop) if batch.stop is not None else \
-            writer.edit(batch.now if batch.now is not None else last)
+        edit = writer.stop(batch.stop, held.settled) if batch.stop is not None else \
+            writer.edit(batch.now if batch.now is not None else last, held.settled)
         result.update(mode=writer.mode, points=len(edit.points), done=batch.stop is not None,
                       changed=apply_edit(document, batch.track, batch.param, edit)
                       if writer.writes else 0)
+        closed.append(writer.closed)
 
+    closed: list[int] = []  # the pass's stretches closed when this edit was made
     try:
         async with request.app[ROOMS].use(project_id) as room:
             await room.edit(change)
+        if closed and key in passes:  # stored: those are in the lane now, the peers'
+            passes[key].settled = closed[-1]
     except ProjectNotFound as exc:
         raise NotFound(str(exc)) from None
     except PassTooLong as exc:
