@@ -385,6 +385,11 @@ class LaneWriter:
         return self.edit(int(frame), first)
 
     @property
+    def last_frame(self) -> int:
+        """The frame of the last event written (the pass's start before any)."""
+        return self.segments[-1].samples[-1][0] if self.segments else self.start
+
+    @property
     def closed(self) -> int:
         """How many stretches are closed (all but an open last one)."""
         return sum(1 for segment in self.segments if segment.end is not None)
@@ -474,6 +479,14 @@ def _cover(covered: list[tuple[int, int]], lo: int, hi: int) -> None:
         hi = max(hi, covered[last][1])
         last += 1
     covered[at:last] = [(lo, hi)]
+
+
+def lane_mode(document: Any, track_id: str, param: str) -> str:
+    """The mode of the lane ``param`` of ``track_id`` in a
+    :class:`collab.schema.ProjectDocument` now (the default for a lane not there)."""
+    owner = document.automation_owner(track_id)
+    lane = lanes.lanes_from_json(document.automation_data(track_id), owner).get(param)
+    return lane.mode if lane else lanes.DEFAULT_MODE
 
 
 def writer_for(document: Any, track_id: str, param: str, *, start: int, pass_id: str,

@@ -28,9 +28,11 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from collab.automation_write import (
+    WRITING_MODES,
     LaneWriter,
     PassTooLong,
     apply_edit,
+    lane_mode,
     writer_for,
 )
 from collab.errors import ProjectNotFound, SchemaError
@@ -147,13 +149,17 @@ async def write_automation(request: Request) -> Written:
                                                   pass_id=_fresh_id(document, batch)),
                                        now, now)
         held.used = time.monotonic()
-        writer = held.writer
-        for frame, value, is_held in batch.events:
-            writer.feed(frame, value, is_held)
+        writer, stop = held.writer, batch.stop
+        if writer.writes and lane_mode(document, batch.track, batch.param) \
+                not in WRITING_MODES:  # set to off or read meanwhile: it stops writing now
+            stop = writer.last_frame if stop is None else min(stop, writer.last_frame)
+        else:
+            for frame, value, is_held in batch.events:
+                writer.feed(frame, value, is_held)
         last = batch.events[-1][0] if batch.events else batch.start
-        edit = writer.stop(batch.stop, held.settled) if batch.stop is not None else \
+        edit = writer.stop(stop, held.settled) if stop is not None else \
             writer.edit(batch.now if batch.now is not None else last, held.settled)
-        result.update(mode=writer.mode, points=len(edit.points), done=batch.stop is not None,
+        result.update(mode=writer.mode, points=len(edit.points), done=stop is not None,
                       changed=apply_edit(document, batch.track, batch.param, edit)
                       if writer.writes else 0)
         closed.append(writer.closed)
@@ -172,7 +178,7 @@ async def write_automation(request: Request) -> Written:
     except (SchemaError, ValueError) as exc:
         passes.pop(key, None)
         raise BadRequest(str(exc)) from None
-    if batch.stop is not None:
+    if result.get("done"):
         passes.pop(key, None)
     return Written(**result)
 

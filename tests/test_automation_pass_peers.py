@@ -62,3 +62,25 @@ async def test_a_pass_looping_back_over_its_released_touch_writes_the_new_lap(
         points = room.document.automation("t1")["gain_db"]["points"]
     held = {k: p["value"] for k, p in points.items() if k.endswith(".b")}
     assert held == {"pc.4800.b": -6.0, "pc.9600.b": -6.0}, points
+
+
+async def test_a_lane_set_to_off_mid_pass_stops_the_pass_writing_there(
+        api: Api) -> None:  # noqa: F811
+    """A peer turns the lane off while a latch pass writes it: the pass ends at what it
+    had written (``done``), and its later moves write nothing, as Pro Tools stops."""
+    batch = {"pass_id": "pd", "track": "t1", "param": "gain_db", "start": 0}
+    async with api.app[ROOMS].use(api.project) as room:
+        await room.edit(lambda d: d.set_automation_mode("t1", "gain_db", "latch"))
+    status, body = await api.write(**batch, events=[[4800, -20.0, True], [9600, -12.0, True]],
+                                   now=9600)
+    assert status == 200 and not body["done"]
+    async with api.app[ROOMS].use(api.project) as room:
+        await room.edit(lambda d: d.set_automation_mode("t1", "gain_db", "off"))
+    status, body = await api.write(**batch, events=[[20000, 3.0, True]], now=RATE)
+    assert status == 200 and body["done"], body
+    status, body = await api.write(**batch, events=[[30000, 6.0, True]], stop=RATE * 2)
+    assert status == 200 and body["changed"] == 0, body
+    async with api.app[ROOMS].use(api.project) as room:
+        points = room.document.automation("t1")["gain_db"]["points"]
+    frames = sorted(p["frame"] for p in points.values())
+    assert frames[-1] <= 9600 + RATE // 4 and 3.0 not in {p["value"] for p in points.values()}
