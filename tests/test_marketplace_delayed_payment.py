@@ -6,12 +6,14 @@ and releases its exclusive hold."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from marketplace_helpers import WEBHOOK, WEBHOOK_SECRET, Market, market, who
+from marketplace_helpers import WEBHOOK, WEBHOOK_SECRET, Market, market, market_services, who
 
+from business.marketplace.checkout import PROCESSING_S, SWEEP_GRACE_S
 from business.marketplace.fakes.stripe.delivery import sign
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
@@ -50,7 +52,7 @@ async def test_an_unpaid_completion_grants_nothing_until_the_payment_settles(
         beat, started, completed = await unpaid_exclusive(m)
         order_id = started["order"]["order_id"]
         status, order = await m.call("GET", f"/api/marketplace/orders/{order_id}", who("buyer"))
-        assert status == 200 and order["status"] == "open"
+        assert status == 200 and order["status"] == "processing"
         assert await m.library("buyer") == []
         status, found = await m.call("GET", f"/api/marketplace/beats/{beat['beat_id']}",
                                      who("seller"))
@@ -71,5 +73,35 @@ async def test_a_failed_delayed_payment_fails_the_order_and_frees_the_exclusive(
                                 "checkout.session.async_payment_failed", "unpaid") == 200
         await m.order("buyer", started["order"]["order_id"], "failed")
         assert await m.library("buyer") == []
+        status, body = await m.checkout("other", "seller", beat["beat_id"], "exclusive")
+        assert status == 201, body
+
+
+async def test_a_processing_order_keeps_its_exclusive_past_the_session_s_life(
+        tmp_path: Path) -> None:
+    """The debit takes days: the sweep past the session's life neither expires the order
+    nor frees the exclusive for another buyer (whose purchase would make the debit a
+    refund); only :data:`PROCESSING_S` without an answer from Stripe does."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beat, started, completed = await unpaid_exclusive(m)
+        order_id = started["order"]["order_id"]
+        checkout = market_services(m).checkout
+        assert await checkout.sweep(time.time() + 2 * 86_400) == 0
+        await m.order("buyer", order_id, "processing")
+        status, body = await m.checkout("other", "seller", beat["beat_id"], "exclusive")
+        assert status == 409 and "exclusive" in body["error"], body
+        assert await post_event(m, completed, "evt_settled",
+                                "checkout.session.async_payment_succeeded", "paid") == 200
+        [licence] = await m.library("buyer")
+        assert licence["tier"] == "exclusive" and licence["status"] == "active"
+
+
+async def test_a_processing_order_without_an_answer_expires_after_three_weeks(
+        tmp_path: Path) -> None:
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        beat, started, _ = await unpaid_exclusive(m)
+        checkout = market_services(m).checkout
+        assert await checkout.sweep(time.time() + PROCESSING_S + SWEEP_GRACE_S + 60) == 1
+        await m.order("buyer", started["order"]["order_id"], "expired")
         status, body = await m.checkout("other", "seller", beat["beat_id"], "exclusive")
         assert status == 201, body

@@ -31,7 +31,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from business.marketplace import bookings, customers, split_sales
-from business.marketplace.models import EXPIRED, FAILED, OPEN, PAID, REFUNDED, REFUNDING, Order
+from business.marketplace.models import (
+    EXPIRED,
+    FAILED,
+    PAID,
+    REFUNDED,
+    REFUNDING,
+    UNPAID,
+    WAITING,
+    Order,
+)
 from business.marketplace.schemas import SaleEvent
 from business.marketplace.store import ORDER_COLUMNS, order_from
 from business.marketplace.webhooks import Outcome, StripeEvent
@@ -79,7 +88,7 @@ class CartEvents:
         if not _from_sellers_account(event, orders[0]):
             return await self.f._record_only(event, orders[0].account_id)
         if event.type == "checkout.session.completed" and awaits_payment(event.object):
-            return await self.f._record_only(event, orders[0].account_id)  # not paid yet
+            return await self.f.processing(event, orders)  # not paid yet
         if event.type in ("checkout.session.completed", ASYNC_PAID):
             return await self._paid(event, meta, orders)
         if event.type in ("checkout.session.expired", ASYNC_FAILED):
@@ -110,7 +119,7 @@ class CartEvents:
                                                  Outcome.PROCESSED, now):
                 return Outcome.DUPLICATE
             orders = await self.orders(seller, cart_id, tx)
-            waiting = [o for o in orders if o.status in (OPEN, EXPIRED, FAILED)]
+            waiting = [o for o in orders if o.status in UNPAID]
             if not waiting:
                 return Outcome.PROCESSED
             # the lines' discovery fees, summed (.cart_checkout): the platform's; Stripe's
@@ -273,5 +282,5 @@ async def _recount_closed(tx: Any, lines: list[Order]) -> None:
     from business.marketplace.checkout import recount_coupon
 
     for line in lines:
-        if line.status != OPEN:
+        if line.status not in WAITING:
             await recount_coupon(tx, line)

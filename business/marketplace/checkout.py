@@ -26,7 +26,7 @@ from typing import Any
 from business.marketplace.coupons import MIN_CHARGE, Coupons
 from business.marketplace.errors import NotForSale, NotFoundHere, PaymentError
 from business.marketplace.fees import check_fee_bp, discovery_fee
-from business.marketplace.models import EXPIRED, FAILED, ON_SALE, OPEN, Order
+from business.marketplace.models import EXPIRED, FAILED, ON_SALE, OPEN, PROCESSING, WAITING, Order
 from business.marketplace.split_sales import has_split
 from business.marketplace.store import MarketStore, new_id
 from business.marketplace.stripe_gateway import StripeGateway, idempotency_key
@@ -37,6 +37,10 @@ MIN_EXPIRY_S = 1800
 #: Seconds past a session's expiry before the sweep expires its order (Stripe's own
 #: ``checkout.session.expired`` usually comes first).
 SWEEP_GRACE_S = 300.0
+#: Seconds an order waits for a delayed payment (a bank debit) once its session completed
+#: unpaid, its exclusive held, before the sweep gives up on it: SEPA debits take up to 14
+#: business days, so three weeks.
+PROCESSING_S = 21 * 86_400.0
 #: The first key of the advisory lock that orders one buyer's checkout starts in a store.
 OPEN_CHECKOUTS_LOCK = 711_301
 
@@ -193,14 +197,15 @@ class Checkout:
     async def sweep(self, now: float | None = None, *, grace_s: float = SWEEP_GRACE_S,
                     limit: int = 500) -> int:
         """Expire open checkouts whose session's life ended ``grace_s`` ago (their
-        ``checkout.session.expired`` lost or late): holds released, coupon uses given
+        ``checkout.session.expired`` lost or late), and processing ones whose delayed
+        payment did not come in :data:`PROCESSING_S`: holds released, coupon uses given
         back; how many. A completed event arriving after still fulfils (:mod:`.fulfilment`
         books it, and an exclusive taken meanwhile is refunded)."""
         now = time.time() if now is None else now
         rows = await self.store.db.fetch(
-            "SELECT account_id, order_id FROM mkt_orders WHERE status = ? "
+            "SELECT account_id, order_id FROM mkt_orders WHERE status IN (?, ?) "
             "AND COALESCE(expires_at, created_at + ?) <= ? LIMIT ?",
-            OPEN, float(self.expiry_s), now - grace_s, limit)
+            OPEN, PROCESSING, float(self.expiry_s), now - grace_s, limit)
         expired = 0
         for row in rows:
             async with self.store.db.transaction() as tx:
@@ -221,13 +226,13 @@ class Checkout:
 
 async def close_order(tx: Any, store: MarketStore, order: Order, status: str, *,
                       note: str | None = None) -> bool:
-    """End an open checkout as ``status`` (expired, failed) in ``tx``: its exclusive hold
-    released and its coupon's use given back, once (only an open order changes); whether
-    it changed."""
+    """End an open or processing checkout as ``status`` (expired, failed) in ``tx``: its
+    exclusive hold released and its coupon's use given back, once (only such an order
+    changes); whether it changed."""
     values: dict[str, Any] = {"status": status}
     if note is not None:
         values["note"] = f"{order.note}; {note}" if order.note else note
-    if not await store.set_order(tx, order.account_id, order.order_id, expect=(OPEN,),
+    if not await store.set_order(tx, order.account_id, order.order_id, expect=WAITING,
                                  **values):
         return False
     await store.release(tx, order.account_id, order.beat_id, order.order_id)

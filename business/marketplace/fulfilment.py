@@ -41,7 +41,13 @@ from typing import Any
 
 from business.marketplace import bookings, customers, metrics
 from business.marketplace.cart_fulfilment import CART_TYPES, CartEvents, cart_metadata_of
-from business.marketplace.checkout import REFERRAL, close_order, metadata_of, recount_coupon
+from business.marketplace.checkout import (
+    PROCESSING_S,
+    REFERRAL,
+    close_order,
+    metadata_of,
+    recount_coupon,
+)
 from business.marketplace.errors import NotForSale, NotFoundHere
 from business.marketplace.ledger import Ledger
 from business.marketplace.membership_events import MembershipEvents
@@ -50,8 +56,11 @@ from business.marketplace.models import (
     FAILED,
     OPEN,
     PAID,
+    PROCESSING,
     REFUNDED,
     REFUNDING,
+    UNPAID,
+    WAITING,
     Licence,
     Order,
 )
@@ -183,6 +192,25 @@ class Fulfilment:
                                                 Outcome.IGNORED, time.time())
         return Outcome.IGNORED if new else Outcome.DUPLICATE
 
+    async def processing(self, event: StripeEvent, orders: list[Order]) -> Outcome:
+        """A session completed by a delayed method whose money has not arrived: its open
+        orders wait as ``processing`` for :data:`~.checkout.PROCESSING_S`, their
+        exclusives held that long (not freed with the session's life, to be sold to
+        someone else and the debit refunded), until ``async_payment_succeeded`` fulfils or
+        ``async_payment_failed`` fails them."""
+        seller, now = orders[0].account_id, time.time()
+        until = now + PROCESSING_S
+        async with self.store.db.transaction() as tx:
+            if not await self.store.record_event(tx, seller, event.id, event.type,
+                                                 Outcome.PROCESSED, now):
+                return Outcome.DUPLICATE
+            for order in orders:
+                if await self.store.set_order(tx, seller, order.order_id, expect=(OPEN,),
+                                              status=PROCESSING, expires_at=until):
+                    await self.store.hold_until(tx, seller, order.beat_id, order.order_id,
+                                                until)
+        return Outcome.PROCESSED
+
     async def _order(self, meta: dict[str, str], tx: Any = None) -> Order:
         order = await self.store.order(meta["seller"], meta["order_id"], tx=tx)
         if order is None:
@@ -219,9 +247,8 @@ class Fulfilment:
         if await self.store.event_outcome(order.account_id, event.id):
             return Outcome.DUPLICATE
         if awaits_payment(session):  # granted once async_payment_succeeded says it is paid
-            return await self._record_only(event, order.account_id)
-        fee, txn = (await self._fee(order, session) if order.status in (OPEN, EXPIRED, FAILED)
-                    else (0, None))
+            return await self.processing(event, [order])
+        fee, txn = (await self._fee(order, session) if order.status in UNPAID else (0, None))
         amount = int(session.get("amount_total") or order.amount)
         currency = str(session.get("currency") or order.currency)
         now = time.time()
@@ -231,12 +258,12 @@ class Fulfilment:
                                                  Outcome.PROCESSED, now):
                 return Outcome.DUPLICATE
             order = await self._order(meta, tx)
-            if order.status not in (OPEN, EXPIRED, FAILED):
+            if order.status not in UNPAID:
                 return Outcome.PROCESSED  # fulfilled by an earlier event of the session
             # paid after the sweep or the expired event closed it: its hold is gone (an
             # exclusive sold meanwhile makes this payment a refund below) and its coupon's
             # use was given back (taken again once it is sold)
-            closed_before = order.status != OPEN
+            closed_before = order.status not in WAITING
             platform_fee = min(int(meta.get("discovery_fee") or 0), amount)  # .fees
             await self.ledger.record(tx, order.account_id, bookings.sale(
                 f"sale:{order.order_id}", currency, gross=amount,

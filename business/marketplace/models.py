@@ -14,9 +14,14 @@ from typing import Any
 FILE_KINDS = ("tagged_mp3", "mp3", "wav", "stems")
 #: Beat states: on sale, or taken off sale by an exclusive sale.
 ON_SALE, SOLD = "on_sale", "sold_exclusive"
-#: Order states.
-OPEN, PAID, REFUNDING, REFUNDED, EXPIRED, FAILED = (
-    "open", "paid", "refunding", "refunded", "expired", "failed")
+#: Order states. ``processing``: its Checkout Session completed with a delayed method
+#: (a bank debit) whose money has not arrived; its exclusive stays held meanwhile.
+OPEN, PROCESSING, PAID, REFUNDING, REFUNDED, EXPIRED, FAILED = (
+    "open", "processing", "paid", "refunding", "refunded", "expired", "failed")
+#: States of an order still waiting for its payment (a checkout not closed).
+WAITING = (OPEN, PROCESSING)
+#: States a payment arriving now fulfils (or refunds, for an exclusive sold meanwhile).
+UNPAID = (*WAITING, EXPIRED, FAILED)
 #: Licence states.
 ACTIVE, REVOKED = "active", "refunded"
 

@@ -216,6 +216,14 @@ class MarketStore:
             "AND (reserved_order IS NULL OR reserved_until <= ?)",
             order_id, until, account_id, beat_id, ON_SALE, now))
 
+    async def hold_until(self, tx: Any, account_id: str, beat_id: str, order_id: str,
+                         until: float) -> None:
+        """Keep the beat held for ``order_id`` until ``until``, if it still is."""
+        await tx.execute(
+            "UPDATE mkt_beats SET reserved_until = ? "
+            "WHERE account_id = ? AND beat_id = ? AND reserved_order = ?",
+            until, account_id, beat_id, order_id)
+
     async def release(self, tx: Any, account_id: str, beat_id: str, order_id: str) -> None:
         await tx.execute(
             "UPDATE mkt_beats SET reserved_order = NULL, reserved_until = NULL "

@@ -15,6 +15,7 @@ from business.marketplace.models import (
     ON_SALE,
     OPEN,
     PAID,
+    PROCESSING,
     REFUNDED,
     REFUNDING,
     REVOKED,
@@ -22,7 +23,7 @@ from business.marketplace.models import (
 )
 from dawserver.plugin_api import Model, PublicListing, PublicResource
 
-ORDER_STATES = (OPEN, PAID, REFUNDING, REFUNDED, EXPIRED, FAILED)
+ORDER_STATES = (OPEN, PROCESSING, PAID, REFUNDING, REFUNDED, EXPIRED, FAILED)
 CENTS = "In the currency's smallest unit (cents)."
 TIME = "RFC 3339, UTC"
 
@@ -90,9 +91,10 @@ class Order(PublicResource):
     licence_id: str | None = Field(description=(
         "The licence this order granted (one per order; its buyer reads it at "
         "GET /api/v1/licences/{id}; a sandbox order's is its sandbox licence). Null while "
-        "the order is unpaid (open, expired, failed) and for a payment refunded without "
-        "granting one (it came after the beat was sold with exclusive rights, or was for "
-        "another amount than the order's); a refunded order keeps its licence's id."))
+        "the order is unpaid (open, processing, expired, failed) and for a payment "
+        "refunded without granting one (it came after the beat was sold with exclusive "
+        "rights, or was for another amount than the order's); a refunded order keeps its "
+        "licence's id."))
 
 
 class NewOrder(Model):
