@@ -211,11 +211,10 @@ def _playable_effects(owner: str, raw: list[dict[str, Any]], hosted_total: list[
     return result
 
 
-def _refuse_unplayable(track_id: str, clip: Clip, *, timed: bool) -> None:
-    """:class:`SchemaError` for a clip the mix would leave out (:func:`_playable_clips`):
-    a NaN or +inf gain, fades longer than the clip...; so a write never stores one. A
-    write of time keys (``timed``) must also play them: a ``source_bpm`` outside the tempo
-    map's range would play as the defaults."""
+def _clip_problem(track_id: str, clip: Clip, *, timed: bool) -> str | None:
+    """Why the mix would leave ``clip`` out (:func:`_playable_clips`: a NaN or +inf gain,
+    fades longer than the clip...), or None. ``timed``: its time keys must play too (a
+    ``source_bpm`` outside the tempo map's range would play as the defaults)."""
     where = f"track {track_id!r}"
     try:
         if timed:
@@ -223,7 +222,17 @@ def _refuse_unplayable(track_id: str, clip: Clip, *, timed: bool) -> None:
         else:
             _playable(clip, where)
     except ProjectError as exc:
-        raise SchemaError(str(exc)) from exc
+        return str(exc)
+    return None
+
+
+def _data_problem(clip_id: str, data: dict[str, Any], *, timed: bool) -> str | None:
+    """:func:`_clip_problem` of a clip's document data (malformed data is one too)."""
+    try:
+        track_id, clip = _clip_from_json(clip_id, data)
+    except MALFORMED as exc:
+        return f"clip {clip_id!r}: {exc}"
+    return _clip_problem(track_id, clip, timed=timed)
 
 
 def _playable(clip: Clip, where: str) -> Clip:
@@ -775,7 +784,9 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
         """Place ``clip`` on a track; returns its id (generated when empty)."""
         self._track_map(track_id)
         clip_id = clip.id or new_id("clip")
-        _refuse_unplayable(track_id, replace(clip, id=clip_id), timed=True)
+        problem = _clip_problem(track_id, replace(clip, id=clip_id), timed=True)
+        if problem is not None:
+            raise SchemaError(problem)
         self._roots["clips"][clip_id] = self._clip_prelim(track_id, clip, clip_id)
         return clip_id
 
@@ -800,12 +811,12 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
             parse_time_fields({**self._clip_map(clip_id).to_py(), **fields})
         if "warp" in fields:
             fields["warp"] = [list(m) for m in fields["warp"]]
-        merged = {**self._clip_map(clip_id).to_py(), **fields}
-        try:
-            track_id, clip = _clip_from_json(clip_id, merged)
-        except MALFORMED as exc:
-            raise SchemaError(f"clip {clip_id!r}: {exc}") from exc
-        _refuse_unplayable(track_id, clip, timed=bool(set(TIME_CLIP_FIELDS) & set(fields)))
+        # refused when it makes a clip the mix plays one it would leave out; a clip left
+        # out already (a peer's bad value) may still be moved, trimmed or re-pointed
+        before, timed = self._clip_map(clip_id).to_py(), bool(set(TIME_CLIP_FIELDS) & set(fields))
+        problem = _data_problem(clip_id, {**before, **fields}, timed=timed)
+        if problem is not None and _data_problem(clip_id, before, timed=timed) is None:
+            raise SchemaError(problem)
         with self.transaction():
             target = self._clip_map(clip_id)
             for name, value in fields.items():

@@ -144,6 +144,21 @@ def test_a_clip_edit_the_mix_would_leave_out_is_refused_and_not_stored(
     assert replica(project).to_session().tracks[0].clips == before
 
 
+def test_a_clip_the_mix_leaves_out_already_can_still_be_moved_and_repointed() -> None:
+    """A peer's bad value (fades longer than the clip) does not block the server's own
+    writes to that clip (a source repointed by a move, a take trimming it): they do not
+    make it worse; a write that breaks a playing clip is still refused."""
+    project = ProjectDocument.from_session(a_session())
+    clip_id = next(c["id"] for c in project.clips_of("drums") if c["position"] == 96000)
+    with project.transaction():  # what a peer's raw Yjs write may leave
+        project._clip_map(clip_id)["fade_in"] = 30000
+    project.update_clip(clip_id, source="/new/drums.wav")
+    project.update_clip(clip_id, position=120000)
+    assert project._clip_map(clip_id).to_py()["source"] == "/new/drums.wav"
+    with pytest.raises(SchemaError, match="fades"):
+        project.update_clip("c1", fade_in=40000, fade_out=20000)
+
+
 def test_a_sidechain_is_stored_edited_and_cleared() -> None:
     session = a_session()
     session.tracks[1].effects.append(EffectSpec("compressor", {"ratio": 6.0}, id="duck",
