@@ -45,6 +45,9 @@ def sweep_leftovers(folder: Path, *, now: float | None = None,
                 entry.unlink()
         except FileNotFoundError:  # its own process finished it meanwhile
             continue
+        except OSError as exc:  # not ours to delete (permissions, busy): the store opens
+            log.warning("could not remove the leftover %s: %s", entry, exc)
+            continue
         removed += 1
     if removed:
         log.info("removed %d leftovers of interrupted writes from %s", removed, folder)

@@ -8,6 +8,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from dawserver import leftovers
 from dawserver.asset_store import AssetStore
 from dawserver.leftovers import LEFTOVER_AGE_S
 
@@ -34,3 +37,20 @@ def test_a_store_opening_removes_a_crash_s_leftovers_and_keeps_the_rest(
     _written(tmp / "tmpk2.take.wav", old)  # a take a crash cut short: the musician's audio
     AssetStore(tmp_path)
     assert sorted(p.name for p in tmp.iterdir()) == ["fresh.upload", "tmpk2.take.wav"]
+
+
+
+def test_a_leftover_that_cannot_be_removed_does_not_stop_the_store_opening(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    AssetStore(tmp_path)
+    stuck = tmp_path / "tmp" / "collect-stuck"
+    stuck.mkdir()
+    then = time.time() - LEFTOVER_AGE_S - 60
+    os.utime(stuck, (then, then))
+
+    def refusing(path: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(leftovers.shutil, "rmtree", refusing)
+    AssetStore(tmp_path)  # opens, leaving it
+    assert stuck.exists()
