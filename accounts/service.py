@@ -270,8 +270,14 @@ class AccountService:
                              region: str = DEFAULT_REGION) -> Account | None:
         """The rest of :meth:`sign_up` for :meth:`sign_up_request`'s answer: the new
         unverified person, mailed a verification link, or None when the address has an
-        account already (mailed that it has)."""
+        account already (mailed that it has). Run again for the same answer (the job's
+        retry after the account was made but not mailed), it mails the verification
+        link again: the unverified account holding that very hash is this sign-up's."""
         existing = await self.store.person_by_email(email)
+        if existing is not None and existing.email_verified_at is None and \
+                existing.password_hash == password_hash:  # (a salted hash: only ours)
+            await self.send_verification(existing)
+            return existing
         if existing is not None:
             await self._mail_exists(existing)
             return None

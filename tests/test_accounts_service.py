@@ -119,6 +119,21 @@ async def test_sign_up_with_a_taken_address_creates_nothing_and_mails_a_reset_li
     await signed_in(service, "cy@example.org", "a brand new secret")
 
 
+async def test_a_sign_up_run_again_mails_its_verification_not_a_taken_address(
+        service: AccountService) -> None:
+    """The sign-up job retried after it made the account but before the mail went: the
+    person gets the verification link, not the "you have an account" reset mail."""
+    region = service.regions[0]
+    email, hashed = await service.sign_up_request("dee@example.org", PASSWORD, region)
+    made = await service.finish_sign_up(email, hashed, "Dee")
+    again = await service.finish_sign_up(email, hashed, "Dee")
+    assert made is not None and again is not None and again.account_id == made.account_id
+    assert [m["kind"] for m in mails(service)] == ["verify", "verify"]
+    _, other = await service.sign_up_request("dee@example.org", "another password 1", region)
+    assert await service.finish_sign_up(email, other, "Mallory") is None  # not ours
+    assert mails(service)[-1]["kind"] == "exists"
+
+
 async def test_sign_up_refuses_a_weak_password_before_creating_anything(
         service: AccountService) -> None:
     with pytest.raises(WeakPassword):
