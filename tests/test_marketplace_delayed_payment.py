@@ -17,6 +17,7 @@ from business.marketplace.checkout import PROCESSING_S, SWEEP_GRACE_S
 from business.marketplace.fakes.stripe.delivery import sign
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+M = "/api/marketplace"
 
 
 async def post_event(m: Market, event: dict[str, Any], event_id: str, event_type: str,
@@ -105,3 +106,51 @@ async def test_a_processing_order_without_an_answer_expires_after_three_weeks(
         await m.order("buyer", started["order"]["order_id"], "expired")
         status, body = await m.checkout("other", "seller", beat["beat_id"], "exclusive")
         assert status == 201, body
+
+
+async def test_what_a_clearing_debit_pays_for_cannot_be_checked_out_again(
+        tmp_path: Path) -> None:
+    """A processing order's lines, alone or in a cart, answer 409 "still clearing" rather
+    than a second session the buyer would pay on top of the debit."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        await m.seller("seller")
+        beat = await m.beat("seller")
+        status, cart = await m.call("PUT", f"{M}/carts/seller/items/{beat['beat_id']}",
+                                    who("buyer"), {"tier": "mp3_lease"})
+        assert status == 200, cart
+        status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 201, started
+        m.fake.webhooks.hold()
+        m.pay(started)
+        [completed] = m.fake.events_of("checkout.session.completed")
+        assert await post_event(m, completed, "evt_unpaid", "checkout.session.completed",
+                                "unpaid") == 200
+        [order] = started["orders"]
+        await m.order("buyer", order["order_id"], "processing")
+        status, body = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
+        assert status == 409 and "still clearing" in body["error"], body
+        status, body = await m.checkout("buyer", "seller", beat["beat_id"], "mp3_lease")
+        assert status == 409 and "still clearing" in body["error"], body
+        status, body = await m.checkout("other", "seller", beat["beat_id"], "mp3_lease")
+        assert status == 201, body  # another buyer's lease is theirs to buy
+
+
+async def test_clearing_debits_count_among_the_buyer_s_open_checkouts(
+        tmp_path: Path) -> None:
+    """A buyer cannot hold a store's exclusives for weeks with debits that will fail:
+    processing orders count toward the open checkouts one buyer may have."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        await m.seller("seller")
+        limit = market_services(m).checkout.max_open
+        beats = [await m.beat("seller", title=f"Beat {n}") for n in range(limit + 1)]
+        m.fake.webhooks.hold()
+        for n, beat in enumerate(beats[:limit]):
+            status, started = await m.checkout("buyer", "seller", beat["beat_id"], "exclusive")
+            assert status == 201, started
+            m.pay(started)
+            completed = m.fake.events_of("checkout.session.completed")[-1]
+            assert await post_event(m, completed, f"evt_unpaid{n}",
+                                    "checkout.session.completed", "unpaid") == 200
+            await m.order("buyer", started["order"]["order_id"], "processing")
+        status, body = await m.checkout("buyer", "seller", beats[-1]["beat_id"], "exclusive")
+        assert status == 409 and "checkouts open" in body["error"], body

@@ -45,11 +45,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from business.marketplace.carts import Carts
-from business.marketplace.checkout import CONSENT, Checkout, close_order
+from business.marketplace.checkout import CONSENT, Checkout, close_order, refuse_clearing
 from business.marketplace.coupons import MIN_CHARGE, cart_amounts
 from business.marketplace.errors import NotForSale, PaymentError
 from business.marketplace.fees import discovery_fee
-from business.marketplace.models import FAILED, ON_SALE, OPEN, Order
+from business.marketplace.models import FAILED, ON_SALE, OPEN, PROCESSING, Order
 from business.marketplace.split_sales import has_split
 from business.marketplace.store import new_id
 from business.marketplace.stripe_gateway import idempotency_key
@@ -182,11 +182,13 @@ async def start_cart(checkout: Checkout, carts: Carts, buyer: str, seller: str, 
         if await _open_cart_checkouts(tx, checkout, buyer, seller, now):
             raise NotForSale("a checkout of this cart is being opened: try again in a "
                              "moment")
+        await refuse_clearing(tx, seller, buyer,
+                              [(line.beat.beat_id, line.tier.tier) for line in cart.lines])
         opened = await tx.fetchval(
             "SELECT COUNT(DISTINCT COALESCE(cart_id, order_id)) FROM mkt_orders WHERE "
-            "account_id = ? AND buyer_account = ? AND status = ? AND "
+            "account_id = ? AND buyer_account = ? AND status IN (?, ?) AND "
             "COALESCE(expires_at, created_at + ?) > ?",
-            seller, buyer, OPEN, float(checkout.expiry_s), now)
+            seller, buyer, OPEN, PROCESSING, float(checkout.expiry_s), now)
         if int(opened or 0) >= checkout.max_open:
             raise NotForSale(f"you have {opened} checkouts open in this store: pay one of "
                              "them, or wait until they expire")

@@ -121,12 +121,13 @@ class Checkout:
             await tx.hold_lock(OPEN_CHECKOUTS_LOCK, f"{seller}\n{buyer}")
             opened = await tx.fetchval(
                 "SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND buyer_account = ? "
-                "AND status = ? AND COALESCE(expires_at, created_at + ?) > ?",
-                seller, buyer, OPEN, float(self.expiry_s), now)
+                "AND status IN (?, ?) AND COALESCE(expires_at, created_at + ?) > ?",
+                seller, buyer, OPEN, PROCESSING, float(self.expiry_s), now)
             if int(opened or 0) >= self.max_open:
                 raise NotForSale(f"you have {opened} checkouts open in this store: pay one "
                                  "of them, or wait until they expire (at most "
                                  f"{self.expiry_s // 60} minutes)")
+            await refuse_clearing(tx, seller, buyer, [(beat_id, tier.tier)])
             if tier.exclusive:
                 if not await self.store.reserve(tx, seller, beat_id, order.order_id, now,
                                                 float(expires)):
@@ -142,7 +143,8 @@ class Checkout:
                 if held["reserved_order"] and (held["reserved_until"] or 0) > now:
                     raise NotForSale(f"a buyer is checking out the exclusive rights of beat "
                                      f"{beat_id!r}: leases are paused until they finish or "
-                                     "their checkout expires")
+                                     "their checkout expires (a bank debit can take days "
+                                     "to clear)")
             used_code = None
             if coupon and self.coupons is not None:
                 amount, used = await self.coupons.redeem(tx, seller, coupon, beat_id,
@@ -222,6 +224,20 @@ class Checkout:
         if order is None:
             raise NotFoundHere(f"no order {order_id!r} of yours")
         return order
+
+
+async def refuse_clearing(tx: Any, seller: str, buyer: str,
+                          lines: list[tuple[str, str]]) -> None:
+    """:class:`NotForSale` when the buyer's bank debit for one of ``lines`` (beat id,
+    tier) is still clearing (a ``processing`` order): checking it out again would make
+    them pay twice."""
+    for beat_id, tier in lines:
+        if await tx.fetchval(
+                "SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND buyer_account = ? "
+                "AND beat_id = ? AND tier = ? AND status = ?",
+                seller, buyer, beat_id, tier, PROCESSING):
+            raise NotForSale(f"your bank payment for the {tier} of beat {beat_id!r} is still "
+                             "clearing: it is yours once it arrives (it can take days)")
 
 
 async def close_order(tx: Any, store: MarketStore, order: Order, status: str, *,
