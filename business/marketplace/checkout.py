@@ -212,8 +212,12 @@ class Checkout:
         for row in rows:
             async with self.store.db.transaction() as tx:
                 order = await self.store.order(row["account_id"], row["order_id"], tx=tx)
-                if order is not None and await close_order(tx, self.store, order, EXPIRED,
-                                                           note="the checkout expired"):
+                due = await tx.fetchval(  # read again: a delayed payment may have just moved it
+                    "SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND order_id = ? "
+                    "AND COALESCE(expires_at, created_at + ?) <= ?", row["account_id"],
+                    row["order_id"], float(self.expiry_s), now - grace_s)
+                if order is not None and due and await close_order(
+                        tx, self.store, order, EXPIRED, note="the checkout expired"):
                     expired += 1
         if expired:
             logger.info("expired %d checkouts past their session's life", expired)
