@@ -154,3 +154,31 @@ async def test_clearing_debits_count_among_the_buyer_s_open_checkouts(
             await m.order("buyer", started["order"]["order_id"], "processing")
         status, body = await m.checkout("buyer", "seller", beats[-1]["beat_id"], "exclusive")
         assert status == 409 and "checkouts open" in body["error"], body
+
+
+async def test_the_sweep_leaves_an_order_a_delayed_payment_moved_meanwhile(
+        tmp_path: Path) -> None:
+    """The sweep picked the order as due, then, before it closed it, the unpaid
+    completion made it processing (21 days on): it is left as it is now."""
+    async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
+        await m.seller("seller")
+        beat = await m.beat("seller")
+        status, started = await m.checkout("buyer", "seller", beat["beat_id"], "exclusive")
+        assert status == 201, started
+        order_id = started["order"]["order_id"]
+        services = market_services(m)
+        store, read = services.checkout.store, services.checkout.store.order
+
+        async def moved_meanwhile(account_id: str, wanted: str, **kwargs: Any) -> Any:
+            await kwargs["tx"].execute(  # what Fulfilment.processing writes meanwhile
+                "UPDATE mkt_orders SET status = 'processing', expires_at = ? WHERE "
+                "account_id = ? AND order_id = ?", time.time() + PROCESSING_S, account_id,
+                wanted)
+            return await read(account_id, wanted, **kwargs)
+
+        store.order = moved_meanwhile
+        try:
+            assert await services.checkout.sweep(time.time() + 86_400) == 0
+        finally:
+            store.order = read
+        await m.order("buyer", order_id, "processing")
