@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from collab.automation_write import LaneWriter, apply_edit, writer_for
+from collab.automation_write import WRITING_MODES, LaneWriter, apply_edit, lane_mode, writer_for
 from collab.errors import SchemaError
 from dsp_core.automation_targets import RESERVED
 
@@ -70,6 +70,9 @@ class Controls:
         self.document = document
         self.frame = frame
         self.passes: dict[tuple[str, str], LaneWriter] = {}
+        #: The leading stretches of each pass written already: left to peers since
+        #: (:meth:`~collab.automation_write.LaneWriter.edit`'s ``first``).
+        self.settled: dict[tuple[str, str], int] = {}
         self.written: dict[str, set[str]] = {}  # pass id -> the point ids it holds now
 
     def move(self, move: Move) -> None:
@@ -82,13 +85,17 @@ class Controls:
             except SchemaError as exc:
                 raise ControlError(str(exc)) from None
         if writer is not None:
-            now = self.frame()
+            now, key = self.frame(), (move.track, move.param)
             writer.feed(now, move.value, move.held)
-            self._apply((move.track, move.param), writer.edit(now))
+            self._apply(key, writer.edit(now, self.settled.get(key, 0)))
+            self.settled[key] = writer.closed
 
     def _writer(self, move: Move) -> LaneWriter | None:
         key = (move.track, move.param)
         writer = self.passes.get(key)
+        if writer is not None and lane_mode(self.document, *key) not in WRITING_MODES:
+            self._end(key, writer.last_frame)  # set to off or read meanwhile: it stops here
+            writer = None
         if writer is None:
             try:
                 writer = writer_for(self.document, move.track, move.param,
@@ -109,9 +116,13 @@ class Controls:
     def stop(self) -> None:
         """End every pass at the player's frame (leaving, or the transport stopped)."""
         now = self.frame()
-        for key, writer in list(self.passes.items()):
-            del self.passes[key]
-            self._apply(key, writer.stop(now))
+        for key in list(self.passes):
+            self._end(key, now)
+
+    def _end(self, key: tuple[str, str], frame: int) -> None:
+        """End the pass on ``key``'s lane at ``frame``."""
+        writer = self.passes.pop(key)
+        self._apply(key, writer.stop(frame, self.settled.pop(key, 0)))
 
     def _apply(self, key: tuple[str, str], edit) -> None:  # noqa: ANN001
         changed = apply_edit(self.document, key[0], key[1], edit)

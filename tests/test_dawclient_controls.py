@@ -87,3 +87,24 @@ def test_sends_effect_parameters_and_bus_faders_are_written_too() -> None:
     assert doc.track("t1")["sends"]["verb"]["level_db"] == -10.0  # the lane plays, not it
     with pytest.raises(ControlError, match="outside"):
         controls.move(Move("t1", "fx:lp:freq", 5.0, False))
+
+
+def test_a_peer_s_point_in_a_released_touch_stays_and_an_off_lane_ends_the_pass() -> None:
+    """The desktop client's passes follow the server's rules: a stretch written and
+    released is left to peers (a point added there stays through later moves), and a
+    lane a peer sets to off ends the pass, the next move setting the fader."""
+    doc, controls, frame = setup("touch")
+    doc.update_transport(playing=True, position=0)
+    for f, db, held in [(1000, -3.0, True), (3000, -9.0, False)]:  # a touch, released
+        frame[0] = f
+        controls.move(Move("t1", "gain_db", db, held))
+    peer = doc.add_automation_point("t1", "gain_db", 2000, -1.0)
+    frame[0] = 30000
+    controls.move(Move("t1", "gain_db", -6.0, True))  # a new touch further on
+    assert peer in doc.automation("t1")["gain_db"]["points"]
+    doc.set_automation_mode("t1", "gain_db", "off")
+    frame[0] = 40000
+    controls.move(Move("t1", "gain_db", -20.0, True))
+    points = doc.automation("t1")["gain_db"]["points"].values()
+    assert max(p["frame"] for p in points) <= 30000 + 12000 and not controls.passes
+    assert doc.track("t1")["gain_db"] == -20.0
