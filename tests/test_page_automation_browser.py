@@ -200,3 +200,23 @@ def test_the_mute_button_unmutes_what_a_latch_pass_muted(studio: Studio) -> None
     assert not track["mute"]  # the lane took both presses: the track's own mute is unchanged
     assert mute.get_attribute("aria-pressed") == "false"
     assert not log.errors()
+
+
+def test_a_lane_set_to_off_mid_ride_ends_the_pass_and_the_fader_moves_again(
+        studio: Studio) -> None:
+    """Set to off while a latch pass writes it, the lane takes no more points and the
+    fader's later moves set its value again (the pass no longer takes them)."""
+    page, log = open_page(studio.browser, studio.url())
+    open_strip(page)
+    page.select_option(".auto[data-track=t1] .auto-mode", "latch")
+    wait_for(lambda: studio.server.document(studio.project, studio.token())["tracks"]["t1"]
+             ["automation"]["gain_db"]["mode"] == "latch")
+    ride(page, page.locator(".row[data-track=t1] .fader"), 0.8, -0.05, 12,
+         midway=lambda: page.select_option(".auto[data-track=t1] .auto-mode", "off"))
+    page.evaluate("window.daw.writer.settled()")
+    track = wait_for(lambda: (t := studio.server.document(studio.project, studio.token())
+                              ["tracks"]["t1"]) and t["gain_db"] < 0 and t)
+    written = [p for p in studio.lane("gain_db") if p.id.startswith("w")]
+    assert written and all(p.value > track["gain_db"] for p in written if p.id.endswith(".b"))
+    assert not page.evaluate("window.daw.writer.passes.size")
+    assert not log.errors()

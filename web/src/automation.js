@@ -381,6 +381,11 @@ export class FaderWriter {
     const mode = readLane(this.project, trackId, param).mode
     const key = `${trackId}|${param}`
     let pass = this.passes.get(key)
+    if (pass && !WRITING.has(mode)) { // set to off or read meanwhile: the pass ends here
+      this.passes.delete(key)
+      this._send(pass, pass.last ?? pass.start)
+      pass = null
+    }
     if (!pass) {
       if (!WRITING.has(mode)) return false
       const bytes = crypto.getRandomValues(new Uint8Array(5))
@@ -434,8 +439,12 @@ export class FaderWriter {
     // would cut the pass's later points, the release among them
     if (stop !== null) body.stop = Math.max(stop, pass.last ?? stop, pass.start)
     this.pending = this.pending || new Set()
+    const key = `${pass.track}|${pass.param}`
     const sent = pass.chain.then(() => api(`/projects/${this.project.projectId}/automation/write`,
       { token: this.project.token, method: 'POST', body }))
+      .then((answer) => { // the server ended the pass (a peer set the lane off or read)
+        if (answer?.done && this.passes.get(key) === pass) this.passes.delete(key)
+      })
       .catch((err) => this.notify(`Automation: ${err.message}`, true))
     pass.chain = sent
     this.pending.add(sent)
