@@ -78,8 +78,9 @@ class WriteBatch(Model):
 
 
 class Written(Model):
-    """What the pass holds now: its mode, its points in the lane, the points changed by
-    this batch, and whether the pass is over."""
+    """What the pass holds now: its mode, the points of its stretches still open to it
+    (those it released and wrote before are left to peers), the points changed by this
+    batch, and whether the pass is over (a stop, or its lane set to off or read)."""
 
     mode: str
     points: int
