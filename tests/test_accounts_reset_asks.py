@@ -39,6 +39,18 @@ async def _people(base_url: str, smtp: SmtpServer) -> tuple[Person, Person]:
     return ada, eve
 
 
+def _recorded_lookups(store: Any) -> list[str]:
+    """The addresses the accounts ``store`` is asked about from now on."""
+    lookups, looked_up = [], store.person_by_email
+
+    async def recorded(email: str, *args: Any, **kwargs: Any) -> Any:
+        lookups.append(email)
+        return await looked_up(email, *args, **kwargs)
+
+    store.person_by_email = recorded
+    return lookups
+
+
 async def _mail_jobs(queue: JobQueue) -> dict[str, Any]:
     """Every job under the account mail's account, by id."""
     return {job.id: job for job in await queue.find(account_id=MAIL_ACCOUNT)}
@@ -80,14 +92,8 @@ async def test_an_ask_is_one_job_for_any_address_and_done_after_a_restart(
         emails = {"ada": ada.email, "eve": eve.email, "nobody": NOBODY}
         try:
             await app[BACKGROUND].stop()  # no worker: what the requests did stays visible
-            queue, store, lookups = app[BACKGROUND].queue, app[ACCOUNTS].store, []
-            looked_up = store.person_by_email
-
-            async def recorded(email: str, *args: Any, **kwargs: Any) -> Any:
-                lookups.append(email)
-                return await looked_up(email, *args, **kwargs)
-
-            store.person_by_email = recorded
+            queue, store = app[BACKGROUND].queue, app[ACCOUNTS].store
+            lookups = _recorded_lookups(store)
             made, answers = [], []
             for path, who in ASKED:
                 before = await _mail_jobs(queue)
@@ -161,14 +167,8 @@ async def test_a_sign_up_is_one_job_for_any_address_and_done_after_a_restart(
         ben = Person(config.base_url, smtp_server, "ben@example.org")
         try:
             await app[BACKGROUND].stop()  # no worker: what the requests did stays visible
-            queue, store, lookups = app[BACKGROUND].queue, app[ACCOUNTS].store, []
-            looked_up = store.person_by_email
-
-            async def recorded(email: str, *args: Any, **kwargs: Any) -> Any:
-                lookups.append(email)
-                return await looked_up(email, *args, **kwargs)
-
-            store.person_by_email = recorded
+            queue, store = app[BACKGROUND].queue, app[ACCOUNTS].store
+            lookups = _recorded_lookups(store)
             made, answers = [], []
             for email in (ada.email, ben.email):
                 before = await _mail_jobs(queue)
@@ -180,7 +180,6 @@ async def test_a_sign_up_is_one_job_for_any_address_and_done_after_a_restart(
             assert lookups == [] and answers == [answers[0]] * 2 and answers[0][0] == 202
             assert made == [(ASKS_QUEUE, ["ask", "ask_id", "email", "name", "password_hash",
                                           "region"], "sign_up")] * 2
-            store.person_by_email = looked_up
             assert await store.person_by_email(ben.email) is None  # not before the job
         finally:
             await ada.close()

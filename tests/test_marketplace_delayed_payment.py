@@ -47,6 +47,14 @@ async def unpaid_exclusive(m: Market) -> tuple[dict[str, Any], dict[str, Any], d
     return beat, started, completed
 
 
+async def settled_exclusive(m: Market, completed: dict[str, Any]) -> None:
+    """Deliver the debit's success: the buyer then holds the exclusive's licence."""
+    assert await post_event(m, completed, "evt_settled",
+                            "checkout.session.async_payment_succeeded", "paid") == 200
+    [licence] = await m.library("buyer")
+    assert licence["tier"] == "exclusive" and licence["status"] == "active"
+
+
 async def test_an_unpaid_completion_grants_nothing_until_the_payment_settles(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
@@ -59,11 +67,8 @@ async def test_an_unpaid_completion_grants_nothing_until_the_payment_settles(
                                      who("seller"))
         assert found["status"] == "on_sale"
 
-        assert await post_event(m, completed, "evt_settled",
-                                "checkout.session.async_payment_succeeded", "paid") == 200
+        await settled_exclusive(m, completed)
         assert (await m.order("buyer", order_id, "paid"))["amount"] == 49999
-        [licence] = await m.library("buyer")
-        assert licence["tier"] == "exclusive" and licence["status"] == "active"
 
 
 async def test_a_failed_delayed_payment_fails_the_order_and_frees_the_exclusive(
@@ -91,10 +96,7 @@ async def test_a_processing_order_keeps_its_exclusive_past_the_session_s_life(
         await m.order("buyer", order_id, "processing")
         status, body = await m.checkout("other", "seller", beat["beat_id"], "exclusive")
         assert status == 409 and "exclusive" in body["error"], body
-        assert await post_event(m, completed, "evt_settled",
-                                "checkout.session.async_payment_succeeded", "paid") == 200
-        [licence] = await m.library("buyer")
-        assert licence["tier"] == "exclusive" and licence["status"] == "active"
+        await settled_exclusive(m, completed)
 
 
 async def test_a_processing_order_without_an_answer_expires_after_three_weeks(
