@@ -32,6 +32,18 @@ async def post_event(m: Market, event: dict[str, Any], event_id: str, event_type
     return answer.status
 
 
+async def paid_by_debit(m: Market, started: dict[str, Any], event_id: str = "evt_unpaid"
+                        ) -> dict[str, Any]:
+    """Pay ``started``'s session by a bank debit that has not cleared: its completed event
+    (Stripe's own held back) delivered unpaid, and returned."""
+    m.fake.webhooks.hold()
+    m.pay(started)
+    completed = m.fake.events_of("checkout.session.completed")[-1]
+    assert await post_event(m, completed, event_id, "checkout.session.completed",
+                            "unpaid") == 200
+    return completed
+
+
 async def unpaid_exclusive(m: Market) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A beat, its exclusive's checkout and the session's completed event, delivered as a
     delayed payment not settled yet (Stripe's own events held back)."""
@@ -39,12 +51,7 @@ async def unpaid_exclusive(m: Market) -> tuple[dict[str, Any], dict[str, Any], d
     beat = await m.beat("seller")
     status, started = await m.checkout("buyer", "seller", beat["beat_id"], "exclusive")
     assert status == 201, started
-    m.fake.webhooks.hold()
-    m.pay(started)
-    [completed] = m.fake.events_of("checkout.session.completed")
-    assert await post_event(m, completed, "evt_unpaid", "checkout.session.completed",
-                            "unpaid") == 200
-    return beat, started, completed
+    return beat, started, await paid_by_debit(m, started)
 
 
 async def settled_exclusive(m: Market, completed: dict[str, Any]) -> None:
@@ -122,11 +129,7 @@ async def test_what_a_clearing_debit_pays_for_cannot_be_checked_out_again(
         assert status == 200, cart
         status, started = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
         assert status == 201, started
-        m.fake.webhooks.hold()
-        m.pay(started)
-        [completed] = m.fake.events_of("checkout.session.completed")
-        assert await post_event(m, completed, "evt_unpaid", "checkout.session.completed",
-                                "unpaid") == 200
+        await paid_by_debit(m, started)
         [order] = started["orders"]
         await m.order("buyer", order["order_id"], "processing")
         status, body = await m.call("POST", f"{M}/carts/seller/checkout", who("buyer"), {})
@@ -149,10 +152,7 @@ async def test_clearing_debits_count_among_the_buyer_s_open_checkouts(
         for n, beat in enumerate(beats[:limit]):
             status, started = await m.checkout("buyer", "seller", beat["beat_id"], "exclusive")
             assert status == 201, started
-            m.pay(started)
-            completed = m.fake.events_of("checkout.session.completed")[-1]
-            assert await post_event(m, completed, f"evt_unpaid{n}",
-                                    "checkout.session.completed", "unpaid") == 200
+            await paid_by_debit(m, started, f"evt_unpaid{n}")
             await m.order("buyer", started["order"]["order_id"], "processing")
         status, body = await m.checkout("buyer", "seller", beats[-1]["beat_id"], "exclusive")
         assert status == 409 and "checkouts open" in body["error"], body
