@@ -204,15 +204,10 @@ def _address(request: Request) -> str:
     return request.native.remote or ""
 
 
-async def _take_ask(request: Request) -> None:
-    """Count an ask (a reset, a resend, a sign-up) against the client
-    (:meth:`~accounts.service.AccountService.take_ask`): 429 once it must wait."""
-    await request.app[ACCOUNTS].take_ask(limited_client(_address(request)))
-
-
 async def _ask(request: Request, ask: str) -> None:
-    """Queue ``ask`` for the body's address, counted against the client first."""
-    await _take_ask(request)
+    """Queue ``ask`` for the body's address, counted against the client first
+    (:meth:`~accounts.service.AccountService.take_ask`)."""
+    await request.app[ACCOUNTS].take_ask(limited_client(_address(request)))
     await queue_ask(request.app[BACKGROUND], ask, request.body.email)
 
 
@@ -245,10 +240,8 @@ async def sign_up(request: Request) -> Reply:
     """Create an account; a verification link is mailed. The request checks the
     password and region, hashes the password and queues one ``account_asks`` job, the
     same for any address; the job looks the address up and creates the account or mails
-    that it has one, so neither the answer nor its time tells which. It counts as an ask
-    of the client (429 past its free ones), before the password is hashed."""
+    that it has one, so neither the answer nor its time tells which."""
     body: SignUp = request.body
-    await _take_ask(request)  # before the hash: a flood of sign-ups costs the client
     email, password_hash = await request.app[ACCOUNTS].sign_up_request(
         body.email, body.password, body.region)
     await queue_ask(request.app[BACKGROUND], "sign_up", email, name=body.name,

@@ -195,25 +195,3 @@ async def test_a_sign_up_is_one_job_for_any_address_and_done_after_a_restart(
             assert signed["person"]["email"] == ben.email
         finally:
             await ben.close()
-
-
-async def test_sign_ups_count_as_asks_of_the_client(tmp_path: Path,
-                                                    smtp_server: SmtpServer) -> None:
-    """A client signing up again and again (each sign-up costs an argon2 hash) waits
-    like one asking for resets: past :data:`ASK_RULE`'s free asks, 429 and no job."""
-    async with accounts_server(tmp_path, smtp_server) as (app, config), \
-            Person(config.base_url, smtp_server, NOBODY) as stranger:
-        await app[BACKGROUND].stop()  # no worker: the queued asks stay visible
-        free = ASK_RULE.free_failures + 1
-        for n in range(free):
-            status, body, _ = await stranger.call("POST", "/auth/sign-up", {
-                "email": f"someone{n}@example.org", "password": PASSWORD})
-            assert status == 202, body
-        status, body, headers = await stranger.call("POST", "/auth/reset",
-                                                    {"email": "one.more@example.org"})
-        assert status == 429 and int(headers["Retry-After"]) >= 1, body
-        status, body, _ = await stranger.call("POST", "/auth/sign-up", {
-            "email": "one.more@example.org", "password": PASSWORD})
-        assert status == 429, body
-        asks = await app[BACKGROUND].queue.find(account_id=MAIL_ACCOUNT, queue=ASKS_QUEUE)
-        assert len(asks) == free
