@@ -27,6 +27,9 @@ from dawserver.projects import import_session
 from dsp_core.session import Session, Track
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Seconds a demo server (256 tracks) may take to store and stop after SIGTERM: on a
+#: loaded CI machine with a second test worker it took over 10.
+SHUTDOWN_S = 60
 
 
 def start_server(data: Path, port: int, *args: str) -> subprocess.Popen:
@@ -75,13 +78,13 @@ def test_serve_demo_prints_id_owner_token_and_url_and_serves_the_project(tmp_pat
         asyncio.run(check())
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(SHUTDOWN_S)
     again = start_server(tmp_path, free_port(), "--demo")
     try:
         assert f"demo project: {project_id}" in "".join(OutputLines(again).take(2))
     finally:
         again.terminate()
-        again.wait(10)
+        again.wait(SHUTDOWN_S)
 
 
 def test_every_update_another_client_saw_survives_kill_9(tmp_path: Path,
