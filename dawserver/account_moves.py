@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import Field
 
 from accounts.moving import AccountMover
-from jobs import JobContext, Permanent, QueueSettings
+from jobs import FINISHED, JobContext, Permanent, QueueSettings
 
 from .accounts_setup import ACCOUNT_MOVER
 from .keys import ACCOUNTS, BACKGROUND
@@ -104,9 +104,12 @@ async def _view(request: Request, account_id: str) -> RegionMove:
     jobs = await request.app[BACKGROUND].queue.find(account_id=MOVE_ACCOUNT, queue=QUEUE,
                                                     newest_first=True)
     job = next((j for j in jobs if j.payload.get("account_id") == account_id), None)
+    # the rows switch a moment before the job ends: it moves until both are done, so
+    # whoever waits for ``moving`` to clear reads the job's end (state, progress) too
+    job_running = job is not None and job.state not in FINISHED
     return RegionMove(
         account_id=account_id, region=mover.store.region_of(account_id),
-        moving=move is not None, target=move.target if move else None,
+        moving=move is not None or job_running, target=move.target if move else None,
         step=move.step if move else None, job_id=job.id if job else None,
         state=job.state if job else None, progress=job.progress if job else None,
         note=job.note if job else None)

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -291,8 +292,19 @@ async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> No
         status, body, _ = await call("POST", url, root, {"region": "mars"})
         assert status == 422 and "unknown data region 'mars'" in body["error"]
 
+        mover = app[ACCOUNT_MOVER]
+        copied, let_job_end = asyncio.Event(), asyncio.Event()
+        carry = mover.run
+
+        async def carry_then_hold(*args: Any) -> Any:  # the job's end, held open
+            done = await carry(*args)
+            copied.set()
+            await let_job_end.wait()
+            return done
+
+        mover.run = carry_then_hold
         # a move begun (its job not run yet): her writes wait, with a retry time
-        await app[ACCOUNT_MOVER].begin(ana, "eu")
+        await mover.begin(ana, "eu")
         status, body, headers = await call("POST", f"{config.base_url}/accounts/{ana}/keys",
                                            mine, {"name": "two", "scopes": ["project.read"]})
         assert status == 409 and "being moved" in body["error"]
@@ -306,6 +318,13 @@ async def test_an_administrator_moves_an_account_over_http(tmp_path: Path) -> No
         status, body, _ = await call("POST", url, root, {"region": "default"})
         assert status == 409 and "already moving to region 'eu'" in body["error"]
 
+        async with asyncio.timeout(120):
+            await copied.wait()
+        # the rows have moved, but its job has not ended yet: still moving, so whoever
+        # waits for "moving" to clear reads the job's end along with it
+        status, view, _ = await call("GET", url, root)
+        assert view["region"] == "eu" and view["moving"] and view["state"] == "running"
+        let_job_end.set()
         async with asyncio.timeout(120):
             while (await call("GET", url, root))[1]["moving"]:
                 await asyncio.sleep(0.1)
