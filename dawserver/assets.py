@@ -93,8 +93,10 @@ def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
     # a plug-in state an editor writes may name only files of these stores
     confine_states(app, (store.root for store in stores.values()))
     from .recording import kept_takes  # imported here: recording imports the live mix
+    from .take_recovery import recovered_takes
 
     app.cleanup_ctx.append(kept_takes(stores.values()))
+    app.cleanup_ctx.append(recovered_takes(list(stores.values())))
 
 
 async def assets_of(app: web.Application, project_id: str) -> AssetStore:

@@ -5,7 +5,8 @@ file or folder in ``tmp/`` and remove it when they finish, fail or are cancelled
 process killed meanwhile leaves it for good. :func:`sweep_leftovers` removes those
 untouched for :data:`LEFTOVER_AGE_S` (a day: longer than any upload or rewrite runs,
 so another process's work in progress is never taken) when a store opens. A recording
-take (``*.take.wav``) is kept: it is the audio a musician played, cut short.
+take (``*.take.wav``, with its ``*.take.json`` journal) is kept: it is the audio a
+musician played, cut short, which :mod:`dawserver.take_recovery` places.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 #: Seconds a temporary file or folder stays untouched before it is a crash's leftover.
 LEFTOVER_AGE_S = 86_400.0
 #: Names kept whatever their age.
-KEPT_SUFFIXES = (".take.wav",)
+KEPT_SUFFIXES = (".take.wav", ".take.json")
 
 
 def sweep_leftovers(folder: Path, *, now: float | None = None,

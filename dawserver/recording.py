@@ -17,6 +17,10 @@ recorded after the jump is placed where the playhead was when it arrived, not wh
 the playhead would have got to had it played on. A segment after a jump begins the
 declared latency later in the take (the musician heard the jump that much later).
 
+A take's placement is journalled beside its audio as it records
+(:mod:`dawserver.take_journal`), so one that a crash cut short is placed when the server
+starts again (:mod:`dawserver.take_recovery`).
+
 With an object store, the take is placed first (its local file plays on this node) and
 then published in the background; while the object store fails it stays in this node's
 cache, never evicted, and is retried (:func:`dawserver.asset_objects.keep_take`), so an
@@ -41,11 +45,12 @@ import soundfile as sf
 
 from collab.errors import CollabError
 from collab.schema import ProjectDocument
-from collab.takes import Loop, TakeSegment, place_passes, segment_passes
+from collab.takes import Loop, Pass, TakeSegment, place_passes, segment_passes
 
 from . import asset_cache, asset_objects
-from .asset_store import AssetError, AssetStore
+from .asset_store import Asset, AssetError, AssetStore
 from .live_mix import LiveMix, MixFrame
+from .take_journal import TakeJournal, TakeLock, journal_path
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,8 @@ class Take:
     writer: sf.SoundFile
     heard_at: int  # where the live playhead was when its first frame arrived
     tracks: list[str]
+    journal: TakeJournal  # where it goes, also on disk (a crash cut it short)
+    lock: TakeLock  # held while it records
     frames: int = 0
     resampler: Any = None  # an av.AudioResampler, once a frame came at another rate
     loop: tuple[int, int] | None = None  # the transport's loop as it began (session frames)
@@ -137,6 +144,42 @@ def jumped(seen: MixFrame, now: MixFrame, frame: int, loop: Loop | None,
         return False
     expected = continued(seen.timeline, (now.index - seen.index) * frame, loop)
     return abs(now.timeline - expected) > tolerance
+
+
+def take_passes(journal: TakeJournal, frames: int) -> list[Pass]:
+    """Where a take of ``frames`` frames of audio described by ``journal`` goes: one
+    ``(position, offset, length)`` in session frames per loop pass and segment."""
+    def session(count: int) -> int:
+        return int(round(count * journal.session_rate / journal.sample_rate))
+
+    heard = [TakeSegment(session(part.offset), part.position, part.loop)
+             for part in journal.segments]
+    return segment_passes(placed_segments(heard, journal.latency_frames),
+                          max(1, session(frames)))
+
+
+async def place_recorded(assets: AssetStore, room: Any, asset: Asset, tracks: list[str],
+                         passes: list[Pass], *, again: bool = False) -> list[str]:
+    """Put the stored take ``asset`` on ``tracks`` of ``room``'s project (those still
+    there) as ``passes``; with an object store it is kept on this node and published in
+    the background first. ``again``: a track already holding a clip of ``asset`` is left
+    as it is (the take was placed before a crash stopped its recovery). The new clips."""
+    added: list[str] = []
+
+    def place(document: ProjectDocument) -> None:
+        for track_id in tracks:
+            if track_id not in document.track_ids():
+                continue
+            if again and any(c.get("source") == asset.id
+                             for c in document.clips_of(track_id)):
+                continue
+            added.extend(place_passes(document, track_id, asset.id, passes))
+
+    if assets.objects is not None:  # kept here until the object store has it
+        asset_objects.keep_take(assets, asset, room.project_id)
+        publish_soon(assets)  # in the background, retried while S3 fails
+    await room.edit(place)  # the local file plays on this node meanwhile
+    return added
 
 
 def placed_segments(heard: list[TakeSegment], latency: int) -> list[TakeSegment]:
@@ -231,6 +274,8 @@ class TakeRecorder:
         if lost:  # packets lost on the way: silence where they were, the rest in place
             self._write(self._take, np.zeros(round(lost * self.mix.sample_rate), np.float32))
         self._follow(self._take)
+        if self._take.journal.latency_frames != self.latency_frames:  # declared anew
+            self._journal(self._take)
         if frame.sample_rate != self.mix.sample_rate:  # not Opus: PCMU is 8 kHz, G.722 16
             self._write(self._take, self._resampled(self._take, frame))
             return
@@ -276,6 +321,7 @@ class TakeRecorder:
         if position is None:
             return
         take.jumps.append(TakeSegment(take.frames, position, _session_loop(head)))
+        self._journal(take)
         log.info("project %s: the playhead %s during the take of %s; from frame %d of "
                  "the take it goes at %d", self.room.project_id,
                  "jumped" if moved else "changed its loop", self.user, take.frames, position)
@@ -300,15 +346,27 @@ class TakeRecorder:
         os.close(handle)
         writer = sf.SoundFile(name, "w", samplerate=self.mix.sample_rate, channels=1,
                               subtype="FLOAT", format="WAV")
+        lock = TakeLock(Path(name))  # before its journal: recovery reads journals only
+        lock.take()  # a new file: nobody else holds it
         head = self.mix.playhead
-        self._take = Take(Path(name), writer, position, tracks, loop=_session_loop(head),
-                          seen=self.mix.last_frame, seen_loop=head.loop)
+        journal = TakeJournal(self.room.project_id, self.user, tracks, self.mix.sample_rate,
+                              head.session_rate)
+        self._take = Take(Path(name), writer, position, tracks, journal, lock,
+                          loop=_session_loop(head), seen=self.mix.last_frame,
+                          seen_loop=head.loop)
+        self._journal(self._take)
         log.info("project %s: recording %s into %s, heard from frame %d", self.room.project_id,
                  self.user, tracks, position)
 
-    def _session_frames(self, frames: int) -> int:
-        """Frames of the take's audio (the mix's rate) in session frames."""
-        return int(round(frames * self.mix.playhead.session_rate / self.mix.sample_rate))
+    def _journal(self, take: Take) -> None:
+        """Write down where ``take`` goes as it stands (for a crash to leave it placeable)."""
+        take.journal.segments = take.segments()
+        take.journal.latency_frames = self.latency_frames
+        try:
+            take.journal.write(take.path)
+        except OSError as exc:  # a full disk: the take records on, unjournalled
+            log.warning("project %s: could not journal the take of %s: %s",
+                        self.room.project_id, self.user, exc)
 
     async def _finish(self) -> None:
         take, self._take = self._take, None
@@ -323,22 +381,10 @@ class TakeRecorder:
                 None, lambda: self.assets.ingest_file(
                     take.path, project_id=self.room.project_id,
                     name=f"take-{self.user or 'guest'}.wav"))
-            length = max(1, self._session_frames(take.frames))
-            heard = [TakeSegment(self._session_frames(part.offset), part.position, part.loop)
-                     for part in take.segments()]
-            segments = placed_segments(heard, self.latency_frames)
-            passes = segment_passes(segments, length)  # one clip per loop pass and segment
-            added: list[str] = []
-
-            def place(document: ProjectDocument) -> None:
-                for track_id in take.tracks:
-                    if track_id in document.track_ids():
-                        added.extend(place_passes(document, track_id, asset.id, passes))
-
-            if self.assets.objects is not None:  # kept here until the object store has it
-                asset_objects.keep_take(self.assets, asset, self.room.project_id)
-                publish_soon(self.assets)  # in the background, retried while S3 fails
-            await self.room.edit(place)  # the local file plays on this node meanwhile
+            take.journal.segments = take.segments()
+            take.journal.latency_frames = self.latency_frames  # as declared at the end
+            passes = take_passes(take.journal, take.frames)  # one clip per pass, segment
+            added = await place_recorded(self.assets, self.room, asset, take.tracks, passes)
             self.clips.extend(added)
             log.info("project %s: take of %d frames added as %s", self.room.project_id,
                      take.frames, added)
@@ -349,8 +395,10 @@ class TakeRecorder:
             log.exception("project %s: could not place the take of %s (its audio is an "
                           "asset of the project)", self.room.project_id, self.user)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                take.path.unlink()
+            for path in (journal_path(take.path), take.path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            take.lock.release()
 
 
 def _session_loop(head: Any) -> Loop | None:

@@ -17,6 +17,7 @@ from dawserver import asset_cache, asset_objects, object_moves, recording
 from dawserver.asset_store import AssetStore
 from dawserver.storage import StorageUnavailable
 from dawserver.storage.local import LocalObjectStore
+from dawserver.take_journal import TakeJournal, TakeLock
 
 pytestmark = pytest.mark.asyncio
 
@@ -207,7 +208,9 @@ class FakeRecorder:
         writer = sf.SoundFile(path, "w", samplerate=48000, channels=1, subtype="FLOAT",
                               format="WAV")
         writer.write(np.full(4800, 0.1, np.float32))
-        self.recorder._take = recording.Take(path, writer, 0, ["t1"], frames=4800)
+        journal = TakeJournal("p", "", ["t1"], 48000, 48000)
+        self.recorder._take = recording.Take(path, writer, 0, ["t1"], journal,
+                                             TakeLock(path), frames=4800)
 
     async def _edit(self, change) -> None:  # noqa: ANN001
         change(SimpleNamespace(track_ids=lambda: ["t1"], placed=self.placed))

@@ -1,0 +1,151 @@
+"""Placing the recording takes a crash cut short, when the server starts again.
+
+A take records into ``tmp/NAME.take.wav`` with its journal beside it
+(:mod:`dawserver.take_journal`); both go when the take ends and is placed. A process
+killed meanwhile leaves them, and the audio's WAV header still says it holds no frames
+(libsndfile writes the lengths on close). :func:`recover_takes` runs when the server
+starts: for each journal whose audio no live process holds locked, it reads the audio
+to its last whole frame, stores it as a new WAV (its header right) and places it on
+the journalled tracks as the recorder would have (:func:`.recording.take_passes`),
+then removes both files. A track that already holds a clip of the same audio is left
+alone, so a crash during recovery does not place it twice. A take of a project
+deleted since is dropped; one that cannot be placed now (its store or database down)
+is kept for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from collab.errors import CollabError, ProjectNotFound
+from collab.registry import RoomRegistry
+
+from .asset_store import AssetError, AssetStore
+from .recording import place_recorded, take_passes
+from .take_journal import JOURNAL_SUFFIX, TakeJournal, TakeLock, audio_path
+
+log = logging.getLogger(__name__)
+
+#: Frames copied at a time from a cut-short take into its repaired file.
+BLOCK_FRAMES = 1 << 16
+
+
+async def recover_takes(assets: AssetStore, rooms: RoomRegistry) -> list[str]:
+    """Place every take in ``assets`` that a crash cut short (see the module); the ids
+    of the clips added."""
+    added: list[str] = []
+    for journal in sorted((assets.root / "tmp").glob("*" + JOURNAL_SUFFIX)):
+        added.extend(await _recover(assets, rooms, journal))
+    return added
+
+
+async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path) -> list[str]:
+    audio = audio_path(journal_file)
+    try:
+        lock = TakeLock(audio)
+    except FileNotFoundError:  # its take ended (the audio goes first), or never began
+        journal_file.unlink(missing_ok=True)
+        return []
+    try:
+        if not lock.take() or not lock.still_at(audio) or not journal_file.exists():
+            return []  # still recording, or placed by another process just now
+        try:
+            journal = TakeJournal.read(journal_file)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("the take %s was cut short, but its journal is unreadable (%s); "
+                      "its audio is kept there", audio, exc)
+            return []
+        added = await _place(assets, rooms, audio, journal)
+        if added is None:
+            return []
+        audio.unlink(missing_ok=True)
+        journal_file.unlink(missing_ok=True)
+        return added
+    finally:
+        lock.release()
+
+
+async def _place(assets: AssetStore, rooms: RoomRegistry, audio: Path,
+                 journal: TakeJournal) -> list[str] | None:
+    """Store and place the take; its clips, or None if it is to be kept for later."""
+    loop = asyncio.get_running_loop()
+    handle, name = tempfile.mkstemp(dir=audio.parent, suffix=".recovered.wav")
+    os.close(handle)
+    repaired = Path(name)
+    try:
+        frames = await loop.run_in_executor(None, repair, audio, repaired)
+        if frames == 0:
+            log.info("the take %s was cut short before any audio arrived; removed", audio)
+            return []
+        asset = await loop.run_in_executor(None, lambda: assets.ingest_file(
+            repaired, project_id=journal.project_id,
+            name=f"take-{journal.user or 'guest'}.wav"))
+        async with rooms.use(journal.project_id) as room:
+            added = await place_recorded(assets, room, asset, journal.tracks,
+                                         take_passes(journal, frames), again=True)
+        log.warning("project %s: a take of %s that a crash cut short (%d frames) was "
+                    "placed as %s", journal.project_id, journal.user, frames, added)
+        return added
+    except ProjectNotFound:
+        log.info("project %s is gone: the take %s cut short with it is removed",
+                 journal.project_id, audio)
+        return []
+    except (AssetError, CollabError, OSError) as exc:
+        log.error("project %s: could not place the take %s cut short by a crash (%s); "
+                  "it is kept for the next start", journal.project_id, audio, exc)
+        return None
+    finally:
+        repaired.unlink(missing_ok=True)
+
+
+def repair(audio: Path, out: Path) -> int:
+    """Copy the float samples of the cut-short take ``audio`` (a WAV whose header may
+    say it is empty; libsndfile reads it to its last whole frame) into ``out``, a WAV
+    with its header right; how many frames. A file with no audio yet is 0 frames."""
+    try:
+        source = sf.SoundFile(audio)
+    except sf.LibsndfileError:  # the crash came before its header was whole
+        return 0
+    frames = 0
+    with source, sf.SoundFile(out, "w", samplerate=source.samplerate,
+                              channels=source.channels, subtype="FLOAT",
+                              format="WAV") as target:
+        for block in source.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
+            target.write(block)
+            frames += len(block)
+    return frames
+
+
+def recovered_takes(stores: list[AssetStore]
+                    ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A ``cleanup_ctx`` recovering the takes of ``stores`` in the background once the
+    server has started (it needs the room registry, ``app[ROOMS]``); stopped on
+    shutdown, the rest waits for the next start."""
+    from .keys import ROOMS
+
+    @contextlib.asynccontextmanager
+    async def context(app: Any) -> AsyncIterator[None]:
+        task = asyncio.create_task(_recover_all(stores, app[ROOMS]))
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return context
+
+
+async def _recover_all(stores: list[AssetStore], rooms: RoomRegistry) -> None:
+    for store in stores:
+        try:
+            await recover_takes(store, rooms)
+        except Exception:  # a fault here must not take the server down
+            log.exception("recovering the takes cut short in %s failed", store.root)

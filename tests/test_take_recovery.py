@@ -1,0 +1,186 @@
+"""A take that a crash cut short is placed when the server starts again, once.
+
+The takes are recorded by a real :class:`dawserver.recording.TakeRecorder` (the harness
+of test_recording_seek.py) in a child process killed with SIGKILL mid-take; what it
+leaves in the asset store's ``tmp/`` is recovered into a real store's project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+import soundfile as sf
+from test_recording_seek import FRAME, RATE, Studio
+
+from collab.registry import RoomRegistry
+from collab.schema import ProjectDocument
+from collab.store import Store, open_store
+from collab.takes import TakeSegment
+from dawserver.asset_store import AssetStore
+from dawserver.take_journal import TakeJournal, journal_path
+from dawserver.take_recovery import recover_takes
+from dsp_core.session import Session, Track
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+#: Records 10 frames at 1 s, seeks to 5 s, records 10 more, and is killed mid-take.
+KILLED_MID_TAKE = textwrap.dedent("""
+    import asyncio, os, signal, sys
+    from pathlib import Path
+    from test_recording_seek import RATE, Studio
+
+    async def main() -> None:
+        studio = Studio(Path(sys.argv[1]))
+        studio.mix.move(playing=True, recording=True, position=RATE)
+        await studio.play(10)
+        studio.mix.move(position=5 * RATE)
+        await studio.play(10)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+""")
+#: Where the killed take's clips belong: (position, offset, length), as if it had ended.
+PLACED = [(RATE, 0, 10 * FRAME), (5 * RATE, 10 * FRAME, 10 * FRAME)]
+
+
+def killed_mid_take(under: Path) -> Path:
+    """Record a take into ``under/assets`` in a process killed mid-take; its audio."""
+    done = subprocess.run([sys.executable, "-c", KILLED_MID_TAKE, str(under)],
+                          cwd=Path(__file__).parent, timeout=60, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    [audio] = (under / "assets" / "tmp").glob("*.take.wav")
+    return audio
+
+
+def take_files(assets: AssetStore) -> list[str]:
+    return sorted(p.name for p in (assets.root / "tmp").glob("*.take.*"))
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with open_store(None, tmp_path / "db") as store:
+        document = ProjectDocument.from_session(Session(tracks=[Track("vox")]))
+        await store.create_project("p", "P", document.doc.get_update())
+        yield store
+
+
+async def clips_and_audio(registry: RoomRegistry, assets: AssetStore
+                          ) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+    async with registry.use("p") as room:
+        clips = room.document.clips_of("vox")
+    [source] = {c["source"] for c in clips}
+    audio, rate = sf.read(assets.asset(source).path, dtype="float32")
+    assert rate == RATE
+    placed = sorted((int(c["position"]), int(c["offset"]), int(c["length"])) for c in clips)
+    return placed, np.round(audio * 32768).astype(int)
+
+
+async def test_a_take_killed_mid_recording_is_placed_where_it_was_heard(
+        tmp_path: Path, store: Store) -> None:
+    audio = killed_mid_take(tmp_path)
+    assert sf.info(str(audio)).frames == 20 * FRAME  # libsndfile reads past its header
+    assert b"data\x00\x00\x00\x00" in audio.read_bytes()[:100]  # which says it is empty
+    assets = AssetStore(tmp_path / "assets")  # opening it sweeps leftovers: not takes
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        added = await recover_takes(assets, registry)
+        assert len(added) == 2
+        placed, samples = await clips_and_audio(registry, assets)
+        async with registry.use("p") as room:
+            [source] = {c["source"] for c in room.document.clips_of("vox")}
+    assert placed == PLACED
+    assert len(samples) == 20 * FRAME
+    assert samples[0] == 100 and samples[10 * FRAME] == 1100  # frames 0 and 10
+    assert take_files(assets) == []
+    # its stored file is a whole WAV: the header says how long it is
+    stored = Path(assets.asset(source).path).read_bytes()
+    assert b"data\x00\x00\x00\x00" not in stored[:100] and b"data" in stored[:100]
+
+
+async def test_recovering_again_after_a_crash_mid_recovery_places_nothing_twice(
+        tmp_path: Path, store: Store) -> None:
+    audio = killed_mid_take(tmp_path)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for path in (audio, journal_path(audio)):
+        shutil.copy2(path, kept / path.name)
+    assets = AssetStore(tmp_path / "assets")
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        assert len(await recover_takes(assets, registry)) == 2
+        for path in kept.iterdir():  # as if the crash came before the files went
+            shutil.copy2(path, assets.root / "tmp" / path.name)
+        assert await recover_takes(assets, registry) == []
+        placed, _ = await clips_and_audio(registry, assets)
+    assert placed == PLACED and take_files(assets) == []
+
+
+async def test_a_take_still_recording_is_left_to_its_recorder(
+        tmp_path: Path, store: Store) -> None:
+    studio = Studio(tmp_path)  # this process records: the take is locked
+    studio.mix.move(playing=True, recording=True, position=RATE)
+    await studio.play(10)
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        assert await recover_takes(studio.assets, registry) == []
+        assert len(take_files(studio.assets)) == 2  # its audio and journal
+        studio.mix.move(recording=False)
+        await studio.play(1)  # the take ends: its recorder places it, and both files go
+        assert take_files(studio.assets) == []
+        assert await recover_takes(studio.assets, registry) == []
+    assert studio.clips() == [(RATE, 0, 10 * FRAME)]
+
+
+async def test_takes_that_cannot_be_placed_are_dropped_or_kept_as_they_deserve(
+        tmp_path: Path, store: Store) -> None:
+    tmp = tmp_path / "assets" / "tmp"
+    gone = killed_mid_take(tmp_path)  # of a project deleted since: dropped
+    TakeJournal("deleted", "ana", ["vox"], RATE, RATE,
+                TakeJournal.read(journal_path(gone)).segments).write(gone)
+    empty = tmp / "empty.take.wav"  # killed before any audio came: dropped
+    sf.SoundFile(empty, "w", samplerate=RATE, channels=1, subtype="FLOAT").close()
+    empty.write_bytes(empty.read_bytes()[:20])
+    TakeJournal("p", "ana", ["vox"], RATE, RATE, [TakeSegment(0, RATE)]).write(empty)
+    (tmp / "lone.take.json").write_text("{}")  # its audio went, the journal did not
+    unreadable = tmp / "bad.take.wav"  # a journal we cannot read: its audio is kept
+    shutil.copy2(gone, unreadable)
+    journal_path(unreadable).write_text("{not json")
+    assets = AssetStore(tmp_path / "assets")
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        assert await recover_takes(assets, registry) == []
+        async with registry.use("p") as room:
+            assert room.document.clips_of("vox") == []
+    assert take_files(assets) == ["bad.take.json", "bad.take.wav"]
+    assert not list(tmp.glob("*.recovered.wav"))
+
+
+async def test_a_server_places_a_killed_take_when_it_starts(tmp_path: Path) -> None:
+    from loopback import free_port
+    from nodepeer import running_server
+
+    from dawserver.config import ServerConfig
+    from dawserver.keys import ROOMS, STORE
+
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    async with running_server(config) as app:
+        document = ProjectDocument.from_session(Session(tracks=[Track("vox")]))
+        await app[STORE].create_project("p", "P", document.doc.get_update())
+    killed_mid_take(tmp_path / "data")
+    async with running_server(config) as app, asyncio.timeout(60):
+        while True:
+            async with app[ROOMS].use("p") as room:
+                clips = room.document.clips_of("vox")
+            if clips:
+                break
+            await asyncio.sleep(0.05)
+    assert sorted((int(c["position"]), int(c["offset"]), int(c["length"]))
+                  for c in clips) == PLACED
