@@ -235,6 +235,17 @@ def _data_problem(clip_id: str, data: dict[str, Any], *, timed: bool) -> str | N
     return _clip_problem(track_id, clip, timed=timed)
 
 
+def _newly_broken(clip_id: str, before: dict[str, Any], after: dict[str, Any], *,
+                  timed: bool) -> str | None:
+    """Why a write from ``before`` to ``after`` breaks the clip (:func:`_data_problem`),
+    or None: a clip left out already (a peer's bad value) may still be moved, trimmed or
+    re-pointed, but one the mix plays (``timed``: its time keys too) must go on playing."""
+    problem = _data_problem(clip_id, after, timed=timed)
+    if problem is not None and _data_problem(clip_id, before, timed=timed) is None:
+        return problem
+    return None
+
+
 def _playable(clip: Clip, where: str) -> Clip:
     """``clip`` as the mix plays it, bad time keys (warp markers with ``follow_tempo``)
     as the defaults; :class:`ProjectError` for one the engine refuses even so."""
@@ -811,11 +822,11 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
             parse_time_fields({**self._clip_map(clip_id).to_py(), **fields})
         if "warp" in fields:
             fields["warp"] = [list(m) for m in fields["warp"]]
-        # refused when it makes a clip the mix plays one it would leave out; a clip left
-        # out already (a peer's bad value) may still be moved, trimmed or re-pointed
-        before, timed = self._clip_map(clip_id).to_py(), bool(set(TIME_CLIP_FIELDS) & set(fields))
-        problem = _data_problem(clip_id, {**before, **fields}, timed=timed)
-        if problem is not None and _data_problem(clip_id, before, timed=timed) is None:
+        before = self._clip_map(clip_id).to_py()
+        problem = _newly_broken(clip_id, before, {**before, **fields}, timed=False)
+        if problem is None and set(TIME_CLIP_FIELDS) & set(fields):
+            problem = _newly_broken(clip_id, before, {**before, **fields}, timed=True)
+        if problem is not None:
             raise SchemaError(problem)
         with self.transaction():
             target = self._clip_map(clip_id)

@@ -159,6 +159,25 @@ def test_a_clip_the_mix_leaves_out_already_can_still_be_moved_and_repointed() ->
         project.update_clip("c1", fade_in=40000, fade_out=20000)
 
 
+def test_a_write_with_time_keys_cannot_break_a_clip_that_plays_without_them() -> None:
+    """A peer's bad time keys leave a clip playing untimed (the mix's defaults); a write
+    that also sets a time key must not then make the clip one the mix leaves out. A
+    write that fixes the time keys, or moves the clip, still goes through."""
+    project = ProjectDocument.from_session(a_session())
+    clip_id = next(c["id"] for c in project.clips_of("drums") if c["position"] == 96000)
+    with project.transaction():  # what a peer's raw Yjs write may leave
+        project._clip_map(clip_id)["follow_tempo"] = True
+        project._clip_map(clip_id)["source_bpm"] = 5000.0
+    assert project.to_session().tracks[0].clips[1].position == 96000  # still played
+    before = replica(project).to_session().tracks[0].clips
+    with pytest.raises(SchemaError, match="fades"):
+        project.update_clip(clip_id, semitones=2.0, fade_in=10**9)
+    assert replica(project).to_session().tracks[0].clips == before
+    project.update_clip(clip_id, position=120000)
+    project.update_clip(clip_id, source_bpm=120.0, semitones=2.0)
+    assert project.to_session().tracks[0].clips[1].semitones == 2.0
+
+
 def test_a_sidechain_is_stored_edited_and_cleared() -> None:
     session = a_session()
     session.tracks[1].effects.append(EffectSpec("compressor", {"ratio": 6.0}, id="duck",
