@@ -803,6 +803,25 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
 
     def update_clip(self, clip_id: str, **fields: Any) -> None:
         """Move, trim or re-gain a clip (``position``, ``offset``, ``length``, ``gain_db``...)."""
+        fields = self._clip_write(clip_id, fields)
+        with self.transaction():
+            target = self._clip_map(clip_id)
+            for name, value in fields.items():
+                target[name] = value
+
+    def copy_clip(self, clip_id: str, **fields: Any) -> str:
+        """A new clip like ``clip_id`` (its track, source, gain, time keys...) with
+        ``fields`` changed, refused as :meth:`update_clip` refuses them (so a part of a
+        clip a peer broke may be kept as it is); the new clip's id."""
+        fields = self._clip_write(clip_id, fields)
+        copy_id = new_id("clip")
+        self._roots["clips"][copy_id] = Map(
+            {**self._clip_map(clip_id).to_py(), **fields, "id": copy_id})
+        return copy_id
+
+    def _clip_write(self, clip_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` for a write to ``clip_id``, checked; :class:`SchemaError` when a
+        value is malformed or the write would stop the clip playing (:func:`_newly_broken`)."""
         unknown = set(fields) - CLIP_FIELDS
         if unknown:
             raise SchemaError(f"unknown clip field(s) {sorted(unknown)}; "
@@ -818,20 +837,18 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
                 kind = "positive" if name == "length" else "non-negative"
                 raise SchemaError(f"clip {name} must be a {kind} whole number of frames, "
                                   f"got {value!r}")
-        if set(TIME_CLIP_FIELDS) & set(fields):
-            parse_time_fields({**self._clip_map(clip_id).to_py(), **fields})
-        if "warp" in fields:
-            fields["warp"] = [list(m) for m in fields["warp"]]
         before = self._clip_map(clip_id).to_py()
+        timed = bool(set(TIME_CLIP_FIELDS) & set(fields))
+        if timed:
+            parse_time_fields({**before, **fields})
+        if "warp" in fields:
+            fields = {**fields, "warp": [list(m) for m in fields["warp"]]}
         problem = _newly_broken(clip_id, before, {**before, **fields}, timed=False)
-        if problem is None and set(TIME_CLIP_FIELDS) & set(fields):
+        if problem is None and timed:
             problem = _newly_broken(clip_id, before, {**before, **fields}, timed=True)
         if problem is not None:
             raise SchemaError(problem)
-        with self.transaction():
-            target = self._clip_map(clip_id)
-            for name, value in fields.items():
-                target[name] = value
+        return fields
 
     def remove_clip(self, clip_id: str) -> None:
         """Delete a clip (and its transcript)."""
