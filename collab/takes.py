@@ -5,6 +5,10 @@ take recorded over existing material trims, splits or removes the clips under
 it, as a tape punch-in would.  Everything happens in one document transaction
 (one update on the wire).
 
+The part of a clip after the take keeps all its keys (gain, time keys, even a value a
+peer broke) and reads its audio, or its stretched render, from where the whole clip
+did at that frame (:func:`offset_at`).
+
 A take during which the playhead jumped (a seek) or the loop changed is placed in
 segments (:class:`TakeSegment`), each where its own audio was recorded.
 """
@@ -13,14 +17,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from collab.schema import ProjectDocument
+from collab.time_fields import clip_time_fields
 from dsp_core.session import Clip
 
 
 def _fit_fades(length: int, fade_in: int, fade_out: int) -> tuple[int, int]:
     fade_in = min(fade_in, length)
     return fade_in, min(fade_out, length - fade_in)
+
+
+def offset_at(document: ProjectDocument, clip: dict[str, Any], frame: int) -> int:
+    """The ``offset`` a part of ``clip`` (its document data) starting at timeline
+    ``frame`` needs to play what the whole clip plays there: a stretched clip reads its
+    render from ``offset × stretch``, one following the tempo map plays one source beat
+    per beat of it from its ``position``; warp markers place the source themselves."""
+    offset, moved = int(clip.get("offset", 0)), frame - int(clip["position"])
+    timing = clip_time_fields(clip)  # bad time keys play as the defaults
+    if timing.get("warp"):
+        return offset + moved
+    if timing.get("follow_tempo") and timing.get("source_bpm"):
+        tempo, rate = document.tempo_map(), document.sample_rate
+        beats = (tempo.frame_to_beat(frame, rate)
+                 - tempo.frame_to_beat(int(clip["position"]), rate))
+        return offset + round(beats * 60.0 * rate / timing["source_bpm"])
+    return offset + round(moved / timing.get("stretch", 1.0))
 
 
 Loop = tuple[int, int]
@@ -131,16 +154,13 @@ def place_take(document: ProjectDocument, track_id: str, source: str, position: 
                 document.remove_clip(clip["id"])
                 continue
             if c_end > end:  # the part after the take survives
-                tail = c_end - end
-                tail_in, tail_out = _fit_fades(tail, 0, fade_out)
-                tail_clip = Clip(str(clip["source"]), end, tail, offset + (end - c_start),
-                                 float(clip.get("gain_db", 0.0)), tail_in, tail_out)
+                tail_in, tail_out = _fit_fades(c_end - end, 0, fade_out)
+                tail = {"position": end, "length": c_end - end, "fade_in": tail_in,
+                        "fade_out": tail_out, "offset": offset_at(document, clip, end)}
                 if c_start < start:
-                    document.add_clip(track_id, tail_clip)
+                    document.copy_clip(clip["id"], **tail)
                 else:
-                    document.update_clip(clip["id"], position=end, length=tail,
-                                         offset=tail_clip.offset, fade_in=tail_in,
-                                         fade_out=tail_out)
+                    document.update_clip(clip["id"], **tail)
                     continue
             head = start - c_start  # the part before the take survives
             head_in, head_out = _fit_fades(head, fade_in, 0)  # its old end is cut away
