@@ -60,6 +60,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
                                f"t{zlib.crc32(request.node.nodeid.encode()):08x}")
 
 
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """A fresh schema of the test PostgreSQL, for a test that needs its semantics (row
+    locks, read committed) rather than both databases."""
+    from database_helpers import postgres_schema_url
+
+    return postgres_schema_url(request.getfixturevalue("postgres_url"),
+                               f"mk{zlib.crc32(request.node.nodeid.encode()):08x}")
+
+
 @pytest.fixture(params=["redis", "redis-cluster"])
 def any_redis_url(request: pytest.FixtureRequest) -> str:
     """A Redis URL: one server (``redis_url``), then a Redis Cluster of three masters

@@ -966,15 +966,6 @@ class _Interleaved:
         return reading
 
 
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    """A fresh schema of a real PostgreSQL."""
-    from database_helpers import postgres_schema_url
-
-    return postgres_schema_url(request.getfixturevalue("postgres_url"),
-                               f"mk{abs(hash(request.node.name)) % 10**8}")
-
-
 async def test_an_accept_racing_the_seller_setting_the_split_again_is_kept(
         tmp_path: Path, pg_url: str) -> None:
     async with market(tmp_path, pg_url) as m:
