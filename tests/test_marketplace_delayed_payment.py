@@ -11,8 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from marketplace_helpers import WEBHOOK, WEBHOOK_SECRET, Market, market, market_services, who
+from marketplace_helpers import (
+    WEBHOOK,
+    WEBHOOK_SECRET,
+    Market,
+    market,
+    market_services,
+    who,
+)
 
+from business.marketplace import checkout
 from business.marketplace.checkout import PROCESSING_S, SWEEP_GRACE_S
 from business.marketplace.fakes.stripe.delivery import sign
 
@@ -183,3 +191,33 @@ async def test_the_sweep_leaves_an_order_a_delayed_payment_moved_meanwhile(
         finally:
             store.order = read
         await m.order("buyer", order_id, "processing")
+
+
+async def test_the_sweep_leaves_an_order_a_payment_moved_just_before_it_closed(
+        tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL reads committed rows: the unpaid completion commits (processing, 21
+    days on) after the sweep read the order as due but before it closed it. The close
+    sees the new expiry and leaves the order processing, its exclusive held."""
+    async with market(tmp_path, pg_url) as m:
+        await m.seller("seller")
+        beat = await m.beat("seller")
+        status, started = await m.checkout("buyer", "seller", beat["beat_id"], "exclusive")
+        assert status == 201, started
+        order_id = started["order"]["order_id"]
+        close = checkout.close_order
+
+        async def moved_just_before(tx: Any, store: Any, order: Any, *args: Any,
+                                    **kwargs: Any) -> bool:
+            async with store.db.transaction() as other:  # another connection commits
+                await other.execute(  # what Fulfilment.processing writes
+                    "UPDATE mkt_orders SET status = 'processing', expires_at = ? WHERE "
+                    "account_id = ? AND order_id = ?", time.time() + PROCESSING_S,
+                    order.account_id, order.order_id)
+            return await close(tx, store, order, *args, **kwargs)
+
+        monkeypatch.setattr(checkout, "close_order", moved_just_before)
+        assert await market_services(m).checkout.sweep(time.time() + 86_400) == 0
+        monkeypatch.setattr(checkout, "close_order", close)
+        await m.order("buyer", order_id, "processing")
+        status, body = await m.checkout("other", "seller", beat["beat_id"], "exclusive")
+        assert status == 409, body  # still held for the buyer whose debit clears

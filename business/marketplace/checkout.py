@@ -212,12 +212,10 @@ class Checkout:
         for row in rows:
             async with self.store.db.transaction() as tx:
                 order = await self.store.order(row["account_id"], row["order_id"], tx=tx)
-                due = await tx.fetchval(  # read again: a delayed payment may have just moved it
-                    "SELECT COUNT(*) FROM mkt_orders WHERE account_id = ? AND order_id = ? "
-                    "AND COALESCE(expires_at, created_at + ?) <= ?", row["account_id"],
-                    row["order_id"], float(self.expiry_s), now - grace_s)
-                if order is not None and due and await close_order(
-                        tx, self.store, order, EXPIRED, note="the checkout expired"):
+                # due as the row is when it closes: a delayed payment may have just moved it
+                if order is not None and await close_order(
+                        tx, self.store, order, EXPIRED, note="the checkout expired",
+                        due=(self.expiry_s, now - grace_s)):
                     expired += 1
         if expired:
             logger.info("expired %d checkouts past their session's life", expired)
@@ -245,15 +243,17 @@ async def refuse_clearing(tx: Any, seller: str, buyer: str,
 
 
 async def close_order(tx: Any, store: MarketStore, order: Order, status: str, *,
-                      note: str | None = None) -> bool:
+                      note: str | None = None, due: tuple[float, float] | None = None
+                      ) -> bool:
     """End an open or processing checkout as ``status`` (expired, failed) in ``tx``: its
     exclusive hold released and its coupon's use given back, once (only such an order
-    changes); whether it changed."""
+    changes; with ``due``, only one that expires by then, :meth:`.MarketStore.set_order`);
+    whether it changed."""
     values: dict[str, Any] = {"status": status}
     if note is not None:
         values["note"] = f"{order.note}; {note}" if order.note else note
     if not await store.set_order(tx, order.account_id, order.order_id, expect=WAITING,
-                                 **values):
+                                 due=due, **values):
         return False
     await store.release(tx, order.account_id, order.beat_id, order.order_id)
     coupon = await tx.fetchval("SELECT coupon FROM mkt_orders WHERE account_id = ? AND "

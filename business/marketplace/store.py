@@ -303,14 +303,20 @@ class MarketStore:
         return None if row is None else order_from(row)
 
     async def set_order(self, tx: Any, account_id: str, order_id: str, *,
-                        expect: tuple[str, ...] | None = None, **values: Any) -> bool:
-        """Set columns of an order (only from the ``expect`` states); whether it changed."""
+                        expect: tuple[str, ...] | None = None,
+                        due: tuple[float, float] | None = None, **values: Any) -> bool:
+        """Set columns of an order (only from the ``expect`` states, and with ``due``,
+        ``(expiry_s, moment)``, only if it expires by ``moment``: its ``expires_at``, or
+        ``created_at + expiry_s``, as the row is when the write runs); whether it changed."""
         sets = ", ".join(f"{k} = ?" for k in values)
         sql = f"UPDATE mkt_orders SET {sets} WHERE account_id = ? AND order_id = ?"
         args = [*values.values(), account_id, order_id]
         if expect:
             sql += f" AND status IN ({', '.join('?' for _ in expect)})"
             args += list(expect)
+        if due is not None:
+            sql += " AND COALESCE(expires_at, created_at + ?) <= ?"
+            args += [float(due[0]), due[1]]
         return bool(await self._on(tx).execute(sql, *args))
 
     # -- licences ----------------------------------------------------------------------------
