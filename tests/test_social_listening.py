@@ -365,10 +365,11 @@ def test_routes_inbox_rules_spike_event_and_another_accounts_ids(tmp_path: Path)
                 from business.social.listening_services import listening
                 assert await listening(context).round() == 1
 
-                async def inboxed() -> bool:
+                async def inboxed_and_alerted() -> bool:  # the alert commits after
                     found = await client.get("/api/social/inbox/items", headers=ada)
-                    return len(await found.json()) == 3
-                await until(inboxed)
+                    alerted = await client.get("/api/social/listening/alerts", headers=ada)
+                    return len(await found.json()) == 3 and len(await alerted.json()) == 1
+                await until(inboxed_and_alerted)
                 fake.say("@adabeats track 3 is wonderful", author="fan3")
                 polled = await client.post(f"/api/social/listening/queries/{query_id}/poll",
                                            headers=ada, json={})
