@@ -20,7 +20,14 @@ from marketplace_helpers import (
     market_services,
     who,
 )
-from test_marketplace_split_sales import M, accept, add, books_match_stripe, transfers_made
+from test_marketplace_split_sales import (
+    M,
+    accept,
+    add,
+    books_match_stripe,
+    reversals_booked,
+    transfers_made,
+)
 
 from business.marketplace import bookings
 from business.marketplace.split_holds import HELD, RELEASED, RETURNED
@@ -159,10 +166,12 @@ async def refunded(s: Sale) -> None:
 
 
 async def every_transfer_reversed(m: Market) -> None:
-    """Wait until Stripe took back the whole of every transfer made."""
+    """Wait until Stripe took back the whole of every transfer made, and the books
+    recorded it."""
     async with asyncio.timeout(30):
         while any(t["amount_reversed"] < t["amount"] for t in m.fake.all_of("transfer")):
             await asyncio.sleep(0.05)
+    await reversals_booked(m)
 
 
 async def books_settled(s: Sale) -> None:

@@ -60,6 +60,20 @@ async def transfers_made(m: Market, cart_id: str, timeout: float = 30.0) -> None
     await m.fake.webhooks.settled()
 
 
+async def reversals_booked(m: Market) -> None:
+    """Wait until the books hold every reversal Stripe made (the ledger's postings and
+    ``mkt_transfers.reversed`` commit together, after Stripe answers)."""
+    db = market_services(m).store.db
+    async with asyncio.timeout(30):
+        while True:
+            booked = {r["transfer_id"]: r["reversed"] for r in await db.fetch(
+                "SELECT transfer_id, reversed FROM mkt_transfers")}
+            if all(booked.get(t["id"], 0) == t["amount_reversed"]
+                   for t in m.fake.all_of("transfer")):
+                return
+            await asyncio.sleep(0.05)
+
+
 async def books_match_stripe(m: Market, accounts: dict[str, str]) -> None:
     """Each payee's ``seller:balance`` is their connected account's Stripe balance; the
     platform's Stripe balance is the seller's clearing plus the platform's fees."""
@@ -177,6 +191,7 @@ async def test_a_cart_with_split_beats_pays_each_payee_by_transfer_and_refunds_o
         async with asyncio.timeout(30):
             while sum(t["amount_reversed"] for t in m.fake.all_of("transfer")) < net:
                 await asyncio.sleep(0.05)
+        await reversals_booked(m)
         await m.fake.webhooks.settled()
         for t in m.fake.all_of("transfer"):
             mine = t["metadata"]["order_id"] == first
