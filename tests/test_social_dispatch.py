@@ -642,9 +642,12 @@ def test_a_dead_grant_fails_the_post_flags_the_channel_and_retry_works_after_rec
                     "SELECT name FROM events_outbox")}
                 assert {"social.post_failed", "social.post_published",
                         "social.channel_needs_reconnect"} <= events
+                async def lag_observed() -> bool:  # observed just after the commit
+                    return "social_dispatch_lag_seconds_bucket" in (
+                        prometheus_client.generate_latest().decode())
+                await until(lag_observed)
                 exposition = prometheus_client.generate_latest().decode()
                 assert "social_dispatch_oldest_due_seconds" in exposition
-                assert "social_dispatch_lag_seconds_bucket" in exposition
 
     run(go())
 
