@@ -107,13 +107,14 @@ async def test_joiners_during_concurrent_edits_converge_on_the_rooms_state(store
         async with asyncio.timeout(20):
             *_, late = await asyncio.gather(*(edit_a_lot(k, e) for k, e in enumerate(editors)),
                                             join_now_and_then())
-            await wait_for(lambda: room.last_seq >= 1 and not room._queue)
-            await asyncio.sleep(0.05)
+            # every editor's last edit stored and applied (the queue empties before the
+            # last batch is stored, so an empty queue alone is not enough)
+            await wait_for(lambda: [room.document.track(f"t{k}")["gain_db"]
+                                    for k in range(3)] == [-14.0] * 3)
             for client in late:
                 await wait_for(lambda c=client: (c.apply_received(), state_of(c.doc.doc) ==
                                                  state_of(room.doc))[1])
         expected = room.document.to_json()
         assert [client.doc.to_json() == expected for client in late] == [True] * len(late)
-        assert [room.document.track(f"t{k}")["gain_db"] for k in range(3)] == [-14.0] * 3
         for client in editors + late:
             await client.leave()
