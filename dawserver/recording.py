@@ -371,9 +371,9 @@ class TakeRecorder:
     async def _finish(self) -> None:
         take, self._take = self._take, None
         assert take is not None
-        self._write(take, self._resampled(take, None))
-        take.writer.close()
         try:
+            self._write(take, self._resampled(take, None))
+            take.writer.close()
             if take.frames == 0:
                 return
             loop = asyncio.get_running_loop()
@@ -381,8 +381,8 @@ class TakeRecorder:
                 None, lambda: self.assets.ingest_file(
                     take.path, project_id=self.room.project_id,
                     name=f"take-{self.user or 'guest'}.wav"))
-            take.journal.segments = take.segments()
-            take.journal.latency_frames = self.latency_frames  # as declared at the end
+            take.journal.asset_id = asset.id  # a crash from here on places this asset
+            self._journal(take)
             passes = take_passes(take.journal, take.frames)  # one clip per pass, segment
             added = await place_recorded(self.assets, self.room, asset, take.tracks, passes)
             self.clips.extend(added)
@@ -395,7 +395,7 @@ class TakeRecorder:
             log.exception("project %s: could not place the take of %s (its audio is an "
                           "asset of the project)", self.room.project_id, self.user)
         finally:
-            for path in (journal_path(take.path), take.path):
+            for path in (take.path, journal_path(take.path)):  # a journal alone is dropped
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
             take.lock.release()

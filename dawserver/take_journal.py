@@ -4,7 +4,8 @@ A take's audio goes to ``tmp/NAME.take.wav`` as it arrives; where it belongs (pr
 armed tracks, the playhead's segments, rates, latency) lives only in the recorder's
 memory until the take ends. :class:`TakeJournal` writes that beside the audio, as
 ``tmp/NAME.take.json`` (atomically: a temporary file renamed over it), when the take
-begins and each time the playhead jumps, so a take a crash cut short can be placed as
+begins, each time the playhead jumps or a latency is declared, and with the asset its
+audio became once stored, so a take a crash cut short can be placed as
 it would have been (:mod:`dawserver.take_recovery`).
 
 While it records, the recorder holds an exclusive ``flock`` on the audio file
@@ -42,7 +43,9 @@ def audio_path(journal: Path) -> Path:
 class TakeJournal:
     """A take's placement: its project and armed tracks, its segments as heard (offsets
     in frames of its audio, positions in session frames), its audio's and the session's
-    rates, and the latency the musician declared last."""
+    rates, the latency the musician declared last, and once its audio is stored, the
+    asset (so a take placed before a crash is known again: a float WAV's bytes, hence
+    its id, change with the second it was written, libsndfile's PEAK chunk)."""
 
     project_id: str
     user: str
@@ -51,6 +54,7 @@ class TakeJournal:
     session_rate: int
     segments: list[TakeSegment] = field(default_factory=list)
     latency_frames: int = 0
+    asset_id: str = ""
 
     def write(self, audio: Path) -> None:
         """Write this journal beside ``audio``, replacing the one there at once."""

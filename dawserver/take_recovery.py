@@ -7,10 +7,12 @@ killed meanwhile leaves them, and the audio's WAV header still says it holds no 
 starts: for each journal whose audio no live process holds locked, it reads the audio
 to its last whole frame, stores it as a new WAV (its header right) and places it on
 the journalled tracks as the recorder would have (:func:`.recording.take_passes`),
-then removes both files. A track that already holds a clip of the same audio is left
-alone, so a crash during recovery does not place it twice. A take of a project
-deleted since is dropped; one that cannot be placed now (its store or database down)
-is kept for the next start.
+then removes both files. The asset is journalled before it is placed (by recovery,
+and by a recorder ending its take), and a track already holding a clip of it is left
+alone, so a crash while a take is placed does not place it twice. A take of a project
+deleted since, or whose audio cannot be stored (too long, unreadable), is dropped; one
+that cannot be placed now (its store or database down) is kept for the next start, as
+is one that fails otherwise (logged; the other takes are recovered all the same).
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ import soundfile as sf
 from collab.errors import CollabError, ProjectNotFound
 from collab.registry import RoomRegistry
 
-from .asset_store import AssetError, AssetStore
+from .asset_store import (
+    Asset,
+    AssetError,
+    AssetNotFound,
+    AssetStore,
+    AssetTooLarge,
+    InvalidAudio,
+)
 from .recording import place_recorded, take_passes
 from .take_journal import JOURNAL_SUFFIX, TakeJournal, TakeLock, audio_path
 
@@ -45,7 +54,11 @@ async def recover_takes(assets: AssetStore, rooms: RoomRegistry) -> list[str]:
     of the clips added."""
     added: list[str] = []
     for journal in sorted((assets.root / "tmp").glob("*" + JOURNAL_SUFFIX)):
-        added.extend(await _recover(assets, rooms, journal))
+        try:
+            added.extend(await _recover(assets, rooms, journal))
+        except Exception:  # one take's fault must not keep the others from their tracks
+            log.exception("could not recover the take %s; it is kept for the next start",
+                          audio_path(journal))
     return added
 
 
@@ -78,34 +91,63 @@ async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path) 
 async def _place(assets: AssetStore, rooms: RoomRegistry, audio: Path,
                  journal: TakeJournal) -> list[str] | None:
     """Store and place the take; its clips, or None if it is to be kept for later."""
+    if await rooms.store.get_project(journal.project_id) is None:
+        log.info("project %s is gone: the take %s cut short with it is removed",
+                 journal.project_id, audio)
+        return []
+    try:
+        stored = await _stored(assets, audio, journal)
+        if stored is None:
+            log.info("the take %s was cut short before any audio arrived; removed", audio)
+            return []
+        asset, frames = stored
+        async with rooms.use(journal.project_id) as room:
+            added = await place_recorded(assets, room, asset, journal.tracks,
+                                         take_passes(journal, frames), again=True)
+    except ProjectNotFound:  # deleted just now
+        return []
+    except (AssetTooLarge, InvalidAudio) as exc:  # as a take that ended would be
+        log.error("project %s: the take %s cut short by a crash cannot be stored (%s); "
+                  "removed", journal.project_id, audio, exc)
+        return []
+    except (AssetError, CollabError, OSError) as exc:
+        log.error("project %s: could not place the take %s cut short by a crash (%s); "
+                  "it is kept for the next start", journal.project_id, audio, exc)
+        return None
+    log.warning("project %s: a take of %s that a crash cut short (%d frames) was placed "
+                "as %s", journal.project_id, journal.user, frames, added)
+    return added
+
+
+async def _stored(assets: AssetStore, audio: Path, journal: TakeJournal
+                  ) -> tuple[Asset, int] | None:
+    """The take's asset and its length in frames: the one its journal names (stored
+    before the crash), or its audio repaired and stored now (and journalled, so a crash
+    while it is placed places the same asset); None if it holds no audio."""
     loop = asyncio.get_running_loop()
+    if journal.asset_id:
+        with contextlib.suppress(AssetNotFound):
+            asset = assets.asset(journal.asset_id)
+            return asset, await loop.run_in_executor(None, _frames, Path(asset.path))
     handle, name = tempfile.mkstemp(dir=audio.parent, suffix=".recovered.wav")
     os.close(handle)
     repaired = Path(name)
     try:
         frames = await loop.run_in_executor(None, repair, audio, repaired)
         if frames == 0:
-            log.info("the take %s was cut short before any audio arrived; removed", audio)
-            return []
+            return None
         asset = await loop.run_in_executor(None, lambda: assets.ingest_file(
             repaired, project_id=journal.project_id,
             name=f"take-{journal.user or 'guest'}.wav"))
-        async with rooms.use(journal.project_id) as room:
-            added = await place_recorded(assets, room, asset, journal.tracks,
-                                         take_passes(journal, frames), again=True)
-        log.warning("project %s: a take of %s that a crash cut short (%d frames) was "
-                    "placed as %s", journal.project_id, journal.user, frames, added)
-        return added
-    except ProjectNotFound:
-        log.info("project %s is gone: the take %s cut short with it is removed",
-                 journal.project_id, audio)
-        return []
-    except (AssetError, CollabError, OSError) as exc:
-        log.error("project %s: could not place the take %s cut short by a crash (%s); "
-                  "it is kept for the next start", journal.project_id, audio, exc)
-        return None
     finally:
         repaired.unlink(missing_ok=True)
+    journal.asset_id = asset.id
+    journal.write(audio)
+    return asset, frames
+
+
+def _frames(path: Path) -> int:
+    return sf.info(str(path)).frames
 
 
 def repair(audio: Path, out: Path) -> int:

@@ -16,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from collab.registry import RoomRegistry
 from collab.schema import ProjectDocument
 from collab.store import Store, open_store
 from collab.takes import TakeSegment
+from dawserver import take_recovery
 from dawserver.asset_store import AssetStore
 from dawserver.take_journal import TakeJournal, journal_path
 from dawserver.take_recovery import recover_takes
@@ -56,11 +58,12 @@ PLACED = [(RATE, 0, 10 * FRAME), (5 * RATE, 10 * FRAME, 10 * FRAME)]
 
 def killed_mid_take(under: Path) -> Path:
     """Record a take into ``under/assets`` in a process killed mid-take; its audio."""
+    before = set((under / "assets" / "tmp").glob("*.take.wav"))
     done = subprocess.run([sys.executable, "-c", KILLED_MID_TAKE, str(under)],
                           cwd=Path(__file__).parent, timeout=60, capture_output=True,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
-    [audio] = (under / "assets" / "tmp").glob("*.take.wav")
+    [audio] = set((under / "assets" / "tmp").glob("*.take.wav")) - before
     return audio
 
 
@@ -109,20 +112,48 @@ async def test_a_take_killed_mid_recording_is_placed_where_it_was_heard(
 
 
 async def test_recovering_again_after_a_crash_mid_recovery_places_nothing_twice(
-        tmp_path: Path, store: Store) -> None:
-    audio = killed_mid_take(tmp_path)
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    for path in (audio, journal_path(audio)):
-        shutil.copy2(path, kept / path.name)
+        tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    killed_mid_take(tmp_path)
     assets = AssetStore(tmp_path / "assets")
+    place = take_recovery.place_recorded
+
+    async def placed_then_killed(*args: Any, **kwargs: Any) -> list[str]:
+        await place(*args, **kwargs)
+        raise RuntimeError("killed before the take's files went")
+
     async with RoomRegistry(store, document_type=ProjectDocument) as registry:
-        assert len(await recover_takes(assets, registry)) == 2
-        for path in kept.iterdir():  # as if the crash came before the files went
-            shutil.copy2(path, assets.root / "tmp" / path.name)
+        monkeypatch.setattr(take_recovery, "place_recorded", placed_then_killed)
+        assert await recover_takes(assets, registry) == []  # placed, files kept
+        monkeypatch.setattr(take_recovery, "place_recorded", place)
+        assert len(take_files(assets)) == 2
+        # a second later: a float WAV written again differs (libsndfile's PEAK chunk
+        # holds the time), so only the journalled asset tells the take placed already
+        await asyncio.sleep(1.1)
         assert await recover_takes(assets, registry) == []
         placed, _ = await clips_and_audio(registry, assets)
     assert placed == PLACED and take_files(assets) == []
+
+
+async def test_a_take_names_its_asset_in_its_journal_before_it_is_placed(
+        tmp_path: Path) -> None:
+    """So a crash while a recorder places its take leaves a journal that recovery
+    knows the placed take by."""
+    studio = Studio(tmp_path)
+    seen: list[str] = []
+    edit = studio.mix.room.edit
+
+    async def journal_then_edit(change: Any) -> None:
+        [journal] = (studio.assets.root / "tmp").glob("*.take.json")
+        seen.append(TakeJournal.read(journal).asset_id)
+        await edit(change)
+
+    studio.mix.room.edit = journal_then_edit
+    studio.mix.move(playing=True, recording=True, position=RATE)
+    await studio.play(10)
+    studio.mix.move(recording=False)
+    await studio.play(1)
+    [source] = {c["source"] for c in studio.document.clips_of("vox")}
+    assert seen == [source] and take_files(studio.assets) == []
 
 
 async def test_a_take_still_recording_is_left_to_its_recorder(
@@ -154,13 +185,36 @@ async def test_takes_that_cannot_be_placed_are_dropped_or_kept_as_they_deserve(
     unreadable = tmp / "bad.take.wav"  # a journal we cannot read: its audio is kept
     shutil.copy2(gone, unreadable)
     journal_path(unreadable).write_text("{not json")
+    failing = tmp / "a-zero-rate.take.wav"  # one that fails on the way: kept, the rest go on
+    shutil.copy2(gone, failing)
+    TakeJournal("p", "ana", ["vox"], 0, RATE, [TakeSegment(0, RATE)]).write(failing)
+    assert killed_mid_take(tmp_path).name > failing.name  # recovered after it
+    assets = AssetStore(tmp_path / "assets")
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        assert len(await recover_takes(assets, registry)) == 2
+        placed, _ = await clips_and_audio(registry, assets)
+    assert placed == PLACED
+    assert take_files(assets) == ["a-zero-rate.take.json", "a-zero-rate.take.wav",
+                                  "bad.take.json", "bad.take.wav"]
+    assert not list(tmp.glob("*.recovered.wav"))
+    deleted = [p for p in assets.root.rglob("*.json") if "deleted" in p.read_text()]
+    assert deleted == []  # nothing of the deleted project's take was stored
+
+
+async def test_a_take_the_store_refuses_is_dropped(tmp_path: Path, store: Store) -> None:
+    """As a take that ended would be: audio the store refuses (NaN samples here, or
+    longer than it takes) will never be stored, so it is not kept to be tried again."""
+    audio = killed_mid_take(tmp_path)
+    whole = bytearray(audio.read_bytes())
+    start = whole.index(b"data") + 8
+    whole[start:] = np.full((len(whole) - start) // 4, np.nan, np.float32).tobytes()
+    audio.write_bytes(bytes(whole))
     assets = AssetStore(tmp_path / "assets")
     async with RoomRegistry(store, document_type=ProjectDocument) as registry:
         assert await recover_takes(assets, registry) == []
         async with registry.use("p") as room:
             assert room.document.clips_of("vox") == []
-    assert take_files(assets) == ["bad.take.json", "bad.take.wav"]
-    assert not list(tmp.glob("*.recovered.wav"))
+    assert take_files(assets) == []
 
 
 async def test_a_server_places_a_killed_take_when_it_starts(tmp_path: Path) -> None:
