@@ -131,7 +131,7 @@ async def test_a_direct_cart_carries_no_fee_and_a_non_member_no_discount(
                                        {})
         assert status == 201, started
         assert [o["amount"] for o in started["orders"]] == [4999, 2999]
-        assert not any("discount" in o["note"] or "fee" in o["note"]
+        assert not any("member discount" in o["note"] or "discovery fee" in o["note"]
                        for o in started["orders"])
         session = m.fake.objects[started["checkout_url"].rsplit("/", 1)[1]]
         assert "discovery_fee" not in session["metadata"]
