@@ -441,7 +441,10 @@ async def test_a_hook_working_past_the_lease_keeps_the_move_from_a_second_runner
 
     async def spied(sql: str, *args: object) -> int:
         done = await execute(sql, *args)
-        if sql.startswith("UPDATE account_moves SET lease_until"):
+        # a renewal that read the clock as the copy moved it (one in flight before would
+        # leave the lease behind the clock, and the second runner would claim the move)
+        if sql.startswith("UPDATE account_moves SET lease_until") and (
+                args[0] >= now[0] + moving.LEASE_S):
             renewed.set()
         return done
 
@@ -501,6 +504,7 @@ async def test_a_hook_whose_lease_another_runner_took_is_stopped_and_the_move_en
             calls.append("began")
             renewing.clear()
             now[0] += moving.LEASE_S + 1  # past the lease, no renewal through
+            taken.clear()  # set by this runner's own claim: wait for the second's
             taking.append(asyncio.create_task(second.run(account_id)))
             async with asyncio.timeout(10):
                 await taken.wait()
