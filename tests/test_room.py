@@ -708,7 +708,9 @@ async def test_an_undoable_server_edit_is_undone_and_redone_durably_for_every_pe
 
 
 async def test_an_idle_room_gives_back_its_trial_copy(store, monkeypatch) -> None:
-    monkeypatch.setattr("collab.room.TRIAL_IDLE_SECONDS", 0.2)
+    # the idle timer starts as the copy is made, before the edit's append (an fsync):
+    # long enough that a slow disk does not let it give the copy back before we look
+    monkeypatch.setattr("collab.room.TRIAL_IDLE_SECONDS", 2.0)
     async with project_room("song", store) as room:
         ana = Client(room)
         await ana.sync()
