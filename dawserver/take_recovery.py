@@ -126,9 +126,9 @@ async def _stored(assets: AssetStore, audio: Path, journal: TakeJournal
     while it is placed places the same asset); None if it holds no audio."""
     loop = asyncio.get_running_loop()
     if journal.asset_id:
-        with contextlib.suppress(AssetNotFound):
+        with contextlib.suppress(AssetNotFound):  # its description: the file may be in S3
             asset = assets.asset(journal.asset_id)
-            return asset, await loop.run_in_executor(None, _frames, Path(asset.path))
+            return asset, asset.frames
     handle, name = tempfile.mkstemp(dir=audio.parent, suffix=".recovered.wav")
     os.close(handle)
     repaired = Path(name)
@@ -144,10 +144,6 @@ async def _stored(assets: AssetStore, audio: Path, journal: TakeJournal
     journal.asset_id = asset.id
     journal.write(audio)
     return asset, frames
-
-
-def _frames(path: Path) -> int:
-    return sf.info(str(path)).frames
 
 
 def repair(audio: Path, out: Path) -> int:
