@@ -843,9 +843,10 @@ class ProjectDocument(MidiEdits, ImmersiveEdits, TempoEdits):
             parse_time_fields({**before, **fields})
         if "warp" in fields:
             fields = {**fields, "warp": [list(m) for m in fields["warp"]]}
-        problem = _newly_broken(clip_id, before, {**before, **fields}, timed=False)
+        after = {**before, **fields}
+        problem = _newly_broken(clip_id, before, after, timed=False)
         if problem is None and timed:
-            problem = _newly_broken(clip_id, before, {**before, **fields}, timed=True)
+            problem = _newly_broken(clip_id, before, after, timed=True)
         if problem is not None:
             raise SchemaError(problem)
         return fields
