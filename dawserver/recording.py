@@ -50,7 +50,7 @@ from collab.takes import Loop, Pass, TakeSegment, place_passes, segment_passes
 from . import asset_cache, asset_objects
 from .asset_store import Asset, AssetError, AssetStore
 from .live_mix import LiveMix, MixFrame
-from .take_journal import TakeJournal, TakeLock, journal_path
+from .take_journal import AUDIO_SUFFIX, TakeJournal, TakeLock, journal_path
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ class TakeRecorder:
         position = self.mix.timeline_now()
         if not tracks or position is None:
             return
-        handle, name = tempfile.mkstemp(dir=self.assets.root / "tmp", suffix=".take.wav")
+        handle, name = tempfile.mkstemp(dir=self.assets.root / "tmp", suffix=AUDIO_SUFFIX)
         os.close(handle)
         writer = sf.SoundFile(name, "w", samplerate=self.mix.sample_rate, channels=1,
                               subtype="FLOAT", format="WAV")
