@@ -250,7 +250,7 @@ def fresh_postgres_schema(postgres_url: str, request: pytest.FixtureRequest) -> 
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-@pytest.mark.alone  # stamps read from Redis's one-second window before it slides
+@pytest.mark.alone  # the servers' CPU per request and round trips are measured
 def test_accuracy_of_server_processes_sharing_one_redis(
         benchmark, tmp_path: Path, fresh_postgres_schema: str, redis_url: str,
         processes: int) -> None:

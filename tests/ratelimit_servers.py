@@ -6,9 +6,9 @@ and benchmark share (``tests/test_accounts_ratelimit_servers.py``,
 Each answer is kept with when its request was sent and when the answer came back: the
 server decided it in between, so accepted requests that were both sent and answered
 inside one second were certainly admitted inside it (:func:`most_certainly_within`).
-Exactly when each was admitted is in Redis: the moving window's list holds every
-admitted request's ``TIME`` stamp for at least a second, so :class:`WindowStamps`
-collects them all by reading the list every 50 ms.
+Exactly when each was admitted is in Redis: the limiter's script pushes every admitted
+request's ``TIME`` stamp onto the moving window's list, and :class:`WindowStamps` sees
+each push through Redis's ``MONITOR``, which Redis queues for it however late it reads.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -232,32 +233,48 @@ def summary(answers: Sequence[Answer], stamps: WindowStamps) -> dict[str, float]
 
 class WindowStamps:
     """Every request of API key ``key_id`` the servers admitted on ``plan``, as Redis
-    stamped it (seconds, Redis's clock), read from the limiter's list by a thread
-    (``with WindowStamps(...) as stamps:``; the set grows meanwhile)."""
+    stamped it (seconds, Redis's clock): each stamp the limiter's script pushes onto its
+    list, seen by a thread through ``MONITOR`` (``with WindowStamps(...) as stamps:``; the
+    set grows meanwhile).
 
-    def __init__(self, redis_url: str, key_id: str, plan: str = "free",
-                 every_s: float = 0.05) -> None:
+    Redis queues every command for a monitor, so a stamp is never missed, however long
+    the thread is kept from reading: the list itself drops a stamp a second after it was
+    pushed, so reading the list would lose stamps whenever this process stalls that
+    long.  On the way out a marker is echoed and the thread reads up to it, so every
+    stamp pushed before the block ended is in :attr:`stamps`.
+    """
+
+    def __init__(self, redis_url: str, key_id: str, plan: str = "free") -> None:
         self.client = redis.Redis.from_url(redis_url)
-        self.key = f"ratelimit:{PLANS[plan].key_for(key_id)}"  # the limiter's own key
-        self.every_s = every_s
-        self.stamps: set[bytes] = set()
-        self._stop = threading.Event()
+        key = f"ratelimit:{PLANS[plan].key_for(key_id)}"  # the limiter's own key
+        self._push = f"lpush {key} "  # as redis-py writes a monitored command
+        self._marker = f"ECHO window-stamps-{uuid.uuid4().hex}"
+        self.stamps: set[str] = set()
+        self._monitor = self.client.monitor()
         self._thread = threading.Thread(target=self._run, name="window-stamps", daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self.stamps.update(self.client.lrange(self.key, 0, -1))
-            self._stop.wait(self.every_s)
+        for command in self._monitor.listen():
+            text = command["command"]
+            if command["client_type"] == "lua" and text.startswith(self._push):
+                self.stamps.update(text[len(self._push):].split())
+            elif text == self._marker:
+                return
 
     def __enter__(self) -> WindowStamps:
+        self._monitor.__enter__()  # MONITOR answered: every later command is queued
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self.stamps.update(self.client.lrange(self.key, 0, -1))
-        self.client.close()
+        try:
+            self.client.execute_command(*self._marker.split())
+            self._thread.join(60)
+            if self._thread.is_alive():
+                raise AssertionError("MONITOR did not bring the marker within 60 s")
+        finally:
+            self._monitor.__exit__()
+            self.client.close()
 
     def times(self) -> list[float]:
         """The stamps in order, in seconds."""

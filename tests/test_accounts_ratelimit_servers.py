@@ -31,7 +31,7 @@ def database_url(postgres_url: str) -> str:
 
 
 @pytest.mark.asyncio
-@pytest.mark.alone  # stamps read from Redis's one-second window before it slides
+@pytest.mark.alone  # two servers taking 300 requests a second fill both cores
 async def test_two_server_processes_on_one_redis_admit_a_free_key_at_most_its_plan_a_second(
         tmp_path: Path, database_url: str, redis_url: str) -> None:
     async with served(tmp_path, database_url, redis_url, servers=2) as servers:
