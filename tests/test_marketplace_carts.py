@@ -22,11 +22,12 @@ from business.marketplace import bookings
 from business.marketplace.deals import Deal, Priced, apply
 from business.marketplace.visitor_carts import purge_stale
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.timeout(120)]
 
 M = "/api/marketplace"
 
 
+@pytest.mark.asyncio
 async def test_deals_make_the_cheapest_of_each_group_free() -> None:
     b2g1 = Deal("b2g1", 2, 1)
     lines = [Priced("a", "mp3_lease", 2999, False), Priced("b", "wav_lease", 4999, False),
@@ -63,6 +64,7 @@ async def orders_in(m: Market, buyer: str, started: dict[str, Any], *states: str
     return [await m.order(buyer, o["order_id"], *states) for o in started["orders"]]
 
 
+@pytest.mark.asyncio
 async def test_a_cart_is_paid_on_one_session_and_every_line_fulfilled_once(
         tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
@@ -105,6 +107,7 @@ async def test_a_cart_is_paid_on_one_session_and_every_line_fulfilled_once(
         assert cart["lines"] == []  # paid lines leave the cart
 
 
+@pytest.mark.asyncio
 async def test_refunding_a_free_line_revokes_it_at_once_and_moves_no_money(
         tmp_path: Path) -> None:
     """A bulk deal's free line was paid nothing: no Stripe refund is asked for (and no
@@ -138,6 +141,7 @@ async def test_refunding_a_free_line_revokes_it_at_once_and_moves_no_money(
         assert status == 202 and again["status"] == "refunded"
 
 
+@pytest.mark.asyncio
 async def test_an_exclusive_held_by_another_buyer_is_refused_at_checkout(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
@@ -176,6 +180,7 @@ async def test_an_exclusive_held_by_another_buyer_is_refused_at_checkout(
         assert status == 409  # an empty cart
 
 
+@pytest.mark.asyncio
 async def test_a_lease_line_sold_exclusively_before_payment_is_refunded_alone(
         tmp_path: Path, db_url: str) -> None:
     async with market(tmp_path, db_url) as m:
@@ -212,6 +217,7 @@ async def test_a_lease_line_sold_exclusively_before_payment_is_refunded_alone(
                 await asyncio.sleep(0.05)
 
 
+@pytest.mark.asyncio
 async def test_a_cart_lines_partial_refunds_and_dashboard_refunds_follow_stripe(
         tmp_path: Path, db_url: str) -> None:
     """A cart's one charge refunded in parts: a line's second partial refund books what
@@ -264,6 +270,7 @@ async def test_a_cart_lines_partial_refunds_and_dashboard_refunds_follow_stripe(
         assert await ledger.audit("seller") == []
 
 
+@pytest.mark.asyncio
 async def test_a_visitors_cart_lives_in_a_signed_cookie_and_moves_at_sign_in(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
@@ -323,6 +330,7 @@ def aiohttp_jar() -> Any:
     return aiohttp.CookieJar(unsafe=True)
 
 
+@pytest.mark.asyncio
 async def test_new_visitor_carts_are_rate_limited_per_address_and_stale_ones_purged(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}",
@@ -364,6 +372,7 @@ async def test_new_visitor_carts_are_rate_limited_per_address_and_stale_ones_pur
         assert await purge_stale(db, 30 * 86_400.0) == 0
 
 
+@pytest.mark.asyncio
 async def test_checking_out_the_same_cart_twice_answers_the_open_session(
         tmp_path: Path) -> None:
     async with market(tmp_path, f"sqlite://{tmp_path / 'm.sqlite3'}") as m:
