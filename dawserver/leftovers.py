@@ -16,12 +16,14 @@ import shutil
 import time
 from pathlib import Path
 
+from .take_journal import AUDIO_SUFFIX, JOURNAL_SUFFIX
+
 log = logging.getLogger(__name__)
 
 #: Seconds a temporary file or folder stays untouched before it is a crash's leftover.
 LEFTOVER_AGE_S = 86_400.0
 #: Names kept whatever their age.
-KEPT_SUFFIXES = (".take.wav", ".take.json")
+KEPT_SUFFIXES = (AUDIO_SUFFIX, JOURNAL_SUFFIX)
 
 
 def sweep_leftovers(folder: Path, *, now: float | None = None,

@@ -35,9 +35,10 @@ def test_a_store_opening_removes_a_crash_s_leftovers_and_keeps_the_rest(
         _written(tmp / name, old)
     _written(tmp / "fresh.upload")  # another process's upload, still being written
     _written(tmp / "tmpk2.take.wav", old)  # a take a crash cut short: the musician's audio
+    _written(tmp / "tmpk2.take.json", old)  # and where it belongs
     AssetStore(tmp_path)
-    assert sorted(p.name for p in tmp.iterdir()) == ["fresh.upload", "tmpk2.take.wav"]
-
+    assert sorted(p.name for p in tmp.iterdir()) == [
+        "fresh.upload", "tmpk2.take.json", "tmpk2.take.wav"]
 
 
 def test_a_leftover_that_cannot_be_removed_does_not_stop_the_store_opening(
