@@ -43,6 +43,7 @@ from dsp_core.errors import AudioFileError
 from dsp_core.peaks import Peaks, compute_peaks, peaks_from_bytes
 
 from . import asset_cache
+from .atomic_files import write_atomic
 from .leftovers import sweep_leftovers
 
 if TYPE_CHECKING:
@@ -415,15 +416,7 @@ class AssetStore:
             os.close(folder)  # closing it lets the lock go
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
-        handle, tmp = tempfile.mkstemp(dir=self.root / "tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, data, self.root / "tmp")
 
 
 def _write_all(out: Any, data: bytes) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 
 from collab.takes import TakeSegment
 
+from .atomic_files import write_atomic
+
 #: The journal's file name ends so; the audio's in ``.take.wav``.
 JOURNAL_SUFFIX = ".take.json"
 AUDIO_SUFFIX = ".take.wav"
@@ -62,9 +64,7 @@ class TakeJournal:
         data = asdict(self)
         data["segments"] = [[s.offset, s.position, list(s.loop) if s.loop else None]
                             for s in self.segments]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data).encode())
 
     @classmethod
     def read(cls, path: Path) -> TakeJournal:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from collab.takes import TakeSegment
 from dawserver import leftovers
 from dawserver.asset_store import AssetStore
 from dawserver.leftovers import LEFTOVER_AGE_S
+from dawserver.take_journal import TakeJournal, journal_path
 
 
 def _written(path: Path, age_s: float = 0.0) -> Path:
@@ -39,6 +41,18 @@ def test_a_store_opening_removes_a_crash_s_leftovers_and_keeps_the_rest(
     AssetStore(tmp_path)
     assert sorted(p.name for p in tmp.iterdir()) == [
         "fresh.upload", "tmpk2.take.json", "tmpk2.take.wav"]
+
+
+def test_a_take_journal_that_cannot_be_written_leaves_no_temporary_file(
+        tmp_path: Path) -> None:
+    audio = _written(tmp_path / "tmpk2.take.wav")
+    journal_path(audio).mkdir()  # in the way: the rename over it fails
+    journal = TakeJournal("p1", "ada", ["t1"], 48_000, 48_000,
+                          [TakeSegment(0, 0, None)])
+    with pytest.raises(IsADirectoryError):
+        journal.write(audio)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmpk2.take.json",
+                                                         "tmpk2.take.wav"]
 
 
 def test_a_leftover_that_cannot_be_removed_does_not_stop_the_store_opening(
