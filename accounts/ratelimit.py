@@ -11,7 +11,9 @@ Strategy
 The *moving window* (``limits``' ``moving-window``) keeps one timestamp per accepted
 request and refuses a request while ``limit`` of them fall in the last second, so no
 one-second interval, wherever it starts, holds more than the plan allows, and
-``Retry-After`` is exactly when the oldest request leaves the window.  The *sliding
+``Retry-After`` is exactly when the oldest request leaves the window.  A hit may count
+several requests at once (``cost``), all or none; on Redis its ``Retry-After`` is then
+when they all fit.  The *sliding
 window counter* keeps two counters per key instead of up to ``limit`` timestamps, but
 assumes the previous window's requests were spread evenly, so a key that bursts near
 a window boundary gets more than its plan in the second that straddles it.
@@ -109,15 +111,16 @@ MAX_WINDOW_S = (1 << 32) // 1000
 
 #: A moving-window hit and the window's state in one Redis round trip, on Redis's clock.
 #: KEYS[1] is the list ``limits``' moving window keeps (newest timestamp first); ARGV:
-#: limit, window seconds.  Every entry is stamped with Redis's ``TIME``, so the list is in
-#: time order whichever server pushed it: the entries that left the window are popped
-#: from its old end, what remains is the count, and the request is admitted while fewer
-#: than ``limit`` remain (as ``limits``' own acquire script decides it).  Answers one
-#: integer (one array of three costs redis-py's parser some 20 us more):
-#: ``(ms until the oldest entry leaves the window * COUNT_SPAN + entries in the window)
-#: * 2 + (1 if admitted else 0)``; :func:`unpack_hit` reads it.
+#: limit, window seconds, cost (how many requests this hit counts).  Every entry is
+#: stamped with Redis's ``TIME``, so the list is in time order whichever server pushed
+#: it: the entries that left the window are popped from its old end, what remains is the
+#: count, and the hit is admitted, as ``cost`` entries, while they fit under ``limit``
+#: (as ``limits``' own acquire script decides it).  Answers one integer (one array of
+#: three costs redis-py's parser some 20 us more): ``(ms until the window frees one, or
+#: if refused until ``cost`` fit, * COUNT_SPAN + entries in the window) * 2 + (1 if
+#: admitted else 0)``; :func:`unpack_hit` reads it.
 HIT_AND_COUNT = f"""
-local limit, expiry = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit, expiry, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local start = now - expiry
@@ -127,15 +130,22 @@ while oldest and tonumber(oldest) < start do
     oldest = redis.call('lindex', KEYS[1], -1)
 end
 local count = redis.call('llen', KEYS[1])
-local admitted = 0
-if count < limit then
-    local stamp = string.format('%d.%06d', clock[1], clock[2])
-    redis.call('lpush', KEYS[1], stamp)
+local stamp = string.format('%d.%06d', clock[1], clock[2])
+local admitted, frees = 0, oldest
+if count + cost <= limit then
+    for _ = 1, cost do
+        redis.call('lpush', KEYS[1], stamp)
+    end
     redis.call('expire', KEYS[1], expiry)
-    oldest = oldest or stamp
-    count, admitted = count + 1, 1
+    frees = oldest or stamp
+    count, admitted = count + cost, 1
+else
+    -- refused: until the oldest entries leave that make room for cost (a cost over the
+    -- limit never fits: a whole window)
+    local leave = math.min(count, count + cost - limit)
+    frees = leave > 0 and redis.call('lindex', KEYS[1], -leave) or stamp
 end
-local reset_ms = math.max(0, math.ceil((tonumber(oldest) + expiry - now) * 1000))
+local reset_ms = math.max(0, math.ceil((tonumber(frees) + expiry - now) * 1000))
 return (reset_ms * {COUNT_SPAN} + count) * 2 + admitted
 """
 HIT_AND_COUNT_SHA = hashlib.sha1(HIT_AND_COUNT.encode()).hexdigest()
@@ -292,18 +302,21 @@ class RateLimiter:
             raise ValueError(f"unknown rate-limit plan {name!r}: use one of "
                              f"{', '.join(sorted(self.plans))}") from None
 
-    async def hit(self, key: str, plan: str) -> Decision:
-        """Count one request of ``key`` on ``plan`` if its budget allows, and say so."""
+    async def hit(self, key: str, plan: str, cost: int = 1) -> Decision:
+        """Count ``cost`` requests of ``key`` on ``plan`` if its budget allows them all
+        (none are counted otherwise), and say so."""
+        if cost < 1:
+            raise ValueError(f"a rate-limit hit costs at least one request, not {cost}")
         item = self.plan(plan)
         if self._one_trip:
-            allowed, remaining, reset_after = await self._hit_in_one_trip(item, key)
+            allowed, remaining, reset_after = await self._hit_in_one_trip(item, key, cost)
         elif self._in_process is not None:  # memory only: nothing to wait for
-            allowed = self._in_process.hit(item, key)
+            allowed = self._in_process.hit(item, key, cost=cost)
             stats = self._in_process.get_window_stats(item, key)
             remaining, reset_after = stats.remaining, stats.reset_time - time.time()
         else:
             assert self._limiter is not None
-            allowed = await self._limiter.hit(item, key)
+            allowed = await self._limiter.hit(item, key, cost=cost)
             stats = await self._limiter.get_window_stats(item, key)
             remaining, reset_after = stats.remaining, stats.reset_time - time.time()
         reset_after = max(0.0, reset_after)
@@ -319,14 +332,16 @@ class RateLimiter:
             window=item.get_expiry(),
         )
 
-    async def _hit_in_one_trip(self, item: RateLimitItem, key: str) -> tuple[bool, int, float]:
-        """(admitted, requests left, seconds until the window frees one) by
-        :data:`HIT_AND_COUNT`, called by its SHA (redis-py's ``Script`` wrapper costs some
-        20 us a call) and loaded again where Redis lacks it (restarted, failed over)."""
+    async def _hit_in_one_trip(self, item: RateLimitItem, key: str, cost: int
+                               ) -> tuple[bool, int, float]:
+        """(admitted, requests left, seconds until the window frees one, or if refused
+        until ``cost`` fit) by :data:`HIT_AND_COUNT`, called by its SHA (redis-py's
+        ``Script`` wrapper costs some 20 us a call) and loaded again where Redis lacks it
+        (restarted, failed over)."""
         storage, client = self.storage, self._client
         assert isinstance(storage, RedisStorage) and client is not None
         redis_key = storage.bridge.prefixed_key(item.key_for(key))
-        trip = (1, redis_key, item.amount, item.get_expiry())
+        trip = (1, redis_key, item.amount, item.get_expiry(), cost)
         try:
             try:
                 reply = await client.evalsha(HIT_AND_COUNT_SHA, *trip)

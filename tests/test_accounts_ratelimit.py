@@ -66,6 +66,39 @@ async def test_a_refused_key_is_allowed_again_after_retry_after(limiter: RateLim
 
 
 @pytest.mark.asyncio
+async def test_a_hit_of_several_requests_counts_them_all_or_none(storage_url: str) -> None:
+    key = fresh_key()
+    async with RateLimiter.from_url(storage_url) as limiter:
+        first = await limiter.hit(key, "free", cost=60)
+        assert first.allowed and first.remaining == 40
+        refused = await limiter.hit(key, "free", cost=41)
+        assert not refused.allowed and refused.remaining == 40
+        assert (await limiter.hit(key, "free", cost=101)).remaining == 40  # never fits
+        last = await limiter.hit(key, "free", cost=40)
+        assert last.allowed and last.remaining == 0
+        with pytest.raises(ValueError, match="at least one"):
+            await limiter.hit(key, "free", cost=0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+async def test_a_refused_hit_of_several_requests_waits_until_they_all_fit(
+        request: pytest.FixtureRequest, server: str) -> None:
+    """On Redis, ``Retry-After`` of a refused cost-k hit is when k fit, not when the
+    window frees one (a 3 s window: a stall of the test under load does not empty it)."""
+    url, key = request.getfixturevalue(server), fresh_key()
+    async with RateLimiter.from_url(url) as limiter:
+        limiter.plans = {"free": parse("10/3 seconds")}
+        assert (await limiter.hit(key, "free", cost=6)).allowed
+        await asyncio.sleep(1.0)
+        assert (await limiter.hit(key, "free", cost=4)).allowed
+        refused = await limiter.hit(key, "free", cost=7)  # the 4 newer must leave too
+        assert not refused.allowed and refused.retry_after is not None
+        await asyncio.sleep(refused.retry_after + 0.02)
+        assert (await limiter.hit(key, "free", cost=7)).allowed
+
+
+@pytest.mark.asyncio
 async def test_keys_and_plans_have_budgets_of_their_own(limiter: RateLimiter) -> None:
     spent, other = fresh_key(), fresh_key()
     for _ in range(100):
