@@ -50,6 +50,23 @@ async def test_each_mutation_field_costs_one_request_and_over_the_limit_none_run
         assert len(made) == len(before) + 2
 
 
+async def test_a_refused_mutation_charges_none_of_its_further_fields(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    async with two_people(tmp_path, smtp_server) as (app, ada, _bob):
+        app[RATE_LIMITER].plans = {"free": parse("4/minute"), "paid": parse("1000/second")}
+        before = await ids(ada, "/api/v1/projects")  # 1 of 4
+        # the request is 2 of 4, its three further fields would be 5 of 4: none counted
+        status, problem, _ = await ada.call("POST", GRAPHQL, {"query": creates(4, "Four")})
+        assert status == 429, problem
+        # so two more writes still fit: 3 and 4 of 4
+        status, answer, headers = await ada.call("POST", GRAPHQL,
+                                                 {"query": creates(2, "Two")})
+        assert status == 200 and not answer.get("errors"), answer
+        assert headers["RateLimit"].startswith('"free";r=0;')
+        app[RATE_LIMITER].plans = {"free": parse("1000/second"), "paid": parse("1000/second")}
+        assert len(await ids(ada, "/api/v1/projects")) == len(before) + 2
+
+
 async def test_queries_and_single_mutations_cost_one_request(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     async with two_people(tmp_path, smtp_server) as (app, ada, _bob):

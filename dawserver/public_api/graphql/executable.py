@@ -45,7 +45,8 @@ class _Schema(strawberry.Schema):
                 log.debug("GraphQL error for the client: %s", error.message)
 
 
-#: Charges a request's key ``n`` more requests on its rate limit (429 when over it).
+#: Charges a request's key ``n`` more requests on its rate limit, all or none (429 when
+#: they would go over it).
 Charge = Callable[[int], Awaitable[None]]
 
 
@@ -53,7 +54,8 @@ class MutationCharge(SchemaExtension):
     """Charge every top-level field of a mutation operation to the key's rate limit,
     before any of them runs: the request itself was counted once, each further field
     counts one more, so ``n`` writes cost what ``n`` REST writes cost whichever
-    mutations they are (a refusal runs none of them)."""
+    mutations they are.  The further fields are charged in one hit: a refusal runs none
+    of them and charges none of them."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context

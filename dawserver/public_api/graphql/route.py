@@ -59,8 +59,7 @@ def _charge(request: Request) -> Charge | None:
         return None
 
     async def charge(extra: int) -> None:
-        for _ in range(extra):
-            await charge_key(native, use)
+        await charge_key(native, use, extra)
 
     return charge
 
