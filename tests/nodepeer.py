@@ -17,6 +17,9 @@ from dawserver.app import create_app
 from dawserver.config import ServerConfig
 
 JS_DIR = Path(__file__).parent / "js"
+#: How long a command's reply or an awaited event may take: the first command's includes
+#: Node starting and loading yjs, y-websocket and ws, seconds on a loaded machine.
+PATIENCE_S = 30.0
 
 
 def node_ready() -> str | None:
@@ -89,12 +92,12 @@ class NodePeer:
         self._replies[self._next] = future
         self.proc.stdin.write((json.dumps({"id": self._next, "cmd": cmd, **args}) + "\n").encode())
         await self.proc.stdin.drain()
-        reply = await asyncio.wait_for(future, 10)
+        reply = await asyncio.wait_for(future, PATIENCE_S)
         if not reply["ok"]:
             raise RuntimeError(f"node peer: {cmd}: {reply['error']}")
         return reply
 
-    async def wait_event(self, name: str, timeout: float = 10.0, after: int = 0
+    async def wait_event(self, name: str, timeout: float = PATIENCE_S, after: int = 0
                          ) -> dict[str, Any]:
         """The first event called ``name`` (from index ``after`` on)."""
         async def find() -> dict[str, Any]:
