@@ -133,15 +133,18 @@ local count = redis.call('llen', KEYS[1])
 local stamp = string.format('%d.%06d', clock[1], clock[2])
 local admitted, frees = 0, oldest
 if count + cost <= limit then
-    for _ = 1, cost do
-        redis.call('lpush', KEYS[1], stamp)
+    local stamps = {{}}
+    for i = 1, cost do
+        stamps[i] = stamp
+    end
+    for i = 1, cost, 5000 do  -- unpack's stack holds some 8000 values
+        redis.call('lpush', KEYS[1], unpack(stamps, i, math.min(i + 4999, cost)))
     end
     redis.call('expire', KEYS[1], expiry)
     frees = oldest or stamp
     count, admitted = count + cost, 1
 else
-    -- refused: until the oldest entries leave that make room for cost (a cost over the
-    -- limit never fits: a whole window)
+    -- refused: until the oldest entries leave that make room for cost
     local leave = math.min(count, count + cost - limit)
     frees = leave > 0 and redis.call('lindex', KEYS[1], -leave) or stamp
 end
@@ -304,10 +307,12 @@ class RateLimiter:
 
     async def hit(self, key: str, plan: str, cost: int = 1) -> Decision:
         """Count ``cost`` requests of ``key`` on ``plan`` if its budget allows them all
-        (none are counted otherwise), and say so."""
-        if cost < 1:
-            raise ValueError(f"a rate-limit hit costs at least one request, not {cost}")
+        (none are counted otherwise), and say so.  A ``cost`` over the plan's limit
+        could never be admitted: ValueError."""
         item = self.plan(plan)
+        if not 1 <= cost <= item.amount:
+            raise ValueError(f"a rate-limit hit costs from one request to the plan's "
+                             f"{item.amount}, not {cost}")
         if self._one_trip:
             allowed, remaining, reset_after = await self._hit_in_one_trip(item, key, cost)
         elif self._in_process is not None:  # memory only: nothing to wait for
