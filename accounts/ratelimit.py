@@ -12,8 +12,8 @@ The *moving window* (``limits``' ``moving-window``) keeps one timestamp per acce
 request and refuses a request while ``limit`` of them fall in the last second, so no
 one-second interval, wherever it starts, holds more than the plan allows, and
 ``Retry-After`` is exactly when the oldest request leaves the window.  A hit may count
-several requests at once (``cost``), all or none; on Redis its ``Retry-After`` is then
-when they all fit.  The *sliding
+several requests at once (``cost``), all or none; on Redis a refusal's ``Retry-After``
+is then when a retry fits (``retry_cost``).  The *sliding
 window counter* keeps two counters per key instead of up to ``limit`` timestamps, but
 assumes the previous window's requests were spread evenly, so a key that bursts near
 a window boundary gets more than its plan in the second that straddles it.
@@ -111,16 +111,18 @@ MAX_WINDOW_S = (1 << 32) // 1000
 
 #: A moving-window hit and the window's state in one Redis round trip, on Redis's clock.
 #: KEYS[1] is the list ``limits``' moving window keeps (newest timestamp first); ARGV:
-#: limit, window seconds, cost (how many requests this hit counts).  Every entry is
-#: stamped with Redis's ``TIME``, so the list is in time order whichever server pushed
-#: it: the entries that left the window are popped from its old end, what remains is the
-#: count, and the hit is admitted, as ``cost`` entries, while they fit under ``limit``
-#: (as ``limits``' own acquire script decides it).  Answers one integer (one array of
-#: three costs redis-py's parser some 20 us more): ``(ms until the window frees one, or
-#: if refused until ``cost`` fit, * COUNT_SPAN + entries in the window) * 2 + (1 if
+#: limit, window seconds, cost (how many requests this hit counts), and what a retry of
+#: a refused hit will need to fit (at least the cost).  Every entry is stamped with
+#: Redis's ``TIME``, so the list is in time order whichever server pushed it: the
+#: entries that left the window are popped from its old end, what remains is the count,
+#: and the hit is admitted, as ``cost`` entries, while they fit under ``limit`` (as
+#: ``limits``' own acquire script decides it).  Answers one integer (one array of three
+#: costs redis-py's parser some 20 us more): ``(ms until the window frees one, or if
+#: refused until a retry fits, * COUNT_SPAN + entries in the window) * 2 + (1 if
 #: admitted else 0)``; :func:`unpack_hit` reads it.
 HIT_AND_COUNT = f"""
-local limit, expiry, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local limit, expiry = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cost, need = tonumber(ARGV[3]), tonumber(ARGV[4])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local start = now - expiry
@@ -144,8 +146,8 @@ if count + cost <= limit then
     frees = oldest or stamp
     count, admitted = count + cost, 1
 else
-    -- refused: until the oldest entries leave that make room for cost
-    local leave = math.min(count, count + cost - limit)
+    -- refused: until the oldest entries leave that make room for the retry
+    local leave = math.min(count, count + need - limit)
     frees = leave > 0 and redis.call('lindex', KEYS[1], -leave) or stamp
 end
 local reset_ms = math.max(0, math.ceil((tonumber(frees) + expiry - now) * 1000))
@@ -155,8 +157,8 @@ HIT_AND_COUNT_SHA = hashlib.sha1(HIT_AND_COUNT.encode()).hexdigest()
 
 
 def unpack_hit(reply: int) -> tuple[bool, int, float]:
-    """(admitted, entries in the window, seconds until it frees one) of a
-    :data:`HIT_AND_COUNT` reply."""
+    """(admitted, entries in the window, seconds until it frees one or, refused, until a
+    retry fits) of a :data:`HIT_AND_COUNT` reply."""
     rest, admitted = divmod(int(reply), 2)
     reset_ms, count = divmod(rest, COUNT_SPAN)
     return bool(admitted), count, reset_ms / 1000
@@ -185,7 +187,8 @@ class Decision:
     remaining : int
         Requests still allowed in the current window.
     reset_after : float
-        Seconds until the window frees a request again.
+        Seconds until the window frees a request again (on Redis, for a refused hit,
+        until a retry of it fits).
     retry_after : float | None
         Seconds to wait before retrying when refused, else None.
     policy : str
@@ -305,16 +308,24 @@ class RateLimiter:
             raise ValueError(f"unknown rate-limit plan {name!r}: use one of "
                              f"{', '.join(sorted(self.plans))}") from None
 
-    async def hit(self, key: str, plan: str, cost: int = 1) -> Decision:
+    async def hit(self, key: str, plan: str, cost: int = 1, *,
+                  retry_cost: int | None = None) -> Decision:
         """Count ``cost`` requests of ``key`` on ``plan`` if its budget allows them all
-        (none are counted otherwise), and say so.  A ``cost`` over the plan's limit
-        could never be admitted: ValueError."""
+        (none are counted otherwise), and say so.
+
+        ``retry_cost`` is what a retry of a refused hit will need (``cost`` if None; more
+        where the caller counted part of it already, as a GraphQL request its own hit),
+        so that on Redis a refusal's ``retry_after`` is when that fits; at most the
+        plan's limit.  A ``cost`` over the limit could never be admitted: ValueError.
+        """
         item = self.plan(plan)
         if not 1 <= cost <= item.amount:
             raise ValueError(f"a rate-limit hit costs from one request to the plan's "
                              f"{item.amount}, not {cost}")
+        need = min(max(cost, retry_cost or cost), item.amount)
         if self._one_trip:
-            allowed, remaining, reset_after = await self._hit_in_one_trip(item, key, cost)
+            allowed, remaining, reset_after = await self._hit_in_one_trip(item, key, cost,
+                                                                          need)
         elif self._in_process is not None:  # memory only: nothing to wait for
             allowed = self._in_process.hit(item, key, cost=cost)
             stats = self._in_process.get_window_stats(item, key)
@@ -337,16 +348,16 @@ class RateLimiter:
             window=item.get_expiry(),
         )
 
-    async def _hit_in_one_trip(self, item: RateLimitItem, key: str, cost: int
+    async def _hit_in_one_trip(self, item: RateLimitItem, key: str, cost: int, need: int
                                ) -> tuple[bool, int, float]:
         """(admitted, requests left, seconds until the window frees one, or if refused
-        until ``cost`` fit) by :data:`HIT_AND_COUNT`, called by its SHA (redis-py's
+        until ``need`` fit) by :data:`HIT_AND_COUNT`, called by its SHA (redis-py's
         ``Script`` wrapper costs some 20 us a call) and loaded again where Redis lacks it
         (restarted, failed over)."""
         storage, client = self.storage, self._client
         assert isinstance(storage, RedisStorage) and client is not None
         redis_key = storage.bridge.prefixed_key(item.key_for(key))
-        trip = (1, redis_key, item.amount, item.get_expiry(), cost)
+        trip = (1, redis_key, item.amount, item.get_expiry(), cost, need)
         try:
             try:
                 reply = await client.evalsha(HIT_AND_COUNT_SHA, *trip)

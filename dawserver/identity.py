@@ -158,11 +158,14 @@ async def _by_key(request: web.Request, secret: str) -> Principal:
                              scopes=key.scopes, test=key.test)
 
 
-async def charge_key(request: web.Request, use: KeyUse, cost: int = 1) -> None:
+async def charge_key(request: web.Request, use: KeyUse, cost: int = 1, *,
+                     retry_cost: int | None = None) -> None:
     """Count ``cost`` requests of ``use``'s key on its rate limit, all or none;
-    :class:`TooManyRequests` when they would go over it (the ``RateLimit`` headers are
-    kept for the answer either way)."""
-    decision = await request.app[RATE_LIMITER].hit(use.key_id, use.plan, cost)
+    :class:`TooManyRequests` when they would go over it, with ``Retry-After`` when a
+    retry costing ``retry_cost`` fits (``RateLimiter.hit``); the ``RateLimit`` headers
+    are kept for the answer either way."""
+    decision = await request.app[RATE_LIMITER].hit(use.key_id, use.plan, cost,
+                                                   retry_cost=retry_cost)
     # add_rate_headers puts these on the answer, the 429 included
     request[RATE_HEADERS] = headers = decision.headers()
     if not decision.allowed:

@@ -99,6 +99,25 @@ async def test_a_refused_hit_of_several_requests_waits_until_they_all_fit(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+async def test_a_refusal_waits_until_a_retry_fits_with_what_was_counted_before_it(
+        request: pytest.FixtureRequest, server: str) -> None:
+    """A GraphQL request is counted, then its further fields are refused: its retry
+    needs room for both, so ``retry_cost`` sets the wait (and it is then admitted)."""
+    url, key = request.getfixturevalue(server), fresh_key()
+    async with RateLimiter.from_url(url) as limiter:
+        limiter.plans = {"free": parse("4/3 seconds")}
+        assert (await limiter.hit(key, "free")).allowed  # an earlier request
+        await asyncio.sleep(1.0)
+        assert (await limiter.hit(key, "free")).allowed  # the request itself
+        refused = await limiter.hit(key, "free", cost=3, retry_cost=4)  # its fields
+        assert not refused.allowed and refused.retry_after is not None
+        await asyncio.sleep(refused.retry_after + 0.02)
+        assert (await limiter.hit(key, "free")).allowed  # the retry
+        assert (await limiter.hit(key, "free", cost=3, retry_cost=4)).allowed
+
+
+@pytest.mark.asyncio
 async def test_keys_and_plans_have_budgets_of_their_own(limiter: RateLimiter) -> None:
     spent, other = fresh_key(), fresh_key()
     for _ in range(100):

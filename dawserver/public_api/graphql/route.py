@@ -59,7 +59,8 @@ def _charge(request: Request) -> Charge | None:
         return None
 
     async def charge(extra: int) -> None:
-        await charge_key(native, use, extra)
+        # a retry needs room for its own request too, counted when it arrives
+        await charge_key(native, use, extra, retry_cost=extra + 1)
 
     return charge
 
