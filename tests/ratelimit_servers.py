@@ -249,17 +249,21 @@ class WindowStamps:
         key = f"ratelimit:{PLANS[plan].key_for(key_id)}"  # the limiter's own key
         self._push = f"lpush {key} "  # as redis-py writes a monitored command
         self._marker = f"ECHO window-stamps-{uuid.uuid4().hex}"
-        self.stamps: set[str] = set()
+        self.stamps: list[str] = []  # one per admitted request (a costed hit pushes more)
+        self._failed: BaseException | None = None
         self._monitor = self.client.monitor()
         self._thread = threading.Thread(target=self._run, name="window-stamps", daemon=True)
 
     def _run(self) -> None:
-        for command in self._monitor.listen():
-            text = command["command"]
-            if command["client_type"] == "lua" and text.startswith(self._push):
-                self.stamps.update(text[len(self._push):].split())
-            elif text == self._marker:
-                return
+        try:
+            for command in self._monitor.listen():
+                text = command["command"]
+                if command["client_type"] == "lua" and text.startswith(self._push):
+                    self.stamps.extend(text[len(self._push):].split())
+                elif text == self._marker:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised again by __exit__
+            self._failed = exc
 
     def __enter__(self) -> WindowStamps:
         self._monitor.__enter__()  # MONITOR answered: every later command is queued
@@ -270,11 +274,13 @@ class WindowStamps:
         try:
             self.client.execute_command(*self._marker.split())
             self._thread.join(60)
-            if self._thread.is_alive():
-                raise AssertionError("MONITOR did not bring the marker within 60 s")
         finally:
             self._monitor.__exit__()
             self.client.close()
+        if self._failed is not None:
+            raise AssertionError("reading the stamps through MONITOR failed") from self._failed
+        if self._thread.is_alive():
+            raise AssertionError("MONITOR did not bring the marker within 60 s")
 
     def times(self) -> list[float]:
         """The stamps in order, in seconds."""
