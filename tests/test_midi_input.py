@@ -91,9 +91,9 @@ class PacedPlayer:
     def rendered(self, after: float, before: float) -> np.ndarray:
         """Channel 0 of the blocks whose rendering began after ``after`` and ended before
         ``before``, one after another."""
-        return np.concatenate([self.out[0, b * BLOCK:(b + 1) * BLOCK]
-                               for b in range(self.blocks)
-                               if self.began[b] > after and self.ended[b] < before])
+        return np.concatenate([np.zeros(0, np.float32)] + [
+            self.out[0, b * BLOCK:(b + 1) * BLOCK] for b in range(self.blocks)
+            if self.began[b] > after and self.ended[b] < before])
 
 
 #: A mod wheel at rest: sent until one arrives, so the port's connection is live.
