@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .take_journal import AUDIO_SUFFIX, JOURNAL_SUFFIX
+from .take_files import AUDIO_SUFFIX, JOURNAL_SUFFIX
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,8 @@ from collab.takes import Loop, Pass, TakeSegment, place_passes, segment_passes
 from . import asset_cache, asset_objects
 from .asset_store import Asset, AssetError, AssetStore
 from .live_mix import LiveMix, MixFrame
-from .take_journal import AUDIO_SUFFIX, TakeJournal, TakeLock, journal_path
+from .take_files import AUDIO_SUFFIX, journal_path
+from .take_journal import TakeJournal, TakeLock
 
 log = logging.getLogger(__name__)
 

@@ -25,20 +25,7 @@ from typing import Any
 from collab.takes import TakeSegment
 
 from .atomic_files import write_atomic
-
-#: The journal's file name ends so; the audio's in ``.take.wav``.
-JOURNAL_SUFFIX = ".take.json"
-AUDIO_SUFFIX = ".take.wav"
-
-
-def journal_path(audio: Path) -> Path:
-    """The journal beside the take audio ``audio`` (``x.take.wav`` → ``x.take.json``)."""
-    return audio.with_name(audio.name.removesuffix(AUDIO_SUFFIX) + JOURNAL_SUFFIX)
-
-
-def audio_path(journal: Path) -> Path:
-    """The take audio that the journal ``journal`` describes."""
-    return journal.with_name(journal.name.removesuffix(JOURNAL_SUFFIX) + AUDIO_SUFFIX)
+from .take_files import journal_path
 
 
 @dataclass

@@ -41,7 +41,8 @@ from .asset_store import (
     InvalidAudio,
 )
 from .recording import place_recorded, take_passes
-from .take_journal import JOURNAL_SUFFIX, TakeJournal, TakeLock, audio_path
+from .take_files import JOURNAL_SUFFIX, audio_path
+from .take_journal import TakeJournal, TakeLock
 
 log = logging.getLogger(__name__)
 

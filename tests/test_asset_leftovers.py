@@ -14,7 +14,8 @@ from collab.takes import TakeSegment
 from dawserver import leftovers
 from dawserver.asset_store import AssetStore
 from dawserver.leftovers import LEFTOVER_AGE_S
-from dawserver.take_journal import TakeJournal, journal_path
+from dawserver.take_files import journal_path
+from dawserver.take_journal import TakeJournal
 
 
 def _written(path: Path, age_s: float = 0.0) -> Path:

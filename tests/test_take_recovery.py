@@ -30,7 +30,8 @@ from collab.store import Store, open_store
 from collab.takes import TakeSegment
 from dawserver import take_recovery
 from dawserver.asset_store import AssetStore
-from dawserver.take_journal import TakeJournal, journal_path
+from dawserver.take_files import journal_path
+from dawserver.take_journal import TakeJournal
 from dawserver.take_recovery import recover_takes
 from dsp_core.session import Session, Track
 
