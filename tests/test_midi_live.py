@@ -39,9 +39,14 @@ async def test_a_yjs_clients_note_merges_with_a_server_edit_and_is_heard(tmp_pat
         server_note = []
         await room.edit(lambda d: server_note.append(d.add_note("m1", 48, 90, 20000, 500)))
         await eventually(lambda: len(room.document.notes("m1")) == 2)
-        dumped = await node.call("dump")
+        both = {"from-js", server_note[0]}
+
+        async def node_has_both() -> bool:  # the server's note travels to it on its own
+            dumped = await node.call("dump")
+            return set(dumped["doc"]["midi_clips"]["m1"]["notes"]) == both
+
+        await eventually(node_has_both, timeout=20)
         heard = await engine.render(0, 2048)
-    assert set(room.document.notes("m1")) == {"from-js", server_note[0]}
-    assert set(dumped["doc"]["midi_clips"]["m1"]["notes"]) == {"from-js", server_note[0]}
+    assert set(room.document.notes("m1")) == both
     assert np.abs(heard[:, :1000]).max() == 0.0
     assert np.abs(heard[:, 1000:1600]).max() > 0.01   # the client's note, at its frame
