@@ -11,6 +11,13 @@ URL goes to the ``limits`` library (rate limits, plug-ins' pacing), which reads
 On a cluster every command must touch one hash slot: keys used together share a
 hash tag (``maxbooster:{s:HASH}``), and pub/sub is sharded (``SPUBLISH`` /
 ``SSUBSCRIBE``, :mod:`database.redis_pubsub`).  docs/scale-out.md lists every key.
+
+A single server's client draws on a *blocking* pool of :data:`MAX_CONNECTIONS`: a
+command beyond them waits up to :data:`CONNECTION_WAIT_S` for one to come free.
+redis-py's own pool holds 100 and fails the 101st command in flight at once
+(``MaxConnectionsError``), so a server busy with more than 100 requests at once would
+fail some for no fault of Redis.  (A cluster client keeps a pool per node with no such
+ceiling.)
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ CLUSTER_SCHEME = "redis+cluster"
 
 #: Either client; both answer the same single-slot commands.
 RedisClient = aioredis.Redis | RedisCluster
+#: Connections a single server's client keeps at most, and how long a command waits for
+#: one of them to come free before it fails.
+MAX_CONNECTIONS = 100
+CONNECTION_WAIT_S = 20.0
 
 
 def is_cluster_url(url: str) -> bool:
@@ -66,7 +77,7 @@ def redis_client(url: str, **options: Any) -> RedisClient:
     ``socket_timeout``, ...), valid for both kinds.
     """
     if not is_cluster_url(url):
-        return aioredis.from_url(url, **options)
+        return aioredis.Redis.from_pool(blocking_pool(url, **options))
     credentials = url.partition("://")[2].rpartition("@")[0]
     username, _, password = credentials.partition(":") if credentials else ("", "", "")
     if ":" not in credentials and credentials:  # redis+cluster://PASSWORD@host:port
@@ -75,6 +86,14 @@ def redis_client(url: str, **options: Any) -> RedisClient:
                                        cluster_nodes(url)],
                         username=unquote(username) or None,
                         password=unquote(password) or None, **options)
+
+
+def blocking_pool(url: str, **options: Any) -> aioredis.BlockingConnectionPool:
+    """A pool of connections to the single Redis at ``url`` (``redis://``, ``rediss://``,
+    ``unix://``) in which a command waits for a free connection rather than fail (see
+    the module)."""
+    return aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=CONNECTION_WAIT_S, **options)
 
 
 def redacted(url: str) -> str:

@@ -16,7 +16,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.sessions import RedisSessions, SessionPolicy, Sessions
 from collab.relay import RedisRelay
-from database.redis_client import cluster_nodes, is_cluster_url, redacted, redis_client
+from database.redis_client import (
+    MAX_CONNECTIONS,
+    cluster_nodes,
+    is_cluster_url,
+    redacted,
+    redis_client,
+)
 from database.redis_pubsub import ShardedSubscriber, SlotMoved
 from events.redis_streams import RedisStreamsTransport
 from tests.redis_cluster_helpers import RedisClusterServers, fail_over
@@ -64,6 +70,21 @@ async def test_the_factory_returns_the_client_the_url_names(any_redis_url: str) 
         key = f"test:{{{uuid.uuid4().hex}}}"
         await client.set(key, "one", px=10_000)
         assert await client.get(key) == "one"
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_more_commands_in_flight_than_the_pool_holds_wait_for_a_connection(
+        redis_url: str) -> None:
+    """redis-py's own pool failed the 101st command in flight (``MaxConnectionsError``)."""
+    client = redis_client(redis_url)
+    try:
+        key, many = f"test:{{{uuid.uuid4().hex}}}", 3 * MAX_CONNECTIONS
+        # each holds its connection 0.1 s: the last wait for the first to finish
+        answers = await asyncio.gather(*(client.blpop([key], timeout=0.1)
+                                         for _ in range(many)))
+        assert answers == [None] * many
     finally:
         await client.aclose()
 
