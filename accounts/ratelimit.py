@@ -68,7 +68,9 @@ API key's id (or hash), never its secret.
 Failures
 --------
 A Redis error propagates from :meth:`RateLimiter.hit` (as ``limits.errors.StorageError``):
-whether to fail open or closed is the caller's policy.
+whether to fail open or closed is the caller's policy.  On a single Redis, hits beyond
+the pool's connections wait for one (:func:`database.redis_client.blocking_pool`)
+rather than fail: redis-py's own pool fails the 101st hit in flight at once.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ from limits.strategies import STRATEGIES as PROCESS_STRATEGIES
 from limits.strategies import RateLimiter as ProcessCounting
 from prometheus_client import Counter
 from redis.exceptions import NoScriptError
+
+from database.redis_client import blocking_pool
 
 #: Limits per plan name: what one API key may send.
 PLANS: Mapping[str, RateLimitItem] = MappingProxyType({
@@ -164,6 +168,8 @@ def unpack_hit(reply: int) -> tuple[bool, int, float]:
     return bool(admitted), count, reset_ms / 1000
 
 
+#: A single Redis's URL schemes here, and as redis-py writes them.
+_REDIS_PY_SCHEMES = {"redis": "redis", "rediss": "rediss", "redis+unix": "unix"}
 #: Storage URL schemes :meth:`RateLimiter.from_url` accepts, and the scheme ``limits`` knows.
 _SCHEMES = {
     "memory": "async+memory",
@@ -291,13 +297,17 @@ class RateLimiter:
                              "put every key on one Redis Cluster slot; leave them out")
         target = f"{_SCHEMES[scheme]}://{rest}"
         storage: Storage | ProcessMemoryStorage
+        sockets = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         if scheme == "memory":
             storage = ProcessMemoryStorage("memory://")
-        else:
-            kind = RedisClusterStorage if scheme == "redis+cluster" else RedisStorage
-            storage = kind(target, wrap_exceptions=True, implementation="redispy",
-                           key_prefix=key_prefix, socket_timeout=timeout,
-                           socket_connect_timeout=timeout)
+        elif scheme == "redis+cluster":
+            storage = RedisClusterStorage(target, wrap_exceptions=True,
+                                          implementation="redispy", key_prefix=key_prefix,
+                                          **sockets)
+        else:  # requests beyond the pool wait for a connection (database.redis_client)
+            pool = blocking_pool(f"{_REDIS_PY_SCHEMES[scheme]}://{rest}", **sockets)
+            storage = RedisStorage(target, wrap_exceptions=True, implementation="redispy",
+                                   key_prefix=key_prefix, connection_pool=pool)
         return cls(storage, plans, strategy)
 
     def plan(self, name: str) -> RateLimitItem:
@@ -381,7 +391,10 @@ class RateLimiter:
         """Close the storage's connections (Redis) or its expiry timer or task (memory)."""
         storage = self.storage
         if isinstance(storage, RedisStorage):
-            await storage.bridge.storage.aclose()
+            client = storage.bridge.storage
+            await client.aclose()
+            if not isinstance(storage, RedisClusterStorage):  # its pool is ours to close
+                await client.connection_pool.disconnect()
         elif isinstance(storage, ProcessMemoryStorage):
             storage.reset()
             storage.timer.cancel()

@@ -39,6 +39,17 @@ def fresh_key() -> str:
 
 
 @pytest.mark.asyncio
+async def test_hits_beyond_the_pool_s_connections_wait_and_are_counted(
+        storage_url: str) -> None:
+    """redis-py's own pool failed the 101st hit in flight (``MaxConnectionsError``)."""
+    key = fresh_key()
+    plans = {"free": parse("100/day")}  # counted exactly, at any pace
+    async with RateLimiter.from_url(storage_url, plans=plans) as limiter:
+        decisions = await asyncio.gather(*(limiter.hit(key, "free") for _ in range(300)))
+    assert sum(d.allowed for d in decisions) == 100
+
+
+@pytest.mark.asyncio
 async def test_a_key_is_allowed_its_plan_then_refused_with_retry_after(
         limiter: RateLimiter) -> None:
     key = fresh_key()
