@@ -49,11 +49,19 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _arrival(track: Map, sent: dict[float, float], times: dict[float, float]):
-    """An observer noting when each sent fader value first shows up in ``track``."""
+    """An observer noting when each sent fader value first shows up in ``track``, or is
+    overtaken: the server relays what it stored in one go as one update, so moves that
+    queued behind a slow commit arrive together and only the last shows.  The values
+    fall with each move, so every move not seen yet whose value is above the one shown
+    arrived with it."""
     def seen(_events) -> None:
         value = track["t0"]["gain_db"]
-        if value in sent and value not in times:
-            times[value] = time.perf_counter() - sent[value]
+        if value not in sent:
+            return
+        now = time.perf_counter()
+        for earlier, at in sent.items():
+            if earlier >= value and earlier not in times:
+                times[earlier] = now - at
 
     return seen
 
