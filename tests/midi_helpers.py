@@ -51,9 +51,10 @@ def client_connected(server: str) -> bool:
 
 async def playing_midi_client(app: Any, base_url: str, session: Any, server: str,
                               tmp_path: Path, saved: Path, *, rate: int = 48000,
-                              block: int = 256) -> tuple[str, asyncio.subprocess.Process]:
+                              block: int = 256, seconds: float = 4.0
+                              ) -> tuple[str, asyncio.subprocess.Process]:
     """``session`` imported into the running server ``app`` and playing, and ``dawclient``
-    started on it for 4 s (output saved to ``saved``) taking MIDI from the JACK port
+    started on it for ``seconds`` (output saved to ``saved``) taking MIDI from the JACK port
     ``keys``: its project id and process, once its MIDI port is open and its blocks
     reach ``saved``."""
     from nodepeer import eventually
@@ -70,7 +71,7 @@ async def playing_midi_client(app: Any, base_url: str, session: Any, server: str
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dawclient", base_url, "--project", info.project_id,
         "--token", token, "--cache", str(tmp_path / "cache"), "--device", "system",
-        "--block-size", str(block), "--latency", "low", "--seconds", "4", "--save",
+        "--block-size", str(block), "--latency", "low", "--seconds", str(seconds), "--save",
         str(saved), "--midi-in", "keys", "--midi-api", "jack",
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
