@@ -119,8 +119,10 @@ def open_page(browser: Any, url: str, *, viewport: tuple[int, int] = (1400, 900)
     return page, log
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy (then return that)."""
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy (then return that); 30 s by
+    default: a round trip through the browser and the server can take seconds on a
+    loaded machine."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
