@@ -16,8 +16,9 @@ A single server's client draws on a *blocking* pool of :data:`MAX_CONNECTIONS`: 
 command beyond them waits up to :data:`CONNECTION_WAIT_S` for one to come free.
 redis-py's own pool holds 100 and fails the 101st command in flight at once
 (``MaxConnectionsError``), so a server busy with more than 100 requests at once would
-fail some for no fault of Redis.  (A cluster client keeps a pool per node with no such
-ceiling.)
+fail some for no fault of Redis.  redis-py's cluster client has no blocking pool: it
+keeps up to :data:`CLUSTER_MAX_CONNECTIONS` per node (redis-py's default is 100, the
+``limits`` library's 1000) and fails beyond them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ RedisClient = aioredis.Redis | RedisCluster
 #: one of them to come free before it fails.
 MAX_CONNECTIONS = 100
 CONNECTION_WAIT_S = 20.0
+#: Connections a cluster client keeps at most to each node (it fails beyond them).
+CLUSTER_MAX_CONNECTIONS = 1000
 
 
 def is_cluster_url(url: str) -> bool:
@@ -85,7 +88,8 @@ def redis_client(url: str, **options: Any) -> RedisClient:
     return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in
                                        cluster_nodes(url)],
                         username=unquote(username) or None,
-                        password=unquote(password) or None, **options)
+                        password=unquote(password) or None,
+                        max_connections=CLUSTER_MAX_CONNECTIONS, **options)
 
 
 def blocking_pool(url: str, **options: Any) -> aioredis.BlockingConnectionPool:

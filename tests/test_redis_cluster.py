@@ -76,9 +76,10 @@ async def test_the_factory_returns_the_client_the_url_names(any_redis_url: str) 
 
 @pytest.mark.asyncio
 async def test_more_commands_in_flight_than_the_pool_holds_wait_for_a_connection(
-        redis_url: str) -> None:
-    """redis-py's own pool failed the 101st command in flight (``MaxConnectionsError``)."""
-    client = redis_client(redis_url)
+        any_redis_url: str) -> None:
+    """redis-py's own pool failed the 101st command in flight (``MaxConnectionsError``),
+    and its cluster client the 101st to one node."""
+    client = redis_client(any_redis_url)
     try:
         key, many = f"test:{{{uuid.uuid4().hex}}}", 3 * MAX_CONNECTIONS
         # each holds its connection 0.1 s: the last wait for the first to finish
