@@ -76,11 +76,15 @@ class ShardedSubscriber:
             await pubsub.sunsubscribe(channel)
 
     async def get(self) -> tuple[str, bytes]:
-        """The next ``(channel, data)``; raises a connection's error once it broke."""
-        item = await self._messages.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        """The next ``(channel, data)`` of a channel still subscribed; raises a
+        connection's error once it broke.  (Redis may send a dropped channel's messages
+        until it has read the ``SUNSUBSCRIBE``: they are left out.)"""
+        while True:
+            item = await self._messages.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item[0] in self.channels:
+                return item
 
     async def reconnect(self) -> None:
         """Read the slots again and subscribe every channel on its owner now."""

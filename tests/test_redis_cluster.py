@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -150,6 +151,29 @@ async def test_shard_channels_on_every_master_reach_one_subscriber(any_redis_url
             assert sorted(received) == sorted((c, c.encode()) for c in channels)
             await subscriber.unsubscribe(channels[0])
             await client.spublish(channels[0], b"gone")
+            await client.spublish(channels[1], b"still here")
+            assert await _next(subscriber) == (channels[1], b"still here")
+        finally:
+            await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_dropped_channel_s_messages_are_left_out_until_redis_reads_the_drop(
+        any_redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SUNSUBSCRIBE`` travels on the subscriber's connection, a publish on another:
+    Redis may deliver a message published after ``unsubscribe`` returned (here it never
+    reads the drop at all)."""
+    async def not_yet(self: PubSub, *channels: str) -> None:
+        return None
+
+    client = redis_client(any_redis_url)
+    channels = [f"test:{{room:{uuid.uuid4().hex}}}" for _ in range(2)]
+    async with ShardedSubscriber(client) as subscriber:
+        try:
+            await subscriber.subscribe(*channels)
+            monkeypatch.setattr(PubSub, "sunsubscribe", not_yet)
+            await subscriber.unsubscribe(channels[0])
+            assert await client.spublish(channels[0], b"gone") == 1  # still subscribed
             await client.spublish(channels[1], b"still here")
             assert await _next(subscriber) == (channels[1], b"still here")
         finally:
