@@ -78,8 +78,8 @@ async def test_a_free_key_over_its_second_is_told_to_retry_within_it(
         limiter: RateLimiter) -> None:
     refused = [d for d in await burst(limiter, fresh_key()) if not d.allowed]
     assert refused
-    for decision in refused:
-        assert decision.remaining == 0
+    for decision in refused:  # (how many remain is read after the hit: not checked here,
+        # the sliding window counter's count can fall between the two at a boundary)
         assert decision.retry_after is not None and 0 <= decision.retry_after <= 1
         assert decision.headers()["Retry-After"] == "1"
 
