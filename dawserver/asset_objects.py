@@ -783,9 +783,7 @@ def _forget_away(store: AssetStore, asset_id: str, project_id: str | None) -> No
     if not rest:
         path.unlink(missing_ok=True)
         return
-    partial = path.with_name(f".{asset_id}.partial")
-    partial.write_text("".join(f"{p}\t{r}\n" for p, r in rest), encoding="utf-8")
-    os.replace(partial, path)
+    store._write_atomic(path, "".join(f"{p}\t{r}\n" for p, r in rest).encode("utf-8"))
 
 
 async def _forget_here(store: AssetStore, project_id: str, asset_id: str) -> None:
