@@ -35,7 +35,12 @@ from .accounts_setup import (
     setup_accounts,
 )
 from .asset_collection import setup_asset_collection
-from .assets import account_asset_file, account_asset_link, setup_assets
+from .assets import (
+    account_asset_file,
+    account_asset_link,
+    recover_cut_short_takes,
+    setup_assets,
+)
 from .background import Background
 from .bounces import setup_bounces
 from .clip_sources import MIGRATIONS, DocumentMigrations, Resolver
@@ -109,6 +114,7 @@ def create_app(config: ServerConfig) -> web.Application:
     context = plugins.install(app, config, database=app[DATABASE], identify=identify)
     # after install: its loop queues jobs, so it starts once the job queue is open
     setup_asset_collection(app)
+    recover_cut_short_takes(app)  # ... and the takes it places are announced on the bus
     # plug-ins ask who is in which organisation or team through their context (read-only)
     context.membership = plugin_membership(app)
     # ... and for the files of their accounts' uploaded assets (media to post, beats to sell)

@@ -93,10 +93,16 @@ def setup_assets(app: web.Application, max_bytes: int | None = None) -> None:
     # a plug-in state an editor writes may name only files of these stores
     confine_states(app, (store.root for store in stores.values()))
     from .recording import kept_takes  # imported here: recording imports the live mix
-    from .take_recovery import recovered_takes
 
     app.cleanup_ctx.append(kept_takes(stores.values()))
-    app.cleanup_ctx.append(recovered_takes(list(stores.values())))
+
+
+def recover_cut_short_takes(app: web.Application) -> None:
+    """Place the takes a crash cut short once the server (its event bus too) started:
+    called after the plug-ins are installed, so they are announced."""
+    from .take_recovery import recovered_takes  # imported here: it imports the live mix
+
+    app.cleanup_ctx.append(recovered_takes(list(app[REGION_ASSETS].values())))
 
 
 async def assets_of(app: web.Application, project_id: str) -> AssetStore:

@@ -29,6 +29,7 @@ from . import (
     rtc,
     sample_routes,
     sso_routes,
+    take_events,
     transcription_api,
     transcription_events,
 )
@@ -93,7 +94,7 @@ def pages(context: PluginContext) -> list[Page]:
 
 @hookimpl
 def events() -> list[Event]:
-    return [transcription_events.DONE]
+    return [transcription_events.DONE, take_events.RECOVERED]
 
 
 @hookimpl

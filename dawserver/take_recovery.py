@@ -7,12 +7,15 @@ killed meanwhile leaves them, and the audio's WAV header still says it holds no 
 starts: for each journal whose audio no live process holds locked, it reads the audio
 to its last whole frame, stores it as a new WAV (its header right) and places it on
 the journalled tracks as the recorder would have (:func:`.recording.take_passes`),
-then removes both files. The asset is journalled before it is placed (by recovery,
-and by a recorder ending its take), and a track already holding a clip of it is left
-alone, so a crash while a take is placed does not place it twice. A take of a project
-deleted since, or whose audio cannot be stored (too long, unreadable), is dropped; one
-that cannot be placed now (its store or database down) is kept for the next start, as
-is one that fails otherwise (logged; the other takes are recovered all the same).
+announces it (``take.recovered``, :mod:`dawserver.take_events`, to the developers'
+webhooks of the project's owner), then removes both files. The asset is journalled
+before it is placed (by recovery, and by a recorder ending its take), and a track
+already holding a clip of it is left alone, so a crash while a take is placed does not
+place it twice (nor announce it twice: the event's id is the asset's). A take of a
+project deleted since, or whose audio cannot be stored (too long, unreadable), is
+dropped; one that cannot be placed or announced now (its store or database down) is
+kept for the next start, as is one that fails otherwise (logged; the other takes are
+recovered all the same).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -49,21 +52,31 @@ log = logging.getLogger(__name__)
 #: Frames copied at a time from a cut-short take into its repaired file.
 BLOCK_FRAMES = 1 << 16
 
+#: ``await announce(journal, frames)`` tells of a take placed (its asset journalled).
+Announce = Callable[[TakeJournal, int], Awaitable[object]]
 
-async def recover_takes(assets: AssetStore, rooms: RoomRegistry) -> list[str]:
-    """Place every take in ``assets`` that a crash cut short (see the module); the ids
-    of the clips added."""
+
+async def _told_nobody(journal: TakeJournal, frames: int) -> None:
+    return None
+
+
+async def recover_takes(assets: AssetStore, rooms: RoomRegistry,
+                        announce: Announce = _told_nobody) -> list[str]:
+    """Place every take in ``assets`` that a crash cut short (see the module), each
+    announced once placed; the ids of the clips added. A take whose announcement fails
+    is kept, to be announced at the next start (its clips are not placed twice)."""
     added: list[str] = []
     for journal in sorted((assets.root / "tmp").glob("*" + JOURNAL_SUFFIX)):
         try:
-            added.extend(await _recover(assets, rooms, journal))
+            added.extend(await _recover(assets, rooms, journal, announce))
         except Exception:  # one take's fault must not keep the others from their tracks
             log.exception("could not recover the take %s; it is kept for the next start",
                           audio_path(journal))
     return added
 
 
-async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path) -> list[str]:
+async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path,
+                   announce: Announce) -> list[str]:
     audio = audio_path(journal_file)
     try:
         lock = TakeLock(audio)
@@ -79,9 +92,18 @@ async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path) 
             log.error("the take %s was cut short, but its journal is unreadable (%s); "
                       "its audio is kept there", audio, exc)
             return []
-        added = await _place(assets, rooms, audio, journal)
-        if added is None:
+        placed = await _place(assets, rooms, audio, journal)
+        if placed is None:
             return []
+        added, frames = placed
+        if frames:
+            try:
+                await announce(journal, frames)
+            except Exception:  # its files stay, so it is told at the next start
+                log.exception("project %s: the take %s is placed, but telling of it "
+                              "failed; it is kept to be told at the next start",
+                              journal.project_id, audio)
+                return added
         audio.unlink(missing_ok=True)
         journal_file.unlink(missing_ok=True)
         return added
@@ -90,34 +112,35 @@ async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path) 
 
 
 async def _place(assets: AssetStore, rooms: RoomRegistry, audio: Path,
-                 journal: TakeJournal) -> list[str] | None:
-    """Store and place the take; its clips, or None if it is to be kept for later."""
+                 journal: TakeJournal) -> tuple[list[str], int] | None:
+    """Store and place the take; its clips and frames (0: nothing placed, it is to be
+    removed), or None if it is to be kept for later."""
     if await rooms.store.get_project(journal.project_id) is None:
         log.info("project %s is gone: the take %s cut short with it is removed",
                  journal.project_id, audio)
-        return []
+        return [], 0
     try:
         stored = await _stored(assets, audio, journal)
         if stored is None:
             log.info("the take %s was cut short before any audio arrived; removed", audio)
-            return []
+            return [], 0
         asset, frames = stored
         async with rooms.use(journal.project_id) as room:
             added = await place_recorded(assets, room, asset, journal.tracks,
                                          take_passes(journal, frames), again=True)
     except ProjectNotFound:  # deleted just now
-        return []
+        return [], 0
     except (AssetTooLarge, InvalidAudio) as exc:  # as a take that ended would be
         log.error("project %s: the take %s cut short by a crash cannot be stored (%s); "
                   "removed", journal.project_id, audio, exc)
-        return []
+        return [], 0
     except (AssetError, CollabError, OSError) as exc:
         log.error("project %s: could not place the take %s cut short by a crash (%s); "
                   "it is kept for the next start", journal.project_id, audio, exc)
         return None
     log.warning("project %s: a take of %s that a crash cut short (%d frames) was placed "
                 "as %s", journal.project_id, journal.user, frames, added)
-    return added
+    return added, frames
 
 
 async def _stored(assets: AssetStore, audio: Path, journal: TakeJournal
@@ -168,13 +191,18 @@ def repair(audio: Path, out: Path) -> int:
 def recovered_takes(stores: list[AssetStore]
                     ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """A ``cleanup_ctx`` recovering the takes of ``stores`` in the background once the
-    server has started (it needs the room registry, ``app[ROOMS]``); stopped on
-    shutdown, the rest waits for the next start."""
+    server has started (it needs the room registry, ``app[ROOMS]``, and the event bus:
+    appended after the plug-ins' start); stopped on shutdown, the rest waits for the
+    next start."""
     from .keys import ROOMS
+    from .take_events import announce_recovered
 
     @contextlib.asynccontextmanager
     async def context(app: Any) -> AsyncIterator[None]:
-        task = asyncio.create_task(_recover_all(stores, app[ROOMS]))
+        async def announce(journal: TakeJournal, frames: int) -> None:
+            await announce_recovered(app, journal, frames)
+
+        task = asyncio.create_task(_recover_all(stores, app[ROOMS], announce))
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -182,9 +210,10 @@ def recovered_takes(stores: list[AssetStore]
     return context
 
 
-async def _recover_all(stores: list[AssetStore], rooms: RoomRegistry) -> None:
+async def _recover_all(stores: list[AssetStore], rooms: RoomRegistry,
+                       announce: Announce) -> None:
     for store in stores:
         try:
-            await recover_takes(store, rooms)
+            await recover_takes(store, rooms, announce)
         except Exception:  # a fault here must not take the server down
             log.exception("recovering the takes cut short in %s failed", store.root)

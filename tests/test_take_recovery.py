@@ -8,6 +8,7 @@ leaves in the asset store's ``tmp/`` is recovered into a real store's project.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -91,19 +92,35 @@ async def clips_and_audio(registry: RoomRegistry, assets: AssetStore
     return placed, np.round(audio * 32768).astype(int)
 
 
+class Told:
+    """An ``announce`` for :func:`recover_takes` that keeps what it is told (asset,
+    tracks, frames), and fails while ``failing``."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, list[str], int]] = []
+        self.failing = False
+
+    async def __call__(self, journal: TakeJournal, frames: int) -> None:
+        if self.failing:
+            raise ConnectionError("the database is down")
+        self.heard.append((journal.asset_id, journal.tracks, frames))
+
+
 async def test_a_take_killed_mid_recording_is_placed_where_it_was_heard(
         tmp_path: Path, store: Store) -> None:
     audio = killed_mid_take(tmp_path)
     assert sf.info(str(audio)).frames == 20 * FRAME  # libsndfile reads past its header
     assert b"data\x00\x00\x00\x00" in audio.read_bytes()[:100]  # which says it is empty
     assets = AssetStore(tmp_path / "assets")  # opening it sweeps leftovers: not takes
+    told = Told()
     async with RoomRegistry(store, document_type=ProjectDocument) as registry:
-        added = await recover_takes(assets, registry)
+        added = await recover_takes(assets, registry, told)
         assert len(added) == 2
         placed, samples = await clips_and_audio(registry, assets)
         async with registry.use("p") as room:
             [source] = {c["source"] for c in room.document.clips_of("vox")}
     assert placed == PLACED
+    assert told.heard == [(source, ["vox"], 20 * FRAME)]
     assert len(samples) == 20 * FRAME
     assert samples[0] == 100 and samples[10 * FRAME] == 1100  # frames 0 and 10
     assert take_files(assets) == []
@@ -122,9 +139,11 @@ async def test_recovering_again_after_a_crash_mid_recovery_places_nothing_twice(
         await place(*args, **kwargs)
         raise RuntimeError("killed before the take's files went")
 
+    told = Told()
     async with RoomRegistry(store, document_type=ProjectDocument) as registry:
         monkeypatch.setattr(take_recovery, "place_recorded", placed_then_killed)
-        assert await recover_takes(assets, registry) == []  # placed, files kept
+        assert await recover_takes(assets, registry, told) == []  # placed, files kept
+        assert told.heard == []  # killed before it was announced
         monkeypatch.setattr(take_recovery, "place_recorded", place)
         assert len(take_files(assets)) == 2
         # a second later: a float WAV written again differs (libsndfile's PEAK chunk
@@ -133,10 +152,29 @@ async def test_recovering_again_after_a_crash_mid_recovery_places_nothing_twice(
         [journal] = (assets.root / "tmp").glob("*.take.json")
         stored = Path(assets.asset(TakeJournal.read(journal).asset_id).path)
         stored.rename(tmp_path / "away")  # evicted from an object store's cache meanwhile
-        assert await recover_takes(assets, registry) == []
+        assert await recover_takes(assets, registry, told) == []
         (tmp_path / "away").rename(stored)
         placed, _ = await clips_and_audio(registry, assets)
     assert placed == PLACED and take_files(assets) == []
+    assert told.heard == [(stored.stem, ["vox"], 20 * FRAME)]  # announced, at last
+
+
+async def test_a_take_whose_announcement_fails_is_announced_at_the_next_start(
+        tmp_path: Path, store: Store) -> None:
+    killed_mid_take(tmp_path)
+    assets = AssetStore(tmp_path / "assets")
+    told = Told()
+    told.failing = True
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        assert len(await recover_takes(assets, registry, told)) == 2  # placed
+        assert len(take_files(assets)) == 2  # but kept: nobody was told
+        told.failing = False
+        assert await recover_takes(assets, registry, told) == []  # placed once
+        placed, _ = await clips_and_audio(registry, assets)
+        async with registry.use("p") as room:
+            [source] = {c["source"] for c in room.document.clips_of("vox")}
+    assert placed == PLACED and take_files(assets) == []
+    assert told.heard == [(source, ["vox"], 20 * FRAME)]
 
 
 async def test_a_take_names_its_asset_in_its_journal_before_it_is_placed(
@@ -222,24 +260,41 @@ async def test_a_take_the_store_refuses_is_dropped(tmp_path: Path, store: Store)
     assert take_files(assets) == []
 
 
-async def test_a_server_places_a_killed_take_when_it_starts(tmp_path: Path) -> None:
+async def test_a_server_places_a_killed_take_when_it_starts_and_tells_its_owner(
+        tmp_path: Path) -> None:
     from loopback import free_port
     from nodepeer import running_server
 
+    from accounts.models import AccountKind
     from dawserver.config import ServerConfig
-    from dawserver.keys import ROOMS, STORE
+    from dawserver.keys import ACCOUNTS, BACKGROUND, ROOMS, STORE
+    from dawserver.take_events import RECOVERED_NAME
 
-    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data")
+    config = ServerConfig(port=free_port(), data_dir=tmp_path / "data", engine=False)
     async with running_server(config) as app:
         document = ProjectDocument.from_session(Session(tracks=[Track("vox")]))
         await app[STORE].create_project("p", "P", document.doc.get_update())
-    killed_mid_take(tmp_path / "data")
+        owner = await app[ACCOUNTS].store.create_account(AccountKind.PERSON, "Ana",
+                                                          email="ana@example.org")
+        await app[ACCOUNTS].store.own_project(owner.account_id, "p")
+    audio = killed_mid_take(tmp_path / "data")
+    journal = TakeJournal.read(journal_path(audio))
+    journal.user = owner.account_id  # recorded by the owner, signed in
+    journal.write(audio)
     async with running_server(config) as app, asyncio.timeout(60):
-        while True:
-            async with app[ROOMS].use("p") as room:
-                clips = room.document.clips_of("vox")
-            if clips:
-                break
+        while not (events := await app[BACKGROUND].bus.db.fetch(
+                "SELECT account_id, id, payload FROM events_outbox WHERE name = ?",
+                RECOVERED_NAME)):
             await asyncio.sleep(0.05)
+        async with app[ROOMS].use("p") as room:  # placed before it was announced
+            clips = room.document.clips_of("vox")
     assert sorted((int(c["position"]), int(c["offset"]), int(c["length"]))
                   for c in clips) == PLACED
+    [source] = {c["source"] for c in clips}
+    [event] = events
+    assert event["account_id"] == owner.account_id
+    assert event["id"] == f"{RECOVERED_NAME}/p/{source}"
+    assert json.loads(event["payload"]) == {
+        "account_id": owner.account_id, "project_id": "p", "asset_id": source,
+        "recorded_by": owner.account_id, "tracks": ["vox"], "frames": 20 * FRAME,
+        "duration_s": round(20 * FRAME / RATE, 3)}

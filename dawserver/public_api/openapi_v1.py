@@ -18,7 +18,7 @@ from ..router import ROUTE_TABLE
 from .resources import V1
 
 #: The version of the v1 document: minor for additions, major (a new path) for breaks.
-VERSION = "1.17.1"
+VERSION = "1.18.0"
 OPENAPI_V1_PATH = f"{V1}/openapi.json"
 STATE = "public_api.openapi"
 REF_PREFIX = "#/components/schemas/"
