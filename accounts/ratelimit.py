@@ -325,8 +325,9 @@ class RateLimiter:
 
         ``retry_cost`` is what a retry of a refused hit will need (``cost`` if None; more
         where the caller counted part of it already, as a GraphQL request its own hit),
-        so that on Redis a refusal's ``retry_after`` is when that fits; at most the
-        plan's limit.  A ``cost`` over the limit could never be admitted: ValueError.
+        so that with the moving window (in process or on Redis) a refusal's
+        ``retry_after`` is when that fits; at most the plan's limit.  A ``cost`` over the
+        limit could never be admitted: ValueError.
         """
         item = self.plan(plan)
         if not 1 <= cost <= item.amount:
@@ -340,6 +341,8 @@ class RateLimiter:
             allowed = self._in_process.hit(item, key, cost=cost)
             stats = self._in_process.get_window_stats(item, key)
             remaining, reset_after = stats.remaining, stats.reset_time - time.time()
+            if not allowed and need > 1 and self.strategy == "moving-window":
+                reset_after = self._fits_in_process(item, key, need)
         else:
             assert self._limiter is not None
             allowed = await self._limiter.hit(item, key, cost=cost)
@@ -357,6 +360,16 @@ class RateLimiter:
             policy=plan,
             window=item.get_expiry(),
         )
+
+    def _fits_in_process(self, item: RateLimitItem, key: str, need: int) -> float:
+        """Seconds until ``need`` requests fit ``key``'s moving window in process: when
+        its ``amount - need + 1``-th newest request leaves it (``limits``' memory storage
+        keeps a key's requests newest first, as ``acquire_entry`` reads them)."""
+        assert isinstance(self.storage, ProcessMemoryStorage)
+        requests = self.storage.events.get(item.key_for(key), [])
+        if len(requests) <= item.amount - need:
+            return 0.0
+        return requests[item.amount - need].atime + item.get_expiry() - time.time()
 
     async def _hit_in_one_trip(self, item: RateLimitItem, key: str, cost: int, need: int
                                ) -> tuple[bool, int, float]:

@@ -108,13 +108,18 @@ async def test_a_hit_of_several_requests_counts_them_all_or_none(storage_url: st
                 await limiter.hit(key, "free", cost=never)
 
 
+def moving_window_url(request: pytest.FixtureRequest, server: str) -> str:
+    """The storage ``server`` names: in process, or a fixture's Redis."""
+    return "memory://" if server == "memory" else request.getfixturevalue(server)
+
+
 @pytest.mark.asyncio
-@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+@pytest.mark.parametrize("server", ["memory", "redis_url", "redis_cluster_url"])
 async def test_a_refused_hit_of_several_requests_waits_until_they_all_fit(
         request: pytest.FixtureRequest, server: str) -> None:
-    """On Redis, ``Retry-After`` of a refused cost-k hit is when k fit, not when the
-    window frees one (a 3 s window: a stall of the test under load does not empty it)."""
-    url, key = request.getfixturevalue(server), fresh_key()
+    """``Retry-After`` of a refused cost-k hit is when k fit, not when the window frees
+    one (a 3 s window: a stall of the test under load does not empty it)."""
+    url, key = moving_window_url(request, server), fresh_key()
     async with RateLimiter.from_url(url) as limiter:
         limiter.plans = {"free": parse("10/3 seconds")}
         assert (await limiter.hit(key, "free", cost=6)).allowed
@@ -127,12 +132,12 @@ async def test_a_refused_hit_of_several_requests_waits_until_they_all_fit(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("server", ["redis_url", "redis_cluster_url"])
+@pytest.mark.parametrize("server", ["memory", "redis_url", "redis_cluster_url"])
 async def test_a_refusal_waits_until_a_retry_fits_with_what_was_counted_before_it(
         request: pytest.FixtureRequest, server: str) -> None:
     """A GraphQL request is counted, then its further fields are refused: its retry
     needs room for both, so ``retry_cost`` sets the wait (and it is then admitted)."""
-    url, key = request.getfixturevalue(server), fresh_key()
+    url, key = moving_window_url(request, server), fresh_key()
     async with RateLimiter.from_url(url) as limiter:
         limiter.plans = {"free": parse("4/3 seconds")}
         assert (await limiter.hit(key, "free")).allowed  # an earlier request
