@@ -170,10 +170,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free right now (``tests/loopback.py``: not one an
+    outgoing connection or the other worker can take before its server binds it)."""
+    from tests.loopback import free_port as pick
+
+    return pick()
 
 
 def _pg_bin(name: str) -> str | None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+import random
 import socket
+import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -12,12 +15,58 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+# This file is imported as ``loopback`` (tests/ on sys.path) and as ``tests.loopback``:
+# whichever comes first answers to both names, so one record of the ports given serves
+# the whole process.
+sys.modules.setdefault("loopback", sys.modules[__name__])
+sys.modules.setdefault("tests.loopback", sys.modules[__name__])
+
+#: How many ports below the kernel's ephemeral range :func:`free_port` hands out.
+SPAN = 12_000
+
+
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (outgoing connections' own ports
+    and ``bind(0)`` come from it)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def port_span() -> range:
+    """The ports this process's :func:`free_port` picks from: just below the ephemeral
+    range, this pytest-xdist worker's share of it (``PYTEST_XDIST_WORKER=gwN`` of
+    ``PYTEST_XDIST_WORKER_COUNT``)."""
+    high = ephemeral_low()
+    low = max(1024, high - SPAN)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    share = (high - low) // max(1, workers)
+    return range(low + worker * share, low + (worker + 1) * share)
+
+
+_turn = random.randrange(SPAN)  # a child process starts elsewhere than its parent
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free right now, and stays free until its user
+    binds it (unless someone else names it): taken from :func:`port_span`, not from the
+    ephemeral range, so no outgoing connection (a client's own port) nor another
+    worker's pick takes it meanwhile, as a port ``bind(0)`` chose could be. The process
+    goes round its span, so it gives a port again only after all the others."""
+    global _turn
+    span = port_span()
+    for _ in range(len(span)):
+        port = span[_turn % len(span)]
+        _turn += 1
+        with socket.socket() as sock:  # no SO_REUSEADDR: a port in TIME_WAIT is passed
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port left in {span} for this process")
 
 
 def self_signed_files(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
