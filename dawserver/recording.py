@@ -160,11 +160,13 @@ def take_passes(journal: TakeJournal, frames: int) -> list[Pass]:
 
 
 async def place_recorded(assets: AssetStore, room: Any, asset: Asset, tracks: list[str],
-                         passes: list[Pass], *, again: bool = False) -> list[str]:
+                         passes: list[Pass], *, again: bool = False, mark: str = "") -> list[str]:
     """Put the stored take ``asset`` on ``tracks`` of ``room``'s project (those still
     there) as ``passes``; with an object store it is kept on this node and published in
     the background first. ``again``: a track already holding a clip of ``asset`` is left
-    as it is (the take was placed before a crash stopped its recovery). The new clips."""
+    as it is (the take was placed before a crash stopped its recovery). ``mark``: the
+    name of a timeline marker set where the take begins, in the same edit, when it
+    placed a clip. The new clips."""
     added: list[str] = []
 
     def place(document: ProjectDocument) -> None:
@@ -175,6 +177,8 @@ async def place_recorded(assets: AssetStore, room: Any, asset: Asset, tracks: li
                              for c in document.clips_of(track_id)):
                 continue
             added.extend(place_passes(document, track_id, asset.id, passes))
+        if mark and added:
+            document.add_marker(min(position for position, _, _ in passes), mark)
 
     if assets.objects is not None:  # kept here until the object store has it
         asset_objects.keep_take(assets, asset, room.project_id)

@@ -7,15 +7,16 @@ killed meanwhile leaves them, and the audio's WAV header still says it holds no 
 starts: for each journal whose audio no live process holds locked, it reads the audio
 to its last whole frame, stores it as a new WAV (its header right) and places it on
 the journalled tracks as the recorder would have (:func:`.recording.take_passes`),
-announces it (``take.recovered``, :mod:`dawserver.take_events`, to the developers'
-webhooks of the project's owner), then removes both files. The asset is journalled
-before it is placed (by recovery, and by a recorder ending its take), and a track
-already holding a clip of it is left alone, so a crash while a take is placed does not
-place it twice (nor announce it twice: the event's id is the asset's). A take of a
-project deleted since, or whose audio cannot be stored (too long, unreadable), is
-dropped; one that cannot be placed or announced now (its store or database down) is
-kept for the next start, as is one that fails otherwise (logged; the other takes are
-recovered all the same).
+with a marker where it begins (:data:`RECOVERED_MARKER`, in the same edit, so the
+project's people see it), announces it (``take.recovered``,
+:mod:`dawserver.take_events`, to the developers' webhooks of the project's owner),
+then removes both files. The asset is journalled before it is placed (by recovery, and
+by a recorder ending its take), and a track already holding a clip of it is left
+alone, so a crash while a take is placed does not place it (nor mark it) twice, nor
+announce it twice: the event's id is the asset's. A take of a project deleted since,
+or whose audio cannot be stored (too long, unreadable), is dropped; one that cannot be
+placed or announced now (its store or database down) is kept for the next start, as
+is one that fails otherwise (logged; the other takes are recovered all the same).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: Frames copied at a time from a cut-short take into its repaired file.
 BLOCK_FRAMES = 1 << 16
+#: The marker set where a recovered take begins, so the people of its project see it.
+RECOVERED_MARKER = "Take recovered after a crash"
 
 #: ``await announce(journal, frames)`` tells of a take placed (its asset journalled).
 Announce = Callable[[TakeJournal, int], Awaitable[object]]
@@ -127,7 +130,8 @@ async def _place(assets: AssetStore, rooms: RoomRegistry, audio: Path,
         asset, frames = stored
         async with rooms.use(journal.project_id) as room:
             added = await place_recorded(assets, room, asset, journal.tracks,
-                                         take_passes(journal, frames), again=True)
+                                         take_passes(journal, frames), again=True,
+                                         mark=RECOVERED_MARKER)
     except ProjectNotFound:  # deleted just now
         return [], 0
     except (AssetTooLarge, InvalidAudio) as exc:  # as a take that ended would be

@@ -33,7 +33,7 @@ from dawserver import take_recovery
 from dawserver.asset_store import AssetStore
 from dawserver.take_files import journal_path
 from dawserver.take_journal import TakeJournal
-from dawserver.take_recovery import recover_takes
+from dawserver.take_recovery import RECOVERED_MARKER, recover_takes
 from dsp_core.session import Session, Track
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
@@ -119,8 +119,10 @@ async def test_a_take_killed_mid_recording_is_placed_where_it_was_heard(
         placed, samples = await clips_and_audio(registry, assets)
         async with registry.use("p") as room:
             [source] = {c["source"] for c in room.document.clips_of("vox")}
+            markers = room.document.markers()
     assert placed == PLACED
     assert told.heard == [(source, ["vox"], 20 * FRAME)]
+    assert [(m["name"], m["position"]) for m in markers] == [(RECOVERED_MARKER, RATE)]
     assert len(samples) == 20 * FRAME
     assert samples[0] == 100 and samples[10 * FRAME] == 1100  # frames 0 and 10
     assert take_files(assets) == []
@@ -155,7 +157,10 @@ async def test_recovering_again_after_a_crash_mid_recovery_places_nothing_twice(
         assert await recover_takes(assets, registry, told) == []
         (tmp_path / "away").rename(stored)
         placed, _ = await clips_and_audio(registry, assets)
+        async with registry.use("p") as room:
+            markers = room.document.markers()
     assert placed == PLACED and take_files(assets) == []
+    assert [m["name"] for m in markers] == [RECOVERED_MARKER]  # marked once
     assert told.heard == [(stored.stem, ["vox"], 20 * FRAME)]  # announced, at last
 
 
