@@ -52,7 +52,7 @@ from .passwords import PasswordPolicy, Passwords
 from .regions import RegionalAccountStore
 from .sessions import Sessions
 from .store import AccountStore
-from .throttle import Attempt, ThrottleRule
+from .throttle import SIGN_UP_RULE, Attempt, ThrottleRule
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,7 @@ class AccountService:
                  notifier: Notifier, *,
                  base_url: str = "http://127.0.0.1:8750", passwords: Passwords | None = None,
                  policy: PasswordPolicy | None = None, throttle: ThrottleRule | None = None,
+                 sign_up_rule: ThrottleRule = SIGN_UP_RULE,
                  regions: Iterable[str] = (DEFAULT_REGION,),
                  require_verified_email: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
@@ -175,6 +176,7 @@ class AccountService:
         self.passwords = passwords or Passwords()
         self.policy = policy or PasswordPolicy()
         self.throttle = throttle or ThrottleRule()
+        self.sign_up_rule = sign_up_rule
         self.regions = tuple(regions)
         self.require_verified_email = require_verified_email
         #: The time sign-in failures are counted and faded by (injected by tests).
@@ -224,12 +226,13 @@ class AccountService:
             raise LinkInvalid("this link is unknown, used already or expired; ask for a new one")
         return record
 
-    async def _take_attempts(self, subjects: Iterable[str], rule: ThrottleRule | None = None
-                             ) -> list[Attempt]:
+    async def _take_attempts(self, subjects: Iterable[str], rule: ThrottleRule | None = None,
+                             refusal: str = "too many failed attempts") -> list[Attempt]:
         """Count an attempt against each subject *before* it is checked (a failure until
-        it succeeds), or refuse with :class:`Throttled`, counting none, when one of them
-        must wait: a burst of parallel guesses gets no more checks than one at a time.
-        ``rule`` is the service's sign-in throttle unless given."""
+        it succeeds), or refuse with :class:`Throttled` (``refusal``, and the wait),
+        counting none, when one of them must wait: a burst of parallel guesses gets no
+        more checks than one at a time. ``rule`` is the service's sign-in throttle unless
+        given."""
         now, taken, rule = self.clock(), [], rule or self.throttle
         for subject in subjects:
             attempt = await self.store.take_attempt(subject, now,
@@ -238,7 +241,7 @@ class AccountService:
             if attempt.wait > 0:
                 for earlier in taken:
                     await self.store.release_attempt(earlier)
-                raise Throttled(f"too many failed attempts; try again in {attempt.wait:.0f} s",
+                raise Throttled(f"{refusal}; try again in {attempt.wait:.0f} s",
                                 attempt.wait)
             taken.append(attempt)
         return taken
@@ -411,6 +414,14 @@ class AccountService:
         ``client``."""
         if client:
             await self._take_attempts([f"ask:{client}"], ASK_RULE)
+
+    async def take_sign_up(self, client: str) -> None:
+        """Count a sign-up of ``client``, whatever the address: :class:`Throttled` once it
+        must wait (:attr:`sign_up_rule`), so one client cannot spend the server's CPU on
+        password hashes nor fill the job queue. None counted for an empty ``client``."""
+        if client:
+            await self._take_attempts([f"sign-up:{client}"], self.sign_up_rule,
+                                      "too many sign-ups from your network")
 
     async def release_attempts(self, attempts: Iterable[Attempt]) -> None:
         """Uncount ``attempts`` that succeeded (:meth:`take_client_attempt`)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_RULE", "Attempt", "ThrottleRule", "decayed", "delay_after"]
+__all__ = ["DEFAULT_RULE", "SIGN_UP_RULE", "Attempt", "ThrottleRule", "decayed", "delay_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +91,10 @@ DEFAULT_RULE = ThrottleRule()
 def delay_after(failures: int, rule: ThrottleRule = DEFAULT_RULE) -> float:
     """Seconds to wait after ``failures`` failures in a row under ``rule``."""
     return rule.delay_after(failures)
+
+
+#: Sign-ups one client makes freely before it waits (1 s, then doubling), their count
+#: halving with each hour without one: each costs an argon2 hash and a queued job, and
+#: a class or an office behind one address signs up that many at once
+#: (``ServerConfig.sign_ups_per_client``; :meth:`AccountService.take_sign_up`).
+SIGN_UP_RULE = ThrottleRule(free_failures=30)

@@ -22,6 +22,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from accounts.ratelimit import RateLimiter
 from accounts.regions import RegionalAccountStore, RegionalSessions
 from accounts.service import AccountService
 from accounts.sessions import RedisSessions, Sessions, SessionStore
+from accounts.throttle import SIGN_UP_RULE
 from collab.regional_store import RegionalCollabStore
 
 from .account_mail import (
@@ -207,7 +209,8 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS] = AccountService(
         store, Sessions(backend), QueuedMail(app[BACKGROUND]),
         base_url=config.base_url, passwords=passwords, regions=store.regions,
-        require_verified_email=config.require_verified_email)
+        require_verified_email=config.require_verified_email,
+        sign_up_rule=replace(SIGN_UP_RULE, free_failures=config.sign_ups_per_client))
     app[RATE_LIMITER] = RateLimiter.from_url(config.redis_url)
     log.info("accounts ready (regions %s, sessions in %s)", ", ".join(store.regions),
              type(backend).__name__)

@@ -240,8 +240,10 @@ async def sign_up(request: Request) -> Reply:
     """Create an account; a verification link is mailed. The request checks the
     password and region, hashes the password and queues one ``account_asks`` job, the
     same for any address; the job looks the address up and creates the account or mails
-    that it has one, so neither the answer nor its time tells which."""
+    that it has one, so neither the answer nor its time tells which. It is counted
+    against the client before the password is hashed (429 past its free sign-ups)."""
     body: SignUp = request.body
+    await request.app[ACCOUNTS].take_sign_up(limited_client(_address(request)))
     email, password_hash = await request.app[ACCOUNTS].sign_up_request(
         body.email, body.password, body.region)
     await queue_ask(request.app[BACKGROUND], "sign_up", email, name=body.name,

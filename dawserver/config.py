@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from accounts.models import DEFAULT_REGION
 from accounts.regions import check_distinct, check_region_name
+from accounts.throttle import SIGN_UP_RULE
 
 from .background import KEEP_FINISHED_S
 from .forwarded import trusted_networks
@@ -125,6 +126,10 @@ class ServerConfig:
         old proof again.
     require_verified_email:
         Whether people must follow the verification link before they sign in.
+    sign_ups_per_client:
+        Sign-ups one client (an address; an IPv6 address's /64) makes freely before it
+        waits 1 s, 2 s, ... (429 with ``Retry-After``), their count halving with each
+        hour without one.
     password_hashing:
         argon2id ``(time_cost, memory_KiB, parallelism)``; None: the default
         (RFC 9106 low-memory profile, above the OWASP minimum).
@@ -179,6 +184,7 @@ class ServerConfig:
     single_sign_on: dict[str, Any] = field(default_factory=dict)
     require_verified_email: bool = True
     password_hashing: tuple[int, int, int] | None = None
+    sign_ups_per_client: int = SIGN_UP_RULE.free_failures
     collab_token_seconds: float = 3600.0
     regions: dict[str, RegionConfig] = field(default_factory=dict)
     webhooks: dict[str, Any] = field(default_factory=dict)
@@ -191,6 +197,10 @@ class ServerConfig:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         trusted_networks(self.trusted_proxies)  # a ValueError naming a bad one
+        if self.sign_ups_per_client < 0:
+            raise ValueError(f"sign_ups_per_client {self.sign_ups_per_client!r}: give how "
+                             f"many sign-ups one client makes freely, 0 or more (default "
+                             f"{SIGN_UP_RULE.free_failures})")
         if not self.asset_collection_seconds > 0:
             raise ValueError(f"asset_collection_seconds {self.asset_collection_seconds!r}: "
                              "give the seconds between collections, above 0 (default 3600)")

@@ -195,3 +195,38 @@ async def test_a_sign_up_is_one_job_for_any_address_and_done_after_a_restart(
             assert signed["person"]["email"] == ben.email
         finally:
             await ben.close()
+
+
+async def test_sign_ups_of_one_client_are_limited_apart_from_its_asks(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """A client signing up again and again (each sign-up costs an argon2 hash and a
+    job) waits past its free sign-ups: 429, and no hash, no job. Its asks for resets
+    are counted apart, and so are another client's sign-ups."""
+    async with accounts_server(tmp_path, smtp_server, sign_ups_per_client=2) as (app, config), \
+            Person(config.base_url, smtp_server, NOBODY) as stranger:
+        await app[BACKGROUND].stop()  # no worker: the queued sign-ups stay visible
+        hashed: list[str] = []
+        hash_password = app[ACCOUNTS].passwords.hash
+
+        def counted(password: str) -> str:
+            hashed.append(password)
+            return hash_password(password)
+
+        app[ACCOUNTS].passwords.hash = counted
+        for n in range(3):  # the 2 free, and the first beyond them (it waits 0)
+            status, body, _ = await stranger.call("POST", "/auth/sign-up", {
+                "email": f"someone{n}@example.org", "password": PASSWORD})
+            assert status == 202, body
+        status, body, headers = await stranger.call("POST", "/auth/sign-up", {
+            "email": "one.more@example.org", "password": PASSWORD})
+        assert status == 429 and int(headers["Retry-After"]) >= 1, body
+        assert "too many sign-ups" in body["error"], body
+        assert len(hashed) == 3  # the refused one cost no hash
+        asks = await app[BACKGROUND].queue.find(account_id=MAIL_ACCOUNT, queue=ASKS_QUEUE)
+        assert len(asks) == 3
+        status, body, _ = await stranger.call("POST", "/auth/reset", {"email": NOBODY})
+        assert status == 202, body  # an ask of its own budget
+        status, body, _ = await stranger.call(
+            "POST", "/auth/sign-up", {"email": "elsewhere@example.org", "password": PASSWORD},
+            headers={"X-Forwarded-For": "203.0.113.9"})
+        assert status == 429, body  # a header the server does not trust changes nothing

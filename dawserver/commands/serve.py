@@ -11,6 +11,7 @@ import click
 from aiohttp import web
 
 from accounts.passwords import meets_owasp_minimum
+from accounts.throttle import SIGN_UP_RULE
 from collab.errors import CollabError
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
@@ -119,6 +120,11 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
                                                                   max=30),
               default=EXPORT_KEEP_S / 86_400, show_default=True, help="How long a person's "
               "privacy export archive stays downloadable after it is made (docs/accounts.md).")
+@click.option("--sign-ups-per-client", "sign_ups_per_client", metavar="N",
+              envvar="DAW_SIGN_UPS_PER_CLIENT", type=click.IntRange(min=0),
+              default=SIGN_UP_RULE.free_failures, show_default=True, help="Sign-ups one "
+              "client address makes freely before it waits 1 s, 2 s, ... (429), the count "
+              "halving with each hour without one (docs/accounts.md).")
 @click.option("--otlp-endpoint", metavar="URL", envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
               default=None, help="Send trace spans to this OpenTelemetry collector over "
               "OTLP/HTTP (base URL, e.g. http://127.0.0.1:4318); default: no tracing.")
@@ -137,7 +143,8 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
           max_documents: int, idle_unload: float, max_message_bytes: int,
           public_url: str | None, redis_url: str | None, mail_url: str | None,
           providers_file: Path | None, password_hashing: str | None,
-          collab_token_seconds: float, export_keep_days: float, otlp_endpoint: str | None,
+          collab_token_seconds: float, export_keep_days: float, sign_ups_per_client: int,
+          otlp_endpoint: str | None,
           trace_console: bool,
           storage_url: str | None, trusted_proxies: tuple[str, ...]) -> None:
     """Serve the y-websocket endpoint ws://HOST:PORT/collab/PROJECT and the HTTP API."""
@@ -160,7 +167,7 @@ def serve(host: str, port: int, data_dir: Path, database_url: str | None, demo: 
             password_hashing=_hashing(password_hashing),
             collab_token_seconds=collab_token_seconds, storage_url=storage_url,
             export_keep_seconds=export_keep_days * 86_400,
-            trusted_proxies=tuple(trusted_proxies))
+            sign_ups_per_client=sign_ups_per_client, trusted_proxies=tuple(trusted_proxies))
     except (ValueError, DatabaseError) as exc:
         raise CliError(str(exc)) from exc
     try:
