@@ -36,6 +36,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .asset_store import AssetStore
 
+#: What a cached file being evicted is renamed to end with (``asset_objects.evict``);
+#: one a crash left there is deleted by the next scan.
+EVICTING_SUFFIX = ".evicting"
 #: A pin older than this was left by a process that died; it no longer protects its file.
 PIN_MAX_AGE_S = 6 * 3600.0
 #: Seconds a file fetched or used stays leased (not evicted) without a pin.
@@ -177,6 +180,14 @@ def mark_used(path: Path) -> None:
     os.utime(path, ns=(time.time_ns(), stat.st_mtime_ns))
 
 
+def _older_than(path: Path, seconds: float) -> bool:
+    """Whether ``path`` was last renamed (or written) over ``seconds`` ago."""
+    try:
+        return time.time() - path.stat().st_ctime > seconds
+    except FileNotFoundError:
+        return False
+
+
 class CacheSize:
     """The cached audio files of one store with their last use (access time, see
     :func:`mark_used`) and size (thread-safe)."""
@@ -195,7 +206,9 @@ class CacheSize:
             return
         files = {}
         for path in (self.root / "objects").glob("*/*"):
-            if path.suffix.lstrip(".") in AUDIO_EXTENSIONS:
+            if path.suffix == EVICTING_SUFFIX and _older_than(path, RESCAN_S):
+                path.unlink(missing_ok=True)  # a crash cut its eviction short
+            elif path.suffix.lstrip(".") in AUDIO_EXTENSIONS:
                 with contextlib.suppress(FileNotFoundError):
                     stat = path.stat()
                     files[path] = (stat.st_atime, stat.st_size)

@@ -472,13 +472,35 @@ def evict(store: AssetStore, keep: Collection[str] = ()) -> list[Path]:
     for path, _ in size.oldest_first():
         if size.total <= store.cache_bytes:
             break
-        if str(path) in keep or path.name.split(".")[0] in protected:
+        asset_id = path.name.split(".")[0]
+        if str(path) in keep or asset_id in protected:
             continue
-        size.delete(path)
-        removed.append(path)
+        if _delete_unless_used(store, path, asset_id):
+            removed.append(path)
     if removed:
         log.info("asset cache: evicted %d files", len(removed))
     return removed
+
+
+def _delete_unless_used(store: AssetStore, path: Path, asset_id: str) -> bool:
+    """Delete the cached ``path`` unless ``asset_id`` was pinned or leased since this
+    eviction read the pins; whether it did. The file is moved aside first, then the
+    pins are read again: a reader pins (or leases) before it looks for the file, so one
+    that came before the second read is seen and the file is put back, and one that
+    came after finds it missing and fetches it again. Never deleted under a reader."""
+    size = asset_cache.cache_size(store)
+    aside = path.with_name(path.name + asset_cache.EVICTING_SUFFIX)
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:  # gone already (its project deleted, another eviction)
+        size.forget(path)
+        return False
+    if asset_id in asset_cache.pinned_ids(store):
+        os.replace(aside, path)  # a reader that fetched it meanwhile wrote the same bytes
+        return False
+    size.delete(aside)
+    size.forget(path)
+    return True
 
 
 async def forget_project(store: AssetStore, project_id: str, *, collect: bool = True

@@ -4,6 +4,7 @@ eviction that began earlier deletes anyway is fetched again, never a failed read
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -65,3 +66,45 @@ async def test_a_file_an_earlier_eviction_deleted_is_fetched_again(
     monkeypatch.setattr(asset_cache, "mark_used", deleted_then_mark)
     path = await asset_objects.local_file(store, asset.id)
     assert runs == [path] and path.read_bytes()
+
+
+async def test_a_lease_taken_after_an_eviction_read_the_pins_keeps_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that leases (and finds the file) just after an eviction of another
+    process read the pins: the eviction reads them again before it deletes."""
+    store, asset = await _cached(tmp_path)
+    other = AssetStore(store.root, objects=store.objects, cache_bytes=0)
+    pinned_ids = asset_cache.pinned_ids
+    reads: list[set[str]] = []
+
+    def then_a_reader_leases(store_: AssetStore, now: float | None = None) -> set[str]:
+        reads.append(pinned_ids(store_, now))
+        if len(reads) == 1:  # the reader comes between the read and the delete
+            asset_cache.lease(store, asset.id)
+            assert Path(asset.path).is_file()
+        return reads[-1]
+
+    monkeypatch.setattr(asset_cache, "pinned_ids", then_a_reader_leases)
+    assert asset_objects.evict(other) == []
+    assert Path(asset.path).read_bytes() and reads[0] == set() and asset.id in reads[1]
+    assert not list(Path(asset.path).parent.glob("*" + asset_cache.EVICTING_SUFFIX))
+    monkeypatch.setattr(asset_cache, "pinned_ids", pinned_ids)
+    asset_cache.lease(store, asset.id, 0)  # its lease over: now it goes
+    assert asset_objects.evict(other) == [Path(asset.path)]
+    assert not Path(asset.path).exists()
+    assert not list(Path(asset.path).parent.glob("*" + asset_cache.EVICTING_SUFFIX))
+
+
+async def test_a_file_a_crash_left_aside_mid_eviction_is_swept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, asset = await _cached(tmp_path)
+    path = Path(asset.path)
+    aside = path.with_name(path.name + asset_cache.EVICTING_SUFFIX)
+    path.rename(aside)  # a process killed between moving it aside and deleting it
+    size = asset_cache.CacheSize(store.root)
+    size.scan_if_due()
+    assert aside.exists()  # perhaps another process's eviction in progress: kept a while
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + asset_cache.RESCAN_S + 1)
+    size.scan_if_due(now=float("inf"))
+    assert not aside.exists() and size.total == 0
