@@ -34,7 +34,8 @@ class TakeJournal:
     in frames of its audio, positions in session frames), its audio's and the session's
     rates, the latency the musician declared last, and once its audio is stored, the
     asset (so a take placed before a crash is known again: a float WAV's bytes, hence
-    its id, change with the second it was written, libsndfile's PEAK chunk)."""
+    its id, change with the second it was written, libsndfile's PEAK chunk); once
+    recovery placed it, its length in frames (it is then only to be announced)."""
 
     project_id: str
     user: str
@@ -44,6 +45,7 @@ class TakeJournal:
     segments: list[TakeSegment] = field(default_factory=list)
     latency_frames: int = 0
     asset_id: str = ""
+    recovered_frames: int = 0
 
     def write(self, audio: Path) -> None:
         """Write this journal beside ``audio``, replacing the one there at once."""

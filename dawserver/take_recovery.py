@@ -12,11 +12,15 @@ project's people see it), announces it (``take.recovered``,
 :mod:`dawserver.take_events`, to the developers' webhooks of the project's owner),
 then removes both files. The asset is journalled before it is placed (by recovery, and
 by a recorder ending its take), and a track already holding a clip of it is left
-alone, so a crash while a take is placed does not place it (nor mark it) twice, nor
-announce it twice: the event's id is the asset's. A take of a project deleted since,
-or whose audio cannot be stored (too long, unreadable), is dropped; one that cannot be
-placed or announced now (its store or database down) is kept for the next start, as
-is one that fails otherwise (logged; the other takes are recovered all the same).
+alone, so a crash while a take is placed does not place it (nor mark it) twice. Once
+recovery placed it, the journal says so (``recovered_frames``) before it is announced:
+a take whose announcement fails is kept and told at the next start, never placed again;
+the event's id is the asset's, so it is told once. A take this recovery did not place
+(its recorder placed it just before the crash, or a recovery cut short by one) is not
+announced. A take of a project deleted since, or whose audio cannot be stored (too
+long, unreadable), is dropped; one that cannot be placed or announced now (its store
+or database down) is kept for the next start, as is one that fails otherwise (logged;
+the other takes are recovered all the same).
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ async def recover_takes(assets: AssetStore, rooms: RoomRegistry,
                         announce: Announce = _told_nobody) -> list[str]:
     """Place every take in ``assets`` that a crash cut short (see the module), each
     announced once placed; the ids of the clips added. A take whose announcement fails
-    is kept, to be announced at the next start (its clips are not placed twice)."""
+    is kept, journalled as placed, to be announced at the next start and never placed
+    again (its clips may be deleted or moved by then)."""
     added: list[str] = []
     for journal in sorted((assets.root / "tmp").glob("*" + JOURNAL_SUFFIX)):
         try:
@@ -95,13 +100,18 @@ async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path,
             log.error("the take %s was cut short, but its journal is unreadable (%s); "
                       "its audio is kept there", audio, exc)
             return []
-        placed = await _place(assets, rooms, audio, journal)
-        if placed is None:
-            return []
-        added, frames = placed
-        if frames:
+        added: list[str] = []
+        if not journal.recovered_frames:  # else placed already: only to be told
+            placed = await _place(assets, rooms, audio, journal)
+            if placed is None:
+                return []
+            added, frames = placed
+            if added:  # journalled before it is told: a later start never places it again
+                journal.recovered_frames = frames
+                journal.write(audio)
+        if journal.recovered_frames:
             try:
-                await announce(journal, frames)
+                await announce(journal, journal.recovered_frames)
             except Exception:  # its files stay, so it is told at the next start
                 log.exception("project %s: the take %s is placed, but telling of it "
                               "failed; it is kept to be told at the next start",

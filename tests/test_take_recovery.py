@@ -161,11 +161,15 @@ async def test_recovering_again_after_a_crash_mid_recovery_places_nothing_twice(
             markers = room.document.markers()
     assert placed == PLACED and take_files(assets) == []
     assert [m["name"] for m in markers] == [RECOVERED_MARKER]  # marked once
-    assert told.heard == [(stored.stem, ["vox"], 20 * FRAME)]  # announced, at last
+    # killed before it journalled the take placed: the next start cannot tell this
+    # recovery's take from one its recorder placed, so nobody is told (the marker is
+    # there)
+    assert told.heard == []
 
 
 async def test_a_take_whose_announcement_fails_is_announced_at_the_next_start(
         tmp_path: Path, store: Store) -> None:
+    """... and never placed again, though its clips and marker were deleted meanwhile."""
     killed_mid_take(tmp_path)
     assets = AssetStore(tmp_path / "assets")
     told = Told()
@@ -173,13 +177,45 @@ async def test_a_take_whose_announcement_fails_is_announced_at_the_next_start(
     async with RoomRegistry(store, document_type=ProjectDocument) as registry:
         assert len(await recover_takes(assets, registry, told)) == 2  # placed
         assert len(take_files(assets)) == 2  # but kept: nobody was told
-        told.failing = False
-        assert await recover_takes(assets, registry, told) == []  # placed once
-        placed, _ = await clips_and_audio(registry, assets)
+        [journal] = (assets.root / "tmp").glob("*.take.json")
+        assert TakeJournal.read(journal).recovered_frames == 20 * FRAME
         async with registry.use("p") as room:
             [source] = {c["source"] for c in room.document.clips_of("vox")}
-    assert placed == PLACED and take_files(assets) == []
+
+            def tidy(document: ProjectDocument) -> None:  # the musicians clear it away
+                for clip in document.clips_of("vox"):
+                    document.remove_clip(clip["id"])
+                for marker in document.markers():
+                    document.remove_marker(marker["id"])
+
+            await room.edit(tidy)
+        told.failing = False
+        assert await recover_takes(assets, registry, told) == []  # told, not placed
+        async with registry.use("p") as room:
+            assert room.document.clips_of("vox") == [] and room.document.markers() == []
+    assert take_files(assets) == []
     assert told.heard == [(source, ["vox"], 20 * FRAME)]
+
+
+async def test_a_take_its_recorder_placed_before_the_crash_is_not_announced(
+        tmp_path: Path, store: Store) -> None:
+    """Killed between placing its take and removing its files: the recorder's take is
+    on its track already; recovery removes the files and tells nobody."""
+    audio = killed_mid_take(tmp_path)
+    shutil.copy2(audio, tmp_path / "left")
+    journal = TakeJournal.read(journal_path(audio))
+    assets = AssetStore(tmp_path / "assets")
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        assert len(await recover_takes(assets, registry)) == 2  # as the recorder did
+        async with registry.use("p") as room:
+            [source] = {c["source"] for c in room.document.clips_of("vox")}
+        shutil.copy2(tmp_path / "left", audio)  # what the recorder left: its audio, and
+        journal.asset_id = source  # its journal naming the asset it placed
+        journal.write(audio)
+        told = Told()
+        assert await recover_takes(assets, registry, told) == []
+        placed, _ = await clips_and_audio(registry, assets)
+    assert placed == PLACED and told.heard == [] and take_files(assets) == []
 
 
 async def test_a_take_names_its_asset_in_its_journal_before_it_is_placed(
