@@ -65,6 +65,7 @@ import os
 import re
 import tempfile
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
@@ -483,20 +484,30 @@ def evict(store: AssetStore, keep: Collection[str] = ()) -> list[Path]:
 
 
 def _delete_unless_used(store: AssetStore, path: Path, asset_id: str) -> bool:
-    """Delete the cached ``path`` unless ``asset_id`` was pinned or leased since this
-    eviction read the pins; whether it did. The file is moved aside first, then the
-    pins are read again: a reader pins (or leases) before it looks for the file, so one
-    that came before the second read is seen and the file is put back, and one that
-    came after finds it missing and fetches it again. Never deleted under a reader."""
+    """Delete the cached ``path`` unless ``asset_id`` is pinned or leased now; whether it
+    did. A reader pins (or leases) before it looks for the file, so the pins are read
+    just before the file is moved aside (under a name of this eviction's own), and again
+    after: a reader that came between the two reads finds the file missing for that
+    moment, fetches it again or has it put back, and one that comes later fetches it
+    again, as after any eviction. Never deleted under a reader."""
     size = asset_cache.cache_size(store)
-    aside = path.with_name(path.name + asset_cache.EVICTING_SUFFIX)
+    if asset_id in asset_cache.pinned_ids(store):
+        return False
+    aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}{asset_cache.EVICTING_SUFFIX}")
     try:
         os.rename(path, aside)
     except FileNotFoundError:  # gone already (its project deleted, another eviction)
         size.forget(path)
         return False
     if asset_id in asset_cache.pinned_ids(store):
-        os.replace(aside, path)  # a reader that fetched it meanwhile wrote the same bytes
+        try:  # a reader that fetched it again meanwhile wrote the same bytes
+            os.replace(aside, path)
+        except FileNotFoundError:  # swept as a crash's leftover: fetched again if read
+            size.forget(path)
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            asset_cache.mark_used(path)  # it was wanted just now
+        size.note(path)
         return False
     size.delete(aside)
     size.forget(path)

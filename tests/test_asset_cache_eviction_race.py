@@ -4,6 +4,7 @@ eviction that began earlier deletes anyway is fetched again, never a failed read
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -108,3 +109,50 @@ async def test_a_file_a_crash_left_aside_mid_eviction_is_swept(
     monkeypatch.setattr(time, "time", lambda: now + asset_cache.RESCAN_S + 1)
     size.scan_if_due(now=float("inf"))
     assert not aside.exists() and size.total == 0
+
+
+async def test_two_evictions_of_one_file_keep_a_reader_s_fresh_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two evictions (threads or processes) of one file, and a reader between them:
+    the first moves the old copy aside and decides to delete it; the reader leases
+    and fetches the file again; the second (its pins read before the lease) moves the
+    fresh copy aside, and the first deletes its copy before the second reads the pins
+    again and puts the fresh copy back. Each moves the file aside under a name of its
+    own, so the first never deletes the reader's copy."""
+    store, asset = await _cached(tmp_path)
+    path = Path(asset.path)
+    first = AssetStore(store.root, objects=store.objects, cache_bytes=0)
+    second = AssetStore(store.root, objects=store.objects, cache_bytes=0)
+    asset_cache.cache_size(second).scan_if_due()  # the second knows the file already
+    fresh = path.read_bytes()
+    rename, delete, pinned_ids = os.rename, asset_cache.CacheSize.delete, asset_cache.pinned_ids
+    renames: list[Path] = []
+    first_aside: list[Path] = []
+    second_evicted: list[Path] = []
+
+    def renamed(source: Path, target: Path) -> None:
+        if renames:  # the second eviction's move: the reader came just before it
+            asset_cache.lease(store, asset.id)
+            assert not path.exists()
+            path.write_bytes(fresh)  # fetched again
+        renames.append(Path(target))
+        rename(source, target)
+
+    def deleted(self: asset_cache.CacheSize, doomed: Path) -> None:
+        if not first_aside:  # the first eviction deletes, the second already began
+            first_aside.append(doomed)
+            second_evicted.extend(asset_objects.evict(second))
+        delete(self, doomed)
+
+    def pins(store_: AssetStore, now: float | None = None) -> set[str]:
+        if len(renames) == 2 and first_aside:  # the first deletes before this read
+            first_aside[0].unlink(missing_ok=True)
+        return pinned_ids(store_, now)
+
+    monkeypatch.setattr(os, "rename", renamed)
+    monkeypatch.setattr(asset_cache.CacheSize, "delete", deleted)
+    monkeypatch.setattr(asset_cache, "pinned_ids", pins)
+    assert asset_objects.evict(first) == [path]  # its old copy
+    assert len(renames) == 2 and renames[0] != renames[1]
+    assert second_evicted == [] and path.read_bytes() == fresh  # the reader's copy
+    assert not list(path.parent.glob("*" + asset_cache.EVICTING_SUFFIX))
