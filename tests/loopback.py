@@ -21,8 +21,10 @@ from cryptography.x509.oid import NameOID
 sys.modules.setdefault("loopback", sys.modules[__name__])
 sys.modules.setdefault("tests.loopback", sys.modules[__name__])
 
-#: How many ports below the kernel's ephemeral range :func:`free_port` hands out.
+#: How many ports below the kernel's ephemeral range :func:`free_port` hands out, and
+#: the fewest a worker's share may hold (else the kernel picks, as ``bind(0)`` does).
 SPAN = 12_000
+MIN_SHARE = 200
 
 
 def ephemeral_low() -> int:
@@ -37,13 +39,18 @@ def ephemeral_low() -> int:
 def port_span() -> range:
     """The ports this process's :func:`free_port` picks from: just below the ephemeral
     range, this pytest-xdist worker's share of it (``PYTEST_XDIST_WORKER=gwN`` of
-    ``PYTEST_XDIST_WORKER_COUNT``)."""
+    ``PYTEST_XDIST_WORKER_COUNT``; a worker started again after one crashed, ``gw2`` of
+    2, takes the share of the one it replaces). Empty when the shares would be too
+    small (an ephemeral range that starts low)."""
     high = ephemeral_low()
     low = max(1024, high - SPAN)
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    share = (high - low) // max(1, workers)
-    return range(low + worker * share, low + (worker + 1) * share)
+    share = (high - low) // workers
+    if share < MIN_SHARE:
+        return range(0)
+    start = low + (worker % workers) * share
+    return range(start, start + share)
 
 
 _turn = random.randrange(SPAN)  # a child process starts elsewhere than its parent
@@ -54,7 +61,8 @@ def free_port() -> int:
     binds it (unless someone else names it): taken from :func:`port_span`, not from the
     ephemeral range, so no outgoing connection (a client's own port) nor another
     worker's pick takes it meanwhile, as a port ``bind(0)`` chose could be. The process
-    goes round its span, so it gives a port again only after all the others."""
+    goes round its span, so it gives a port again only after all the others. With no
+    span (or none of it free) the kernel picks one."""
     global _turn
     span = port_span()
     for _ in range(len(span)):
@@ -66,7 +74,9 @@ def free_port() -> int:
             except OSError:
                 continue
         return port
-    raise RuntimeError(f"no free port left in {span} for this process")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def self_signed_files(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
