@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_RULE", "SIGN_UP_RULE", "Attempt", "ThrottleRule", "decayed", "delay_after"]
+__all__ = ["DEFAULT_RULE", "SIGN_UPS_FREE", "SIGN_UP_RULE", "Attempt", "ThrottleRule", "decayed",
+           "delay_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,4 +98,7 @@ def delay_after(failures: int, rule: ThrottleRule = DEFAULT_RULE) -> float:
 #: halving with each hour without one: each costs an argon2 hash and a queued job, and
 #: a class or an office behind one address signs up that many at once
 #: (``ServerConfig.sign_ups_per_client``; :meth:`AccountService.take_sign_up`).
-SIGN_UP_RULE = ThrottleRule(free_failures=30)
+SIGN_UPS_FREE = 30
+#: Their rule: a sign-up is counted before it is checked, so ``free_failures + 1`` of
+#: them pass without a wait.
+SIGN_UP_RULE = ThrottleRule(free_failures=SIGN_UPS_FREE - 1)

@@ -210,7 +210,7 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
         store, Sessions(backend), QueuedMail(app[BACKGROUND]),
         base_url=config.base_url, passwords=passwords, regions=store.regions,
         require_verified_email=config.require_verified_email,
-        sign_up_rule=replace(SIGN_UP_RULE, free_failures=config.sign_ups_per_client))
+        sign_up_rule=replace(SIGN_UP_RULE, free_failures=config.sign_ups_per_client - 1))
     app[RATE_LIMITER] = RateLimiter.from_url(config.redis_url)
     log.info("accounts ready (regions %s, sessions in %s)", ", ".join(store.regions),
              type(backend).__name__)

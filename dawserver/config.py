@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from accounts.models import DEFAULT_REGION
 from accounts.regions import check_distinct, check_region_name
-from accounts.throttle import SIGN_UP_RULE
+from accounts.throttle import SIGN_UPS_FREE
 
 from .background import KEEP_FINISHED_S
 from .forwarded import trusted_networks
@@ -184,7 +184,7 @@ class ServerConfig:
     single_sign_on: dict[str, Any] = field(default_factory=dict)
     require_verified_email: bool = True
     password_hashing: tuple[int, int, int] | None = None
-    sign_ups_per_client: int = SIGN_UP_RULE.free_failures
+    sign_ups_per_client: int = SIGN_UPS_FREE
     collab_token_seconds: float = 3600.0
     regions: dict[str, RegionConfig] = field(default_factory=dict)
     webhooks: dict[str, Any] = field(default_factory=dict)
@@ -197,10 +197,10 @@ class ServerConfig:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         trusted_networks(self.trusted_proxies)  # a ValueError naming a bad one
-        if self.sign_ups_per_client < 0:
+        if self.sign_ups_per_client < 1:
             raise ValueError(f"sign_ups_per_client {self.sign_ups_per_client!r}: give how "
-                             f"many sign-ups one client makes freely, 0 or more (default "
-                             f"{SIGN_UP_RULE.free_failures})")
+                             f"many sign-ups one client makes freely, 1 or more (default "
+                             f"{SIGN_UPS_FREE})")
         if not self.asset_collection_seconds > 0:
             raise ValueError(f"asset_collection_seconds {self.asset_collection_seconds!r}: "
                              "give the seconds between collections, above 0 (default 3600)")

@@ -209,12 +209,12 @@ def test_serve_takes_mail_providers_and_hashing_from_options_or_environment(
     result = runner.invoke(main, ["serve", "--data", str(tmp_path / "data")], env={
         "DAW_MAIL_URL": "smtps://mail.example.org", "DAW_PASSWORD_HASHING": "1,1024,1",
         "DAW_SIGN_IN_PROVIDERS": str(providers), "DAW_COLLAB_TOKEN_SECONDS": "30",
-        "DAW_EXPORT_KEEP_DAYS": "30", "DAW_SIGN_UPS_PER_CLIENT": "0"})
+        "DAW_EXPORT_KEEP_DAYS": "30", "DAW_SIGN_UPS_PER_CLIENT": "1"})
     assert (made[-1].mail_url, made[-1].password_hashing) == ("smtps://mail.example.org",
                                                                (1, 1024, 1))
     assert made[-1].collab_token_seconds == 30.0
     assert made[-1].export_keep_seconds == 30 * 86_400
-    assert made[-1].sign_ups_per_client == 0
+    assert made[-1].sign_ups_per_client == 1
     assert list(made[-1].sign_in_providers) == ["google"]
 
 
@@ -226,7 +226,7 @@ def test_serve_takes_mail_providers_and_hashing_from_options_or_environment(
     ("--collab-token-lifetime", "0.5", "x>=1"),
     ("--export-keep-days", "0", "0<x<=30"),
     ("--export-keep-days", "31", "0<x<=30"),
-    ("--sign-ups-per-client", "-1", "x>=0"),
+    ("--sign-ups-per-client", "0", "x>=1"),
 ])
 def test_serve_refuses_unusable_account_options_with_what_to_give(
         tmp_path: Path, option: str, value: str, says: str) -> None:

@@ -11,7 +11,7 @@ import click
 from aiohttp import web
 
 from accounts.passwords import meets_owasp_minimum
-from accounts.throttle import SIGN_UP_RULE
+from accounts.throttle import SIGN_UPS_FREE
 from collab.errors import CollabError
 from collab.store import open_store
 from collab.tokens import Role, TokenSigner
@@ -121,8 +121,8 @@ def _hashing(text: str | None) -> tuple[int, int, int] | None:
               default=EXPORT_KEEP_S / 86_400, show_default=True, help="How long a person's "
               "privacy export archive stays downloadable after it is made (docs/accounts.md).")
 @click.option("--sign-ups-per-client", "sign_ups_per_client", metavar="N",
-              envvar="DAW_SIGN_UPS_PER_CLIENT", type=click.IntRange(min=0),
-              default=SIGN_UP_RULE.free_failures, show_default=True, help="Sign-ups one "
+              envvar="DAW_SIGN_UPS_PER_CLIENT", type=click.IntRange(min=1),
+              default=SIGN_UPS_FREE, show_default=True, help="Sign-ups one "
               "client address makes freely before it waits 1 s, 2 s, ... (429), the count "
               "halving with each hour without one (docs/accounts.md).")
 @click.option("--otlp-endpoint", metavar="URL", envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
