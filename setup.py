@@ -124,7 +124,8 @@ setup(
         "pyotp>=2.9",
         "authlib>=1.3",
         "joserfc>=1.0",
-        "limits>=4.0",
+        # <6: accounts.ratelimit reads its memory storage's moving windows (events, atime)
+        "limits>=4.0,<6",
         "cryptography>=42",
         "regex>=2023.0",
         "charset-normalizer>=3.0",
