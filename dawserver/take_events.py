@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from .declarations import Event
-from .keys import ACCOUNTS, BACKGROUND
+from .project_events import publish_for_owner
 from .take_journal import TakeJournal
 
 RECOVERED_NAME = "take.recovered"
@@ -44,15 +44,9 @@ async def announce_recovered(app: web.Application, journal: TakeJournal,
     """Publish ``take.recovered`` of the placed take ``journal`` (its asset journalled)
     for the project's owner; the event id, or None when the project has no owning
     account."""
-    if ACCOUNTS not in app or BACKGROUND not in app:
-        return None
-    owner = await app[ACCOUNTS].store.project_owner(journal.project_id)
-    if owner is None:
-        return None
-    payload = TakeRecovered(
-        account_id=owner, project_id=journal.project_id, asset_id=journal.asset_id,
-        recorded_by=journal.user or None, tracks=list(journal.tracks), frames=frames,
-        duration_s=round(frames / journal.sample_rate, 3))
-    return await app[BACKGROUND].bus.publish_now(
-        RECOVERED_NAME, payload, account_id=owner,
+    return await publish_for_owner(app, journal.project_id, RECOVERED_NAME, lambda owner:
+        TakeRecovered(account_id=owner, project_id=journal.project_id,
+                      asset_id=journal.asset_id, recorded_by=journal.user or None,
+                      tracks=list(journal.tracks), frames=frames,
+                      duration_s=round(frames / journal.sample_rate, 3)),
         event_id=f"{RECOVERED_NAME}/{journal.project_id}/{journal.asset_id}")

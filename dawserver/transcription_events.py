@@ -14,7 +14,7 @@ from transcription.jobs import TranscriptionRequest
 from transcription.transcript import Transcript
 
 from .declarations import Event
-from .keys import ACCOUNTS, BACKGROUND
+from .project_events import publish_for_owner
 
 DONE_NAME = "transcription.done"
 
@@ -40,14 +40,9 @@ async def announce_done(app: web.Application, request: TranscriptionRequest, job
                         transcript: Transcript) -> str | None:
     """Publish ``transcription.done`` for the project's owner; the event id, or None when
     the project has no owning account (nobody subscribes to its events)."""
-    if ACCOUNTS not in app or BACKGROUND not in app:
-        return None
-    owner = await app[ACCOUNTS].store.project_owner(request.project_id)
-    if owner is None:
-        return None
-    payload = TranscriptionDone(
-        account_id=owner, project_id=request.project_id, job_id=job_id,
-        clip_id=request.clip_id, language=transcript.language,
-        duration_s=round(transcript.duration, 3), words=len(transcript.words))
-    return await app[BACKGROUND].bus.publish_now(DONE_NAME, payload, account_id=owner,
-                                                 event_id=f"{DONE_NAME}/{job_id}")
+    return await publish_for_owner(app, request.project_id, DONE_NAME, lambda owner:
+        TranscriptionDone(account_id=owner, project_id=request.project_id, job_id=job_id,
+                          clip_id=request.clip_id, language=transcript.language,
+                          duration_s=round(transcript.duration, 3),
+                          words=len(transcript.words)),
+        event_id=f"{DONE_NAME}/{job_id}")
