@@ -3,9 +3,11 @@
 Published when the server starts again and places such a take
 (:mod:`dawserver.take_recovery`), for the account that owns the project, where
 developers' webhooks hear it (docs/public-api.md). Its id is the stored asset's, and
-that asset is journalled before the take is placed, so a take recovered again after a
-crash (placed before it, announced or not) is announced once. A project from before
-accounts has no owner to tell.
+recovery journals a take it began placing, and one it placed, before it tells, so a
+take recovered again after a crash (placed before it, announced or not) is announced
+once (as long as the event is on record, and under the same owner). A take whose
+tracks were all deleted since is stored and told of, though placed nowhere. A project
+from before accounts has no owner to tell.
 """
 
 from __future__ import annotations

@@ -34,8 +34,10 @@ class TakeJournal:
     in frames of its audio, positions in session frames), its audio's and the session's
     rates, the latency the musician declared last, and once its audio is stored, the
     asset (so a take placed before a crash is known again: a float WAV's bytes, hence
-    its id, change with the second it was written, libsndfile's PEAK chunk); once
-    recovery placed it, its length in frames (it is then only to be announced)."""
+    its id, change with the second it was written, libsndfile's PEAK chunk); whether a
+    recovery began placing it, and once one placed it, its length in frames (it is
+    then only to be announced). Those two are written only once set, so a journal of
+    a take that never needed recovery reads as before them."""
 
     project_id: str
     user: str
@@ -45,6 +47,7 @@ class TakeJournal:
     segments: list[TakeSegment] = field(default_factory=list)
     latency_frames: int = 0
     asset_id: str = ""
+    recovering: bool = False
     recovered_frames: int = 0
 
     def write(self, audio: Path) -> None:
@@ -53,6 +56,9 @@ class TakeJournal:
         data = asdict(self)
         data["segments"] = [[s.offset, s.position, list(s.loop) if s.loop else None]
                             for s in self.segments]
+        for name in ("recovering", "recovered_frames"):
+            if not data[name]:
+                del data[name]
         write_atomic(path, json.dumps(data).encode())
 
     @classmethod

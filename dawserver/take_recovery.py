@@ -12,11 +12,12 @@ project's people see it), announces it (``take.recovered``,
 :mod:`dawserver.take_events`, to the developers' webhooks of the project's owner),
 then removes both files. The asset is journalled before it is placed (by recovery, and
 by a recorder ending its take), and a track already holding a clip of it is left
-alone, so a crash while a take is placed does not place it (nor mark it) twice. Once
-recovery placed it, the journal says so (``recovered_frames``) before it is announced:
-a take whose announcement fails is kept and told at the next start, never placed again;
-the event's id is the asset's, so it is told once. A take this recovery did not place
-(its recorder placed it just before the crash, or a recovery cut short by one) is not
+alone, so a crash while a take is placed does not place it (nor mark it) twice.
+Recovery journals that it began (``recovering``) before it places a take, and that it
+placed it (``recovered_frames``) before it announces it: a take whose announcement
+fails, or whose recovery was stopped on the way, is told at the next start and never
+placed again; the event's id is the asset's, so it is told once. A take its recorder
+had placed just before the crash (a track holds it, and no recovery began) is not
 announced. A take of a project deleted since, or whose audio cannot be stored (too
 long, unreadable), is dropped; one that cannot be placed or announced now (its store
 or database down) is kept for the next start, as is one that fails otherwise (logged;
@@ -102,11 +103,17 @@ async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path,
             return []
         added: list[str] = []
         if not journal.recovered_frames:  # else placed already: only to be told
+            began = journal.recovering  # a recovery before was stopped on the way
+            if not began:  # journalled first: a stop while it is placed still tells
+                journal.recovering = True
+                journal.write(audio)
             placed = await _place(assets, rooms, audio, journal)
             if placed is None:
                 return []
-            added, frames = placed
-            if added:  # journalled before it is told: a later start never places it again
+            added, frames, held = placed
+            # a take its recorder placed before the crash is not told of; journalled
+            # before it is told: a later start never places it again
+            if frames and (began or not held):
                 journal.recovered_frames = frames
                 journal.write(audio)
         if journal.recovered_frames:
@@ -125,36 +132,40 @@ async def _recover(assets: AssetStore, rooms: RoomRegistry, journal_file: Path,
 
 
 async def _place(assets: AssetStore, rooms: RoomRegistry, audio: Path,
-                 journal: TakeJournal) -> tuple[list[str], int] | None:
-    """Store and place the take; its clips and frames (0: nothing placed, it is to be
-    removed), or None if it is to be kept for later."""
+                 journal: TakeJournal) -> tuple[list[str], int, bool] | None:
+    """Store and place the take; its clips, its frames (0: nothing placed, it is to be
+    removed) and whether a track held it already, or None if it is to be kept for
+    later."""
     if await rooms.store.get_project(journal.project_id) is None:
         log.info("project %s is gone: the take %s cut short with it is removed",
                  journal.project_id, audio)
-        return [], 0
+        return [], 0, False
     try:
         stored = await _stored(assets, audio, journal)
         if stored is None:
             log.info("the take %s was cut short before any audio arrived; removed", audio)
-            return [], 0
+            return [], 0, False
         asset, frames = stored
         async with rooms.use(journal.project_id) as room:
+            document = room.document
+            held = any(c.get("source") == asset.id for track in journal.tracks
+                       if track in document.track_ids() for c in document.clips_of(track))
             added = await place_recorded(assets, room, asset, journal.tracks,
                                          take_passes(journal, frames), again=True,
                                          mark=RECOVERED_MARKER)
     except ProjectNotFound:  # deleted just now
-        return [], 0
+        return [], 0, False
     except (AssetTooLarge, InvalidAudio) as exc:  # as a take that ended would be
         log.error("project %s: the take %s cut short by a crash cannot be stored (%s); "
                   "removed", journal.project_id, audio, exc)
-        return [], 0
+        return [], 0, False
     except (AssetError, CollabError, OSError) as exc:
         log.error("project %s: could not place the take %s cut short by a crash (%s); "
                   "it is kept for the next start", journal.project_id, audio, exc)
         return None
     log.warning("project %s: a take of %s that a crash cut short (%d frames) was placed "
                 "as %s", journal.project_id, journal.user, frames, added)
-    return added, frames
+    return added, frames, held
 
 
 async def _stored(assets: AssetStore, audio: Path, journal: TakeJournal

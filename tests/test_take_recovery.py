@@ -161,16 +161,30 @@ async def test_recovering_again_after_a_crash_mid_recovery_places_nothing_twice(
             markers = room.document.markers()
     assert placed == PLACED and take_files(assets) == []
     assert [m["name"] for m in markers] == [RECOVERED_MARKER]  # marked once
-    # killed before it journalled the take placed: the next start cannot tell this
-    # recovery's take from one its recorder placed, so nobody is told (the marker is
-    # there)
-    assert told.heard == []
+    # it journalled that it began before placing: told at last, by the second
+    assert told.heard == [(stored.stem, ["vox"], 20 * FRAME)]
+
+
+async def test_a_take_whose_tracks_are_gone_is_stored_and_told_of(
+        tmp_path: Path, store: Store) -> None:
+    audio = killed_mid_take(tmp_path)
+    journal = TakeJournal.read(journal_path(audio))
+    journal.tracks = ["deleted-since"]
+    journal.write(audio)
+    assets = AssetStore(tmp_path / "assets")
+    told = Told()
+    async with RoomRegistry(store, document_type=ProjectDocument) as registry:
+        assert await recover_takes(assets, registry, told) == []  # no track to hold it
+    [(asset_id, tracks, frames)] = told.heard
+    assert tracks == ["deleted-since"] and frames == 20 * FRAME
+    assert assets.asset(asset_id).frames == 20 * FRAME and take_files(assets) == []
 
 
 async def test_a_take_whose_announcement_fails_is_announced_at_the_next_start(
         tmp_path: Path, store: Store) -> None:
     """... and never placed again, though its clips and marker were deleted meanwhile."""
-    killed_mid_take(tmp_path)
+    audio = killed_mid_take(tmp_path)
+    journal_before = journal_path(audio).read_text()
     assets = AssetStore(tmp_path / "assets")
     told = Told()
     told.failing = True
@@ -179,6 +193,7 @@ async def test_a_take_whose_announcement_fails_is_announced_at_the_next_start(
         assert len(take_files(assets)) == 2  # but kept: nobody was told
         [journal] = (assets.root / "tmp").glob("*.take.json")
         assert TakeJournal.read(journal).recovered_frames == 20 * FRAME
+        assert "recovered_frames" not in journal_before  # written once set, only
         async with registry.use("p") as room:
             [source] = {c["source"] for c in room.document.clips_of("vox")}
 
