@@ -487,9 +487,10 @@ def _delete_unless_used(store: AssetStore, path: Path, asset_id: str) -> bool:
     """Delete the cached ``path`` unless ``asset_id`` is pinned or leased now; whether it
     did. A reader pins (or leases) before it looks for the file, so the pins are read
     just before the file is moved aside (under a name of this eviction's own), and again
-    after: a reader that came between the two reads finds the file missing for that
-    moment, fetches it again or has it put back, and one that comes later fetches it
-    again, as after any eviction. Never deleted under a reader."""
+    after: the file of a reader that leased between the two reads is put back, and one
+    that comes later fetches it again, as after any eviction; it is never deleted under
+    a reader. A reader that leased and found the file in the moment before the move,
+    and opens it while it is aside, still finds it missing."""
     size = asset_cache.cache_size(store)
     if asset_id in asset_cache.pinned_ids(store):
         return False

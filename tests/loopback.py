@@ -39,9 +39,10 @@ def ephemeral_low() -> int:
 def port_span() -> range:
     """The ports this process's :func:`free_port` picks from: just below the ephemeral
     range, this pytest-xdist worker's share of it (``PYTEST_XDIST_WORKER=gwN`` of
-    ``PYTEST_XDIST_WORKER_COUNT``; a worker started again after one crashed, ``gw2`` of
-    2, takes the share of the one it replaces). Empty when the shares would be too
-    small (an ephemeral range that starts low)."""
+    ``PYTEST_XDIST_WORKER_COUNT``; a worker xdist starts again after one died, ``gw2``
+    of 2, takes share ``2 % 2``, which a live worker may hold: that happens only after
+    a test failed, and costs a chance of a port picked twice). Empty when the shares
+    would be too small (an ephemeral range that starts low)."""
     high = ephemeral_low()
     low = max(1024, high - SPAN)
     workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))

@@ -15,7 +15,7 @@ def test_each_worker_has_a_share_below_the_ephemeral_range(
     monkeypatch.setattr(loopback, "ephemeral_low", lambda: 32768)
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
     shares = []
-    for worker in ("gw0", "gw1", "gw2"):  # gw2: started again after gw0 or gw1 crashed
+    for worker in ("gw0", "gw1", "gw2"):  # gw2: started again after a worker died
         monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
         shares.append(port_span())
     assert shares[0] == range(20768, 26768) and shares[1] == range(26768, 32768)
