@@ -202,7 +202,7 @@ def test_an_organisations_dashboard_is_chosen_in_the_page(ada: Person) -> None:
             "GET", f"/api/analytics/runs/{run['run_id']}?account={org}")["job_state"] == "done",
             timeout=90)
 
-    page = ada.open()
+    page = ada.open(f"?from={start}&to={TODAY.isoformat()}")  # the range read below
     loads = ada.loads()
     page.get_by_label("Analytics of").select_option(label="Night Owls")
     wait_for(lambda: ada.loads() > loads)
